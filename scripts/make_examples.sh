@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Regenerate the example speech in examples/ (needs Debian's espeak-ng, sox and ffmpeg:
+#   apt-get install -y espeak-ng sox ffmpeg).
+# The files are committed, so neither the tests nor the demo need these tools.
+set -euo pipefail
+cd "$(dirname "$0")/../examples"
+
+say() {  # say NAME TEXT: NAME.wav (16 kHz mono 16-bit) and NAME.txt
+  local name=$1 text=$2
+  printf '%s\n' "$text" > "$name.txt"
+  espeak-ng -v en-us -s 150 -w "/tmp/$name.22k.wav" "$text"
+  sox "/tmp/$name.22k.wav" -r 16000 -c 1 -b 16 "$name.wav"
+  rm -f "/tmp/$name.22k.wav"
+}
+
+say meeting "Good morning everyone. Let's review the quarterly budget and the hiring plan before Friday."
+say standup "Yesterday I fixed the login bug. Today I will write the release notes and update the documentation."
+
+# The same speech in the other containers the service accepts.
+ffmpeg -loglevel error -y -i meeting.wav -c:a flac meeting.flac
+ffmpeg -loglevel error -y -i meeting.wav -c:a libmp3lame -b:a 48k meeting.mp3
+ffmpeg -loglevel error -y -i meeting.wav -c:a aac -b:a 48k meeting.m4a
+ffmpeg -loglevel error -y -i meeting.wav -c:a libvorbis -q:a 3 meeting.ogg
+ls -l

@@ -1,0 +1,1 @@
+"""The API Gateway (REST, proxy integration) Lambda handler."""

@@ -1,0 +1,95 @@
+"""API Gateway proxy handler: routes, and the one place errors become HTTP responses."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+
+from whisperq.api_handler.service import JobService
+from whisperq.aws.blobs import Blobs
+from whisperq.aws.clients import Clients
+from whisperq.aws.jobs_table import JobsTable
+from whisperq.config import Settings
+from whisperq.core.errors import InvalidRequest, WhisperqError
+
+logger = Logger(service="whisperq-api")
+app = APIGatewayRestResolver()
+
+_service: JobService | None = None
+
+
+def service() -> JobService:
+    """The service, built on first use and kept for the life of the container."""
+    global _service
+    if _service is None:
+        settings = Settings.from_env()
+        clients = Clients(settings)
+        _service = JobService(settings, JobsTable(clients, settings.table), Blobs(clients, settings.bucket))
+    return _service
+
+
+def reset(svc: JobService | None = None) -> None:
+    """Forget the built service (or use `svc`): for a twin that starts with a new environment."""
+    global _service
+    _service = svc
+
+
+def error_response(status_code: int, code: str, message: str) -> Response:
+    return Response(
+        status_code=status_code,
+        content_type="application/json",
+        body=json.dumps({"error": {"code": code, "message": message}}),
+    )
+
+
+def json_body() -> Any:
+    raw = app.current_event.body
+    if raw is None or raw == "":
+        raise InvalidRequest("the request needs a JSON body")
+    if app.current_event.is_base64_encoded:
+        raw = app.current_event.decoded_body
+    try:
+        return json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidRequest(f"the request body is not valid JSON: {exc}") from exc
+
+
+@app.post("/upload")
+def create_upload() -> Response:
+    return Response(
+        status_code=201, content_type="application/json", body=json.dumps(service().create_upload(json_body()))
+    )
+
+
+@app.get("/status/<job_id>")
+def get_status(job_id: str) -> dict[str, Any]:
+    return service().status(job_id)
+
+
+@app.exception_handler(WhisperqError)
+def handle_whisperq_error(exc: WhisperqError) -> Response:
+    if exc.status_code >= 500:
+        logger.warning("request failed", extra={"error": exc.message, "code": exc.code})
+    return error_response(exc.status_code, exc.code, exc.message)
+
+
+@app.not_found
+def handle_not_found(exc: NotFoundError) -> Response:
+    event = app.current_event
+    return error_response(404, "route_not_found", f"no route for {event.http_method} {event.path}")
+
+
+@app.exception_handler(Exception)
+def handle_unexpected(exc: Exception) -> Response:
+    # A bug, not the caller's fault: log it in full, answer without leaking a traceback.
+    logger.exception("unexpected error")
+    return error_response(500, "internal_error", "internal error; the request was logged")
+
+
+@logger.inject_lambda_context
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,92 @@
+"""The S3 bucket: pre-signed URLs, audio downloads and transcript uploads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from whisperq.aws.clients import Clients
+from whisperq.aws.errors import as_core_error, error_code
+from whisperq.core.errors import PermanentJobError
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size_bytes: int
+    content_type: str
+    last_modified_iso: str
+
+
+class Blobs:
+    """One bucket's objects."""
+
+    def __init__(self, clients: Clients, bucket: str):
+        self._clients = clients
+        self.bucket = bucket
+
+    @property
+    def _s3(self) -> Any:
+        return self._clients.s3
+
+    def presign_put(self, key: str, content_type: str, expires_in_s: int) -> str:
+        """A URL the client PUTs the object to; it must send the same Content-Type header."""
+        return self._s3.generate_presigned_url(
+            "put_object",
+            Params={"Bucket": self.bucket, "Key": key, "ContentType": content_type},
+            ExpiresIn=expires_in_s,
+            HttpMethod="PUT",
+        )
+
+    def presign_get(self, key: str, expires_in_s: int, download_name: str | None = None) -> str:
+        """A URL to download one object for `expires_in_s` seconds."""
+        params: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
+        if download_name:
+            params["ResponseContentDisposition"] = f'attachment; filename="{download_name}"'
+        return self._s3.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_in_s)
+
+    def head(self, key: str) -> ObjectInfo | None:
+        """The object's size and type, or None when it does not exist."""
+        try:
+            response = self._s3.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise as_core_error(exc, f"reading s3://{self.bucket}/{key}") from exc
+        except BotoCoreError as exc:
+            raise as_core_error(exc, f"reading s3://{self.bucket}/{key}") from exc
+        return ObjectInfo(
+            key=key,
+            size_bytes=int(response.get("ContentLength", 0)),
+            content_type=str(response.get("ContentType", "")),
+            last_modified_iso=response["LastModified"].isoformat() if "LastModified" in response else "",
+        )
+
+    def download(self, key: str, path: str) -> None:
+        """Copy an object to a local file."""
+        try:
+            self._s3.download_file(self.bucket, key, path)
+        except ClientError as exc:
+            if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+                raise PermanentJobError(
+                    f"the uploaded audio s3://{self.bucket}/{key} no longer exists (deleted after upload?)"
+                ) from exc
+            raise as_core_error(exc, f"downloading s3://{self.bucket}/{key}") from exc
+        except BotoCoreError as exc:
+            raise as_core_error(exc, f"downloading s3://{self.bucket}/{key}") from exc
+
+    def put_text(self, key: str, text: str, content_type: str) -> None:
+        """Write a text object (a transcript)."""
+        try:
+            self._s3.put_object(Bucket=self.bucket, Key=key, Body=text.encode("utf-8"), ContentType=content_type)
+        except (ClientError, BotoCoreError) as exc:
+            raise as_core_error(exc, f"writing s3://{self.bucket}/{key}") from exc
+
+    def get_text(self, key: str) -> str:
+        try:
+            response = self._s3.get_object(Bucket=self.bucket, Key=key)
+            return response["Body"].read().decode("utf-8")
+        except (ClientError, BotoCoreError) as exc:
+            raise as_core_error(exc, f"reading s3://{self.bucket}/{key}") from exc

@@ -1,0 +1,54 @@
+"""One client factory that knows the endpoint: AWS itself, the local twin, or a test server."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from whisperq.config import Settings
+
+
+class Clients:
+    """Creates boto3 clients lazily, once each, for one endpoint and region.
+
+    Clients are thread-safe; the session that makes them is not, hence the lock."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._session = boto3.session.Session(region_name=settings.region)
+        self._clients: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def _make(self, service: str) -> Any:
+        options: dict[str, Any] = {"retries": {"max_attempts": 3, "mode": "standard"}}
+        if service == "s3":
+            # SigV4 for pre-signed URLs (boto3 would sign us-east-1 with SigV2); path-style
+            # addressing for endpoints such as http://127.0.0.1:PORT where a bucket subdomain
+            # cannot resolve.
+            options["signature_version"] = "s3v4"
+            if self.settings.endpoint_url:
+                options["s3"] = {"addressing_style": "path"}
+        return self._session.client(
+            service, endpoint_url=self.settings.endpoint_url, config=Config(**options)
+        )
+
+    def get(self, service: str) -> Any:
+        with self._lock:
+            if service not in self._clients:
+                self._clients[service] = self._make(service)
+            return self._clients[service]
+
+    @property
+    def s3(self) -> Any:
+        return self.get("s3")
+
+    @property
+    def sqs(self) -> Any:
+        return self.get("sqs")
+
+    @property
+    def dynamodb(self) -> Any:
+        return self.get("dynamodb")

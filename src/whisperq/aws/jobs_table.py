@@ -1,0 +1,175 @@
+"""The DynamoDB jobs table: one item per job, every status change a conditional write."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import BotoCoreError, ClientError
+
+from whisperq.aws.clients import Clients
+from whisperq.aws.errors import as_core_error, error_code
+from whisperq.core.errors import InvalidTransition, JobNotFound
+from whisperq.core.jobs import Job, JobStatus, iso, sources_of, utc_now
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+# Attributes that map to Job fields; everything else on the item lands in Job.details.
+_CORE_ATTRIBUTES = {
+    "jobId": "job_id",
+    "status": "status",
+    "filename": "filename",
+    "contentType": "content_type",
+    "audioKey": "audio_key",
+    "createdAt": "created_at",
+    "updatedAt": "updated_at",
+    "attempts": "attempts",
+    "error": "error",
+}
+
+
+def _to_dynamo(value: Any) -> Any:
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    if isinstance(value, dict):
+        return {k: _to_dynamo(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_to_dynamo(v) for v in value]
+    return value
+
+
+def _from_dynamo(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _from_dynamo(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_from_dynamo(v) for v in value]
+    return value
+
+
+def item_to_job(item: Mapping[str, Any]) -> Job:
+    plain = {k: _from_dynamo(_deserializer.deserialize(v)) for k, v in item.items()}
+    core = {field: plain.pop(attr) for attr, field in _CORE_ATTRIBUTES.items() if attr in plain}
+    core["status"] = JobStatus(core["status"])
+    core.setdefault("attempts", 0)
+    return Job(**core, details=plain)
+
+
+def job_to_item(job: Job) -> dict[str, Any]:
+    plain: dict[str, Any] = dict(job.details)
+    for attr, field in _CORE_ATTRIBUTES.items():
+        value = getattr(job, field)
+        if value is not None:
+            plain[attr] = value.value if isinstance(value, JobStatus) else value
+    return {k: _serializer.serialize(_to_dynamo(v)) for k, v in plain.items()}
+
+
+class JobsTable:
+    """Reads and conditionally writes jobs."""
+
+    def __init__(self, clients: Clients, table_name: str):
+        self._clients = clients
+        self.table_name = table_name
+
+    @property
+    def _ddb(self) -> Any:
+        return self._clients.dynamodb
+
+    def create(self, job: Job) -> Job:
+        """Store a new job; fails if the id is taken (it never should be: ids are uuid4)."""
+        try:
+            self._ddb.put_item(
+                TableName=self.table_name,
+                Item=job_to_item(job),
+                ConditionExpression="attribute_not_exists(jobId)",
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise as_core_error(exc, f"storing job {job.job_id}") from exc
+        return job
+
+    def get(self, job_id: str) -> Job:
+        """The job with this id, read consistently, or JobNotFound."""
+        try:
+            response = self._ddb.get_item(
+                TableName=self.table_name, Key={"jobId": {"S": job_id}}, ConsistentRead=True
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise as_core_error(exc, f"reading job {job_id}") from exc
+        if "Item" not in response:
+            raise JobNotFound(job_id)
+        return item_to_job(response["Item"])
+
+    def transition(
+        self,
+        job_id: str,
+        target: JobStatus,
+        *,
+        expected: Iterable[JobStatus] | None = None,
+        changes: Mapping[str, Any] | None = None,
+        remove: Iterable[str] = (),
+        increment_attempts: bool = False,
+        extra_condition: tuple[str, Mapping[str, Any]] | None = None,
+    ) -> Job:
+        """Move a job to `target` if, and only if, its current status is one of `expected`
+        (by default every status allowed to move to `target`), in one conditional write.
+
+        `changes` sets further attributes in the same write, `remove` deletes some, and
+        `extra_condition` is a condition expression (with its values) that must also hold.
+        Raises JobNotFound, or InvalidTransition with the status the job really has."""
+        allowed = sorted(set(expected) if expected is not None else sources_of(target))
+        names = {"#status": "status", "#updatedAt": "updatedAt"}
+        values: dict[str, Any] = {":target": target.value, ":now": iso(utc_now())}
+        sets = ["#status = :target", "#updatedAt = :now"]
+        for index, (attr, value) in enumerate((changes or {}).items()):
+            names[f"#c{index}"] = attr
+            values[f":c{index}"] = value
+            sets.append(f"#c{index} = :c{index}")
+        if increment_attempts:
+            names["#attempts"] = "attempts"
+            values[":zero"] = 0
+            values[":one"] = 1
+            sets.append("#attempts = if_not_exists(#attempts, :zero) + :one")
+        allowed_refs = []
+        for index, status in enumerate(allowed):
+            values[f":from{index}"] = status.value
+            allowed_refs.append(f":from{index}")
+        condition = f"attribute_exists(jobId) AND #status IN ({', '.join(allowed_refs)})"
+        if extra_condition:
+            expression, extra_values = extra_condition
+            condition = f"{condition} AND ({expression})"
+            values.update(extra_values)
+            names.update({k: v for k, v in _names_in(expression).items() if k not in names})
+        update = "SET " + ", ".join(sets)
+        removes = list(remove)
+        if removes:
+            for index, attr in enumerate(removes):
+                names[f"#r{index}"] = attr
+            update += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(removes)))
+        try:
+            response = self._ddb.update_item(
+                TableName=self.table_name,
+                Key={"jobId": {"S": job_id}},
+                UpdateExpression=update,
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues={k: _serializer.serialize(_to_dynamo(v)) for k, v in values.items()},
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                current = self.get(job_id)  # raises JobNotFound when there is no such job
+                raise InvalidTransition(job_id, current.status.value, target.value) from exc
+            raise as_core_error(exc, f"updating job {job_id}") from exc
+        except BotoCoreError as exc:
+            raise as_core_error(exc, f"updating job {job_id}") from exc
+        return item_to_job(response["Attributes"])
+
+
+def _names_in(expression: str) -> dict[str, str]:
+    """Attribute-name placeholders (#name) used in an extra condition map to the bare name."""
+    return {ref: ref[1:] for ref in re.findall(r"#[A-Za-z_][A-Za-z0-9_]*", expression)}

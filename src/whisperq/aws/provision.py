@@ -1,0 +1,96 @@
+"""Create the pipeline's resources with boto3, from settings and queue_config.
+
+Used by the local twin (against moto) and by tests; in AWS the SAM template declares the same
+resources. Every step is idempotent: provisioning twice changes nothing."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+
+from botocore.exceptions import ClientError
+
+from whisperq.aws.clients import Clients
+from whisperq.aws.errors import error_code
+from whisperq.config import Settings
+from whisperq.core.keys import AUDIO_PREFIX
+
+
+@dataclass(frozen=True)
+class Resources:
+    bucket: str
+    table: str
+    queue_url: str
+    queue_arn: str
+    dlq_url: str
+    dlq_arn: str
+
+    def to_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+def provision(clients: Clients, settings: Settings) -> Resources:
+    """Bucket with an ObjectCreated notification (prefix audio/) to the queue, queue + DLQ with a
+    redrive policy, and the jobs table."""
+    config = settings.queue
+    sqs, s3, ddb = clients.sqs, clients.s3, clients.dynamodb
+
+    dlq_url = sqs.create_queue(QueueName=settings.dlq_name, Attributes=config.dlq_attributes())["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    queue_url = sqs.create_queue(QueueName=settings.queue_name)["QueueUrl"]
+    # Set (rather than create with) the attributes so that a second provisioning with other
+    # values updates the queue instead of failing with QueueAlreadyExists.
+    sqs.set_queue_attributes(QueueUrl=queue_url, Attributes=config.queue_attributes(dlq_arn))
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "AllowBucketNotifications",
+                "Effect": "Allow",
+                "Principal": {"Service": "s3.amazonaws.com"},
+                "Action": "sqs:SendMessage",
+                "Resource": queue_arn,
+                "Condition": {"ArnLike": {"aws:SourceArn": f"arn:aws:s3:::{settings.bucket}"}},
+            }
+        ],
+    }
+    sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"Policy": json.dumps(policy)})
+
+    try:
+        if settings.region == "us-east-1":
+            s3.create_bucket(Bucket=settings.bucket)
+        else:
+            s3.create_bucket(
+                Bucket=settings.bucket, CreateBucketConfiguration={"LocationConstraint": settings.region}
+            )
+    except ClientError as exc:
+        if error_code(exc) not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+            raise
+    # Setting the notification makes S3 send an s3:TestEvent to the queue, as AWS does.
+    s3.put_bucket_notification_configuration(
+        Bucket=settings.bucket,
+        NotificationConfiguration={
+            "QueueConfigurations": [
+                {
+                    "Id": "whisperq-audio-uploaded",
+                    "QueueArn": queue_arn,
+                    "Events": ["s3:ObjectCreated:*"],
+                    "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": AUDIO_PREFIX}]}},
+                }
+            ]
+        },
+    )
+
+    try:
+        ddb.create_table(
+            TableName=settings.table,
+            AttributeDefinitions=[{"AttributeName": "jobId", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "jobId", "KeyType": "HASH"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        ddb.get_waiter("table_exists").wait(TableName=settings.table, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+    except ClientError as exc:
+        if error_code(exc) != "ResourceInUseException":
+            raise
+    return Resources(settings.bucket, settings.table, queue_url, queue_arn, dlq_url, dlq_arn)

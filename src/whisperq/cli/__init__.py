@@ -1,0 +1,1 @@
+"""The `whisperq` command line."""

@@ -1,0 +1,122 @@
+"""A small client of the whisperq HTTP API (the CLI's only way into a deployment)."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from typing import Any, BinaryIO
+
+import requests
+
+from whisperq.cli.errors import (
+    EXIT_CONFLICT,
+    EXIT_NOT_FOUND,
+    EXIT_SERVICE_ERROR,
+    EXIT_TIMEOUT,
+    EXIT_UNREACHABLE,
+    EXIT_USAGE,
+    CliError,
+)
+
+FINAL_STATUSES = ("COMPLETED", "FAILED")
+
+
+class _ProgressReader:
+    """A file wrapper with a length (so requests sends Content-Length, which S3 needs) that
+    reports how many bytes have been read."""
+
+    def __init__(self, handle: BinaryIO, size: int, on_read: Callable[[int], None] | None):
+        self._handle = handle
+        self._size = size
+        self._on_read = on_read
+
+    def __len__(self) -> int:
+        return self._size
+
+    def read(self, amount: int = -1) -> bytes:
+        chunk = self._handle.read(amount)
+        if chunk and self._on_read:
+            self._on_read(len(chunk))
+        return chunk
+
+
+class ApiClient:
+    def __init__(self, base_url: str, timeout_s: float = 30.0, session: requests.Session | None = None):
+        self.base_url = base_url.rstrip("/")
+        self.timeout_s = timeout_s
+        self.session = session or requests.Session()
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        url = f"{self.base_url}{path}"
+        try:
+            response = self.session.request(method, url, timeout=self.timeout_s, **kwargs)
+        except requests.ConnectionError as exc:
+            raise CliError(f"cannot reach the whisperq API at {self.base_url} ({type(exc).__name__})",
+                           EXIT_UNREACHABLE) from exc
+        except requests.Timeout as exc:
+            raise CliError(f"the whisperq API at {self.base_url} did not answer in {self.timeout_s:.0f} s",
+                           EXIT_TIMEOUT) from exc
+        try:
+            payload = response.json()
+        except ValueError:
+            payload = {}
+        if response.status_code >= 400:
+            error = payload.get("error", {}) if isinstance(payload, dict) else {}
+            message = error.get("message") or f"HTTP {response.status_code} from {url}"
+            code = {400: EXIT_USAGE, 404: EXIT_NOT_FOUND, 409: EXIT_CONFLICT}.get(response.status_code)
+            if code is None:
+                code = EXIT_USAGE if response.status_code < 500 else EXIT_SERVICE_ERROR
+            raise CliError(message, code)
+        return payload
+
+    def create_upload(self, filename: str, content_type: str) -> dict[str, Any]:
+        return self._request("POST", "/upload", json={"filename": filename, "contentType": content_type})
+
+    def upload(self, job: dict[str, Any], path: str, on_progress: Callable[[int], None] | None = None) -> None:
+        """Send the file straight to S3 with the job's pre-signed URL."""
+        size = os.path.getsize(path)
+        headers = dict(job.get("uploadHeaders") or {})
+        with open(path, "rb") as handle:
+            try:
+                response = requests.request(
+                    job.get("uploadMethod", "PUT"), job["uploadUrl"],
+                    data=_ProgressReader(handle, size, on_progress), headers=headers,
+                    timeout=max(self.timeout_s, 300),
+                )
+            except requests.RequestException as exc:
+                raise CliError(f"upload of {path} failed: {exc}", EXIT_UNREACHABLE) from exc
+        if response.status_code >= 300:
+            raise CliError(f"upload of {path} was refused by storage (HTTP {response.status_code}): "
+                           f"{response.text[:300]}", EXIT_SERVICE_ERROR)
+
+    def status(self, job_id: str) -> dict[str, Any]:
+        return self._request("GET", f"/status/{job_id}")
+
+    def wait(self, job_id: str, timeout_s: float, on_update: Callable[[dict[str, Any]], None] | None = None,
+             poll_s: float = 0.5) -> dict[str, Any]:
+        """Poll until the job is COMPLETED or FAILED; CliError(EXIT_TIMEOUT) after timeout_s."""
+        deadline = time.monotonic() + timeout_s
+        last_status = None
+        while True:
+            job = self.status(job_id)
+            if on_update and job["status"] != last_status:
+                on_update(job)
+            last_status = job["status"]
+            if job["status"] in FINAL_STATUSES:
+                return job
+            if time.monotonic() >= deadline:
+                raise CliError(
+                    f"job {job_id} is still {job['status']} after {timeout_s:.0f} s; "
+                    f"it keeps running: check it with `whisperq status {job_id}`", EXIT_TIMEOUT)
+            time.sleep(poll_s)
+
+    def download_text(self, url: str) -> str:
+        try:
+            response = requests.get(url, timeout=max(self.timeout_s, 120))
+        except requests.RequestException as exc:
+            raise CliError(f"download failed: {exc}", EXIT_UNREACHABLE) from exc
+        if response.status_code != 200:
+            raise CliError(f"download refused by storage (HTTP {response.status_code})", EXIT_SERVICE_ERROR)
+        response.encoding = "utf-8"
+        return response.text

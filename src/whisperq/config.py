@@ -1,0 +1,104 @@
+"""Settings: one frozen object, built once from the environment and validated at start.
+
+Order of precedence, highest first: an explicit keyword argument to `Settings.from_env(...)`
+(what a CLI flag becomes), then the environment variable named in `whisperq.constants`, then the
+default written here.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from whisperq import constants, queue_config
+from whisperq.core.errors import ConfigError
+from whisperq.queue_config import QueueConfig
+
+ENGINES = ("faster-whisper", "openai-whisper", "synthetic")
+COMPUTE_TYPES = ("int8", "int8_float32", "float32", "float16", "int8_float16", "default")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything whisperq reads from its environment."""
+
+    region: str = "us-east-1"
+    endpoint_url: str | None = None
+    bucket: str = "whisperq-local"
+    table: str = "whisperq-jobs"
+    queue_name: str = "whisperq-transcription"
+    dlq_name: str = "whisperq-transcription-dlq"
+    upload_url_expiry_s: int = 900
+    download_url_expiry_s: int = 3600
+    max_upload_bytes: int = 500 * 1024 * 1024
+    max_audio_duration_s: int = 4 * 3600
+    engine: str = "faster-whisper"
+    model: str = "tiny.en"
+    compute_type: str = "int8"
+    cpu_threads: int = 1
+    fault_poison_key: str | None = None
+    queue: QueueConfig = field(default_factory=QueueConfig)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **explicit: Any) -> Settings:
+        """Build and validate the settings; explicit keyword arguments win over the environment."""
+        env = os.environ if environ is None else environ
+        sources: dict[str, tuple[str, Any]] = {
+            "region": (constants.AWS_REGION, env.get(constants.AWS_DEFAULT_REGION)),
+            "endpoint_url": (constants.AWS_ENDPOINT_URL, None),
+            "bucket": (constants.BUCKET, None),
+            "table": (constants.TABLE, None),
+            "queue_name": (constants.QUEUE_NAME, None),
+            "dlq_name": (constants.DLQ_NAME, None),
+            "upload_url_expiry_s": (constants.UPLOAD_URL_EXPIRY_S, None),
+            "download_url_expiry_s": (constants.DOWNLOAD_URL_EXPIRY_S, None),
+            "max_upload_bytes": (constants.MAX_UPLOAD_BYTES, None),
+            "max_audio_duration_s": (constants.MAX_AUDIO_DURATION_S, None),
+            "engine": (constants.ENGINE, None),
+            "model": (constants.MODEL, None),
+            "compute_type": (constants.COMPUTE_TYPE, None),
+            "cpu_threads": (constants.CPU_THREADS, None),
+            "fault_poison_key": (constants.FAULT_POISON_KEY, None),
+        }
+        types = {f.name: f.type for f in fields(cls)}
+        values: dict[str, Any] = {}
+        for name, (var, fallback) in sources.items():
+            if name in explicit and explicit[name] is not None:
+                raw = explicit[name]
+            elif env.get(var):
+                raw = env[var]
+            elif fallback:
+                raw = fallback
+            else:
+                continue
+            values[name] = int(_as_int(name, var, raw)) if types[name] == "int" else str(raw)
+        queue = explicit.get("queue") or queue_config.load(environ=env)
+        return cls(**values, queue=queue).validate()
+
+    def validate(self) -> Settings:
+        problems = []
+        if self.engine not in ENGINES:
+            problems.append(f"{constants.ENGINE}={self.engine!r} is not one of {', '.join(ENGINES)}")
+        if self.compute_type not in COMPUTE_TYPES:
+            problems.append(f"{constants.COMPUTE_TYPE}={self.compute_type!r} is not one of {', '.join(COMPUTE_TYPES)}")
+        for name in ("upload_url_expiry_s", "download_url_expiry_s", "max_upload_bytes",
+                     "max_audio_duration_s", "cpu_threads"):
+            if getattr(self, name) <= 0:
+                problems.append(f"{name} must be positive")
+        if self.upload_url_expiry_s > 7 * 24 * 3600 or self.download_url_expiry_s > 7 * 24 * 3600:
+            problems.append("pre-signed URLs cannot live longer than 7 days (604800 s)")
+        if problems:
+            raise ConfigError("invalid settings: " + "; ".join(problems))
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _as_int(name: str, var: str, raw: Any) -> int:
+    try:
+        return int(raw)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{var} ({name}) must be an integer, got {raw!r}") from None

@@ -1,0 +1,75 @@
+"""Output writers, chosen from a registry by format name (after whisper/utils.py)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+from whisperq.core.transcript import Segment, Transcript
+
+Writer = Callable[[Transcript], str]
+WRITERS: dict[str, Writer] = {}
+CONTENT_TYPES: dict[str, str] = {}
+
+
+def register(fmt: str, content_type: str) -> Callable[[Writer], Writer]:
+    def decorate(writer: Writer) -> Writer:
+        WRITERS[fmt] = writer
+        CONTENT_TYPES[fmt] = content_type
+        return writer
+
+    return decorate
+
+
+def _timestamp(seconds: float, decimal_marker: str, always_hours: bool) -> str:
+    ms = max(0, round(seconds * 1000))
+    hours, ms = divmod(ms, 3_600_000)
+    minutes, ms = divmod(ms, 60_000)
+    secs, ms = divmod(ms, 1000)
+    head = f"{hours:02d}:" if always_hours or hours else ""
+    return f"{head}{minutes:02d}:{secs:02d}{decimal_marker}{ms:03d}"
+
+
+def _cues(segments: tuple[Segment, ...]) -> list[tuple[float, float, str]]:
+    return [(s.start, s.end, s.text.strip()) for s in segments if s.text.strip()]
+
+
+@register("txt", "text/plain; charset=utf-8")
+def write_txt(transcript: Transcript) -> str:
+    lines = [seg.text.strip() for seg in transcript.segments if seg.text.strip()]
+    return "\n".join(lines) + "\n"
+
+
+@register("json", "application/json")
+def write_json(transcript: Transcript) -> str:
+    return json.dumps(transcript.to_dict(), ensure_ascii=False, indent=2) + "\n"
+
+
+@register("srt", "application/x-subrip; charset=utf-8")
+def write_srt(transcript: Transcript) -> str:
+    blocks = []
+    for index, (start, end, text) in enumerate(_cues(transcript.segments), start=1):
+        blocks.append(f"{index}\n{_timestamp(start, ',', True)} --> {_timestamp(end, ',', True)}\n{text}\n")
+    return "\n".join(blocks)
+
+
+@register("vtt", "text/vtt; charset=utf-8")
+def write_vtt(transcript: Transcript) -> str:
+    blocks = ["WEBVTT\n"]
+    for start, end, text in _cues(transcript.segments):
+        blocks.append(f"{_timestamp(start, '.', False)} --> {_timestamp(end, '.', False)}\n{text}\n")
+    return "\n".join(blocks)
+
+
+@register("tsv", "text/tab-separated-values; charset=utf-8")
+def write_tsv(transcript: Transcript) -> str:
+    # Integer milliseconds, as whisper's own tsv writer does.
+    rows = ["start\tend\ttext"]
+    for start, end, text in _cues(transcript.segments):
+        rows.append(f"{round(start * 1000)}\t{round(end * 1000)}\t{text.replace(chr(9), ' ')}")
+    return "\n".join(rows) + "\n"
+
+
+def render_all(transcript: Transcript) -> dict[str, str]:
+    """Every registered format of one transcript, by format name."""
+    return {fmt: writer(transcript) for fmt, writer in WRITERS.items()}

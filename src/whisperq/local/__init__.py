@@ -1,0 +1,1 @@
+"""The local twin: moto server, provisioning, HTTP front, event-source-mapping emulator."""

@@ -1,0 +1,140 @@
+"""A small HTTP front that turns requests into API Gateway (REST) proxy events for the API handler,
+as API Gateway does in AWS. Bound to 127.0.0.1 only."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from whisperq.local.lambda_context import LocalLambdaContext
+
+MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # API Gateway's limit
+
+Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+
+
+def to_proxy_event(method: str, raw_path: str, headers: list[tuple[str, str]], body: bytes,
+                   source_ip: str) -> dict[str, Any]:
+    """The REST API proxy-integration event for one HTTP request."""
+    parts = urlsplit(raw_path)
+    path = unquote(parts.path) or "/"
+    query = parse_qs(parts.query, keep_blank_values=True)
+    multi_headers: dict[str, list[str]] = {}
+    for name, value in headers:
+        multi_headers.setdefault(name, []).append(value)
+    try:
+        text_body: str | None = body.decode("utf-8") if body else None
+        is_base64 = False
+    except UnicodeDecodeError:
+        text_body, is_base64 = base64.b64encode(body).decode("ascii"), True
+    now_ms = int(time.time() * 1000)
+    return {
+        "resource": path,
+        "path": path,
+        "httpMethod": method,
+        "headers": {k: v[-1] for k, v in multi_headers.items()} or None,
+        "multiValueHeaders": multi_headers or None,
+        "queryStringParameters": {k: v[-1] for k, v in query.items()} or None,
+        "multiValueQueryStringParameters": query or None,
+        "pathParameters": None,
+        "stageVariables": None,
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "local",
+            "stage": "local",
+            "resourcePath": path,
+            "path": f"/local{path}",
+            "httpMethod": method,
+            "requestId": str(uuid.uuid4()),
+            "requestTimeEpoch": now_ms,
+            "protocol": "HTTP/1.1",
+            "identity": {"sourceIp": source_ip, "userAgent": multi_headers.get("User-Agent", [""])[-1]},
+        },
+        "body": text_body,
+        "isBase64Encoded": is_base64,
+    }
+
+
+class ApiFront:
+    """Serves one Lambda proxy handler over HTTP on 127.0.0.1."""
+
+    def __init__(self, handler: Handler, port: int = 0, function_name: str = "whisperq-api"):
+        self._handler = handler
+        self._function_name = function_name
+        # One request at a time through the handler, as one Lambda container would take them.
+        self._invoke_lock = threading.Lock()
+        front = self
+
+        class RequestHandler(BaseHTTPRequestHandler):
+            server_version = "whisperq-local-front"
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+                pass
+
+            def _serve(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                if length > MAX_PAYLOAD_BYTES:
+                    self._reply(413, {"Content-Type": "application/json"},
+                                json.dumps({"error": {"code": "payload_too_large",
+                                                      "message": "request bodies are limited to 10 MB"}}).encode())
+                    return
+                body = self.rfile.read(length) if length else b""
+                event = to_proxy_event(self.command, self.path, list(self.headers.items()), body,
+                                       self.client_address[0])
+                status, headers, payload = front.invoke(event)
+                self._reply(status, headers, payload)
+
+            def _reply(self, status: int, headers: dict[str, str], payload: bytes) -> None:
+                self.send_response(status)
+                for name, value in headers.items():
+                    if name.lower() not in ("content-length", "connection"):
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(payload)
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), RequestHandler)
+        self._server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def invoke(self, event: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
+        context = LocalLambdaContext(function_name=self._function_name, timeout_s=29)
+        try:
+            with self._invoke_lock:
+                result = self._handler(event, context)
+        except Exception:  # noqa: BLE001 - API Gateway answers 502 when the function itself fails
+            body = json.dumps({"error": {"code": "bad_gateway", "message": "the API function failed"}})
+            return 502, {"Content-Type": "application/json"}, body.encode()
+        headers = dict(result.get("headers") or {})
+        for name, values in (result.get("multiValueHeaders") or {}).items():
+            headers[name] = ", ".join(values)
+        raw = result.get("body") or ""
+        payload = base64.b64decode(raw) if result.get("isBase64Encoded") else raw.encode("utf-8")
+        return int(result.get("statusCode", 200)), headers, payload
+
+    def start(self) -> ApiFront:
+        self._thread = threading.Thread(target=self._server.serve_forever, name="api-front", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread:
+            self._thread.join(timeout=5)

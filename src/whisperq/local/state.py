@@ -1,0 +1,60 @@
+"""The small file through which a running twin tells other commands where it runs."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from whisperq import constants
+
+STATE_FILE = "twin.json"
+
+
+def state_dir(explicit: str | None = None) -> Path:
+    """Where the twin keeps its state file and log: explicit, else $WHISPERQ_STATE_DIR, else ~/.whisperq."""
+    raw = explicit or os.environ.get(constants.STATE_DIR) or os.path.join(os.path.expanduser("~"), ".whisperq")
+    return Path(raw)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def read_state(directory: Path) -> dict[str, Any] | None:
+    """The running twin's state, or None when none runs (a stale file is ignored)."""
+    path = directory / STATE_FILE
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+    if not isinstance(state, dict) or not pid_alive(int(state.get("pid", 0))):
+        return None
+    return state
+
+
+def write_state(directory: Path, state: dict[str, Any]) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / STATE_FILE
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state, indent=2), encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def remove_state(directory: Path, pid: int) -> None:
+    """Remove the state file if it is ours."""
+    path = directory / STATE_FILE
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return
+    if isinstance(state, dict) and state.get("pid") == pid:
+        path.unlink(missing_ok=True)

@@ -1,0 +1,214 @@
+"""The local twin of the whole pipeline, on 127.0.0.1: moto server, provisioned resources, the API
+front and the event-source-mapping workers. `Twin` starts and stops all of it."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import queue as stdlib_queue
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from whisperq import constants, queue_config
+from whisperq.aws.clients import Clients
+from whisperq.aws.provision import Resources, provision
+from whisperq.config import Settings
+from whisperq.core.errors import WhisperqError
+from whisperq.local import esm, moto_process, state
+from whisperq.local.front import ApiFront
+
+# moto accepts any credentials; fixed ones keep a user's real AWS keys out of the twin.
+LOCAL_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "whisperq-local",
+    "AWS_SECRET_ACCESS_KEY": "whisperq-local",
+    "AWS_SESSION_TOKEN": "whisperq-local",
+}
+TRANSCRIBER_FUNCTION = "whisperq-transcriber"
+
+
+class TwinAlreadyRunning(WhisperqError):
+    """Another twin already runs with this state directory."""
+
+    exit_code = 10
+
+
+class TwinStartError(WhisperqError):
+    """A part of the twin did not start."""
+
+    exit_code = 11
+
+
+@dataclass
+class Twin:
+    """One local pipeline. `start()` brings it up, `stop()` takes every process down again."""
+
+    api_port: int = 0
+    state_directory: Path | None = None  # None: a private twin that writes no state file
+    workers: int | None = None  # None: queue_config.max_concurrency
+    worker_ready_timeout_s: float = 180.0
+    stop_grace_s: float = 30.0
+    environ: dict[str, str] = field(default_factory=dict)
+    log_file: str | None = None  # default: twin.log in the state directory, else the terminal
+
+    def __post_init__(self) -> None:
+        self._ctx = multiprocessing.get_context("spawn")
+        self._moto: Any = None
+        self._front: ApiFront | None = None
+        self._workers: list[Any] = []
+        self._ready: Any = None
+        self.settings: Settings | None = None
+        self.resources: Resources | None = None
+        self.endpoint_url = ""
+        self.log_path: str | None = self.log_file
+        self._child_env: dict[str, str] = {}
+
+    # --- lifecycle ---------------------------------------------------------------------
+    def start(self) -> Twin:
+        if self.state_directory is not None:
+            running = state.read_state(self.state_directory)
+            if running:
+                raise TwinAlreadyRunning(
+                    f"a local twin is already running (pid {running['pid']}, API {running['apiUrl']}); "
+                    "stop it with `whisperq local down` (or Ctrl-C in its terminal) first"
+                )
+            self.state_directory.mkdir(parents=True, exist_ok=True)
+            self.log_path = str(self.state_directory / "twin.log")
+        try:
+            self._start_moto()
+            self._configure()
+            assert self.settings is not None
+            self.resources = provision(Clients(self.settings), self.settings)
+            self._start_front()
+            self._start_workers()
+            if self.state_directory is not None:
+                state.write_state(self.state_directory, self.describe())
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Stop workers (they finish or release what they hold), the front, then moto."""
+        for process in self._workers:
+            if process.is_alive():
+                process.terminate()  # SIGTERM: the worker stops polling and finishes its batch
+        deadline = time.monotonic() + self.stop_grace_s
+        for process in self._workers:
+            process.join(timeout=max(0.1, deadline - time.monotonic()))
+            if process.is_alive():
+                process.kill()  # its messages return after the visibility timeout: nothing is lost
+                process.join(timeout=5)
+        self._workers = []
+        if self._front is not None:
+            self._front.stop()
+            self._front = None
+        if self._moto is not None:
+            self._moto.terminate()
+            self._moto.join(timeout=10)
+            if self._moto.is_alive():
+                self._moto.kill()
+                self._moto.join(timeout=5)
+            self._moto = None
+        if self.state_directory is not None:
+            state.remove_state(self.state_directory, os.getpid())
+
+    def __enter__(self) -> Twin:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- parts -------------------------------------------------------------------------
+    def _start_moto(self) -> None:
+        parent_conn, child_conn = self._ctx.Pipe(duplex=False)
+        self._moto = self._ctx.Process(
+            target=moto_process.serve, args=(child_conn, os.getpid(), self.log_path), name="whisperq-moto",
+            daemon=True,
+        )
+        self._moto.start()
+        child_conn.close()
+        if not parent_conn.poll(60):
+            raise TwinStartError("the moto server did not start within 60 s")
+        port = parent_conn.recv()
+        self.endpoint_url = f"http://127.0.0.1:{port}"
+
+    def _configure(self) -> None:
+        """The environment every part of the twin runs with: our own process included, since the
+        API handler reads its settings from the environment as it would in Lambda."""
+        env = {**LOCAL_CREDENTIALS, constants.AWS_ENDPOINT_URL: self.endpoint_url, **self.environ}
+        env.setdefault(constants.AWS_REGION, os.environ.get(constants.AWS_REGION, "us-east-1"))
+        os.environ.update(env)
+        settings = Settings.from_env()
+        settings.queue.validate("local")
+        self.settings = settings
+        self._child_env = {**env, **queue_config.to_environ(settings.queue)}
+
+    def _start_front(self) -> None:
+        from whisperq.api_handler import handler as api
+
+        api.reset()
+        self._front = ApiFront(api.handler, port=self.api_port).start()
+
+    def _start_workers(self) -> None:
+        assert self.settings is not None and self.resources is not None
+        count = self.workers or self.settings.queue.max_concurrency
+        self._ready = self._ctx.Queue()
+        for index in range(count):
+            self._workers.append(self._spawn_worker(index))
+        waiting = set(range(count))
+        deadline = time.monotonic() + self.worker_ready_timeout_s
+        while waiting:
+            try:
+                index, _load_s, error = self._ready.get(timeout=max(0.1, deadline - time.monotonic()))
+            except stdlib_queue.Empty:
+                raise TwinStartError(
+                    f"{len(waiting)} worker(s) not ready after {self.worker_ready_timeout_s:.0f} s"
+                ) from None
+            if error:
+                raise TwinStartError(f"worker {index} could not start: {error}")
+            waiting.discard(index)
+
+    def _spawn_worker(self, index: int) -> Any:
+        assert self.resources is not None
+        process = self._ctx.Process(
+            target=esm.worker_main,
+            args=(index, self._child_env, self.resources.queue_url, self.resources.queue_arn,
+                  TRANSCRIBER_FUNCTION, os.getpid(), self._ready, self.log_path),
+            name=f"whisperq-worker-{index}",
+            daemon=False,
+        )
+        process.start()
+        return process
+
+    def supervise(self) -> list[int]:
+        """Replace workers that died (as Lambda replaces a crashed container); returns their indexes."""
+        replaced = []
+        for index, process in enumerate(self._workers):
+            if not process.is_alive():
+                process.join(timeout=0)
+                self._workers[index] = self._spawn_worker(index)
+                replaced.append(index)
+        return replaced
+
+    @property
+    def api_url(self) -> str:
+        return self._front.url if self._front else ""
+
+    def describe(self) -> dict[str, Any]:
+        assert self.settings is not None and self.resources is not None
+        return {
+            "pid": os.getpid(),
+            "apiUrl": self.api_url,
+            "endpointUrl": self.endpoint_url,
+            "region": self.settings.region,
+            "resources": self.resources.to_dict(),
+            "workers": len(self._workers),
+            "engine": self.settings.engine,
+            "model": self.settings.model,
+            "queueConfig": self.settings.queue.to_dict(),
+            "logPath": self.log_path,
+            "startedAt": datetime.now(UTC).isoformat(timespec="seconds"),
+        }

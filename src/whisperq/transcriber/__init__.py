@@ -1,0 +1,1 @@
+"""The transcriber: an SQS batch Lambda handler, Whisper engines and model resolution."""

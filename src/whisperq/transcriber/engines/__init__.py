@@ -1,0 +1,31 @@
+"""Whisper engines behind one interface, chosen by name from settings."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+from whisperq.config import Settings
+from whisperq.core.errors import ConfigError
+from whisperq.core.options import TranscribeOptions
+from whisperq.core.transcript import Transcript
+
+
+class Engine(Protocol):
+    """A loaded model that turns 16 kHz float32 samples into a transcript."""
+
+    name: str
+    model_name: str
+    load_time_s: float
+
+    def transcribe(self, audio: np.ndarray, options: TranscribeOptions) -> Transcript: ...
+
+
+def load_engine(settings: Settings) -> Engine:
+    """Load the engine and model named in settings (once per process: callers keep it)."""
+    if settings.engine == "faster-whisper":
+        from whisperq.transcriber.engines.faster import FasterWhisperEngine
+
+        return FasterWhisperEngine(settings.model, settings.compute_type, settings.cpu_threads)
+    raise ConfigError(f"engine {settings.engine!r} is not available in this build")

@@ -1,0 +1,65 @@
+"""faster-whisper (CTranslate2): the default engine."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from whisperq.core.options import TranscribeOptions
+from whisperq.core.transcript import Segment, Transcript, Word
+from whisperq.transcriber.models import resolve_ct2_model
+
+_FALLBACK_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+
+
+class FasterWhisperEngine:
+    name = "faster-whisper"
+
+    def __init__(self, model: str, compute_type: str = "int8", cpu_threads: int = 1):
+        from faster_whisper import WhisperModel
+
+        path = resolve_ct2_model(model)
+        started = time.perf_counter()
+        self._model = WhisperModel(
+            str(path), device="cpu", compute_type=compute_type, cpu_threads=cpu_threads, local_files_only=True
+        )
+        self.load_time_s = time.perf_counter() - started
+        self.model_name = model
+        self.compute_type = compute_type
+
+    def transcribe(self, audio: np.ndarray, options: TranscribeOptions) -> Transcript:
+        temperature = _FALLBACK_TEMPERATURES if options.temperature is None else options.temperature
+        segments_iter, info = self._model.transcribe(
+            audio,
+            language=options.language,
+            task=options.task,
+            beam_size=options.beam_size,
+            temperature=temperature,
+            initial_prompt=options.initial_prompt,
+            word_timestamps=options.word_timestamps,
+            vad_filter=options.vad_filter,
+        )
+        segments = tuple(
+            Segment(
+                id=index,
+                start=round(seg.start, 3),
+                end=round(seg.end, 3),
+                text=seg.text,
+                avg_logprob=float(seg.avg_logprob),
+                no_speech_prob=float(seg.no_speech_prob),
+                words=tuple(
+                    Word(round(w.start, 3), round(w.end, 3), w.word, round(float(w.probability), 4))
+                    for w in (seg.words or ())
+                ),
+            )
+            for index, seg in enumerate(segments_iter)
+        )
+        return Transcript(
+            segments=segments,
+            language=info.language,
+            language_probability=round(float(info.language_probability), 4),
+            duration_s=round(float(info.duration), 3),
+            engine=self.name,
+            model=self.model_name,
+        )

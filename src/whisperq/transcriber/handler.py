@@ -1,0 +1,67 @@
+"""The transcriber Lambda: SQS batches of S3 upload events in, partial batch failures out.
+
+The engine and adapters are built once per process (a warm Lambda container, or one worker of
+the local twin) and reused for every batch."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+from whisperq.aws.blobs import Blobs
+from whisperq.aws.clients import Clients
+from whisperq.aws.jobs_table import JobsTable
+from whisperq.config import Settings
+from whisperq.transcriber.engines import load_engine
+from whisperq.transcriber.service import Delivery, Transcriber
+
+logger = Logger(service="whisperq-transcriber")
+processor = BatchProcessor(event_type=EventType.SQS)
+
+_runtime: Transcriber | None = None
+_runtime_lock = threading.Lock()
+
+
+def warm_up(settings: Settings | None = None) -> Transcriber:
+    """Build the settings, adapters and engine once per process (the cold start) and keep them."""
+    global _runtime
+    with _runtime_lock:
+        if _runtime is None:
+            settings = settings or Settings.from_env()
+            clients = Clients(settings)
+            engine = load_engine(settings)
+            logger.info("model loaded", extra={"engine": engine.name, "model": engine.model_name,
+                                               "model_load_s": round(engine.load_time_s, 3)})
+            _runtime = Transcriber(
+                settings, JobsTable(clients, settings.table), Blobs(clients, settings.bucket), engine, logger
+            )
+        return _runtime
+
+
+def _delivery(record: SQSRecord) -> Delivery:
+    attrs = record.raw_event.get("attributes") or {}
+    sent = attrs.get("SentTimestamp")
+    return Delivery(
+        message_id=record.message_id,
+        receive_count=int(attrs.get("ApproximateReceiveCount") or 1),
+        sent_timestamp_ms=int(sent) if sent else None,
+    )
+
+
+def record_handler(record: SQSRecord) -> list[str]:
+    outcomes = warm_up().handle_message(record.body, _delivery(record))
+    logger.info("message handled", extra={"message_id": record.message_id, "outcomes": outcomes})
+    return outcomes
+
+
+@logger.inject_lambda_context
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    runtime = warm_up()
+    for raw in event.get("Records", []):
+        record = SQSRecord(raw)
+        runtime.mark_queued(record.body, _delivery(record))
+    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

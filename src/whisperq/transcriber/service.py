@@ -1,0 +1,303 @@
+"""Transcribing one uploaded object, safely under at-least-once delivery.
+
+The job is the unit of idempotency (never the SQS message id). A worker takes a job by moving it
+to PROCESSING with a fresh lease in one conditional write; only the lease holder may finish it.
+A duplicate delivery finds the job COMPLETED, FAILED or leased, and is acknowledged without work.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import unquote_plus
+
+from whisperq.aws.blobs import Blobs
+from whisperq.aws.jobs_table import JobsTable
+from whisperq.config import Settings
+from whisperq.core import writers
+from whisperq.core.errors import (
+    InjectedFault,
+    InvalidTransition,
+    JobNotFound,
+    PermanentJobError,
+    WhisperqError,
+)
+from whisperq.core.jobs import Job, JobStatus, iso, utc_now
+from whisperq.core.keys import job_id_from_audio_key, transcript_key
+from whisperq.core.options import TranscribeOptions
+from whisperq.transcriber import audio
+from whisperq.transcriber.engines import Engine
+
+
+class UnprocessableMessage(WhisperqError):
+    """A queue message that is not an S3 event; it is failed so that it ends in the DLQ for a person."""
+
+    code = "unprocessable_message"
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What the queue tells us about one message: enough to reason about retries."""
+
+    message_id: str
+    receive_count: int
+    sent_timestamp_ms: int | None
+
+
+@dataclass(frozen=True)
+class ObjectEvent:
+    bucket: str
+    key: str
+    size_bytes: int | None
+    event_name: str
+
+
+def parse_s3_notification(body: str) -> list[ObjectEvent]:
+    """The ObjectCreated records of an S3 notification body; [] for s3:TestEvent.
+
+    Keys arrive URL-encoded (spaces as '+'), as in AWS; they are decoded here."""
+    try:
+        payload = json.loads(body)
+    except (json.JSONDecodeError, TypeError) as exc:
+        raise UnprocessableMessage(f"message body is not JSON: {body[:200]!r}") from exc
+    if not isinstance(payload, dict):
+        raise UnprocessableMessage(f"message body is not an S3 event: {body[:200]!r}")
+    if payload.get("Event") == "s3:TestEvent":
+        return []
+    records = payload.get("Records")
+    if not isinstance(records, list):
+        raise UnprocessableMessage(f"message body has no S3 Records: {body[:200]!r}")
+    events = []
+    for record in records:
+        try:
+            s3 = record["s3"]
+            name = str(record.get("eventName", ""))
+            key = unquote_plus(s3["object"]["key"])
+            bucket = s3["bucket"]["name"]
+            size = s3["object"].get("size")
+        except (KeyError, TypeError) as exc:
+            raise UnprocessableMessage(f"S3 record without bucket or key: {str(record)[:200]}") from exc
+        if name.startswith("ObjectCreated"):
+            events.append(ObjectEvent(bucket, key, int(size) if size is not None else None, name))
+    return events
+
+
+class Transcriber:
+    """Turns S3 upload events into transcripts and job status changes."""
+
+    def __init__(self, settings: Settings, jobs: JobsTable, blobs: Blobs, engine: Engine, logger: Any):
+        self.settings = settings
+        self.jobs = jobs
+        self.blobs = blobs
+        self.engine = engine
+        self.log = logger
+        self._cold = True
+
+    # --- entry point ---------------------------------------------------------------------
+    def handle_message(self, body: str, delivery: Delivery) -> list[str]:
+        """Handle one queue message; returns what happened to each object in it.
+
+        Raises for anything that should be retried (or dead-lettered): the batch processor
+        reports that record as failed."""
+        outcomes = []
+        for event in parse_s3_notification(body):
+            outcomes.append(self.handle_object(event, delivery))
+        return outcomes
+
+    def mark_queued(self, body: str, delivery: Delivery) -> None:
+        """Best effort: jobs whose audio arrived move UPLOADING -> QUEUED as soon as a batch holds them."""
+        try:
+            events = parse_s3_notification(body)
+        except UnprocessableMessage:
+            return
+        for event in events:
+            job_id = job_id_from_audio_key(event.key)
+            if job_id is None:
+                continue
+            try:
+                self.jobs.transition(
+                    job_id, JobStatus.QUEUED, expected=[JobStatus.UPLOADING], changes=self._enqueue_fields(delivery)
+                )
+            except (InvalidTransition, JobNotFound):
+                pass
+            except WhisperqError as exc:
+                self.log.warning("could not mark job queued", extra={"job_id": job_id, "error": str(exc)})
+
+    def handle_object(self, event: ObjectEvent, delivery: Delivery) -> str:
+        job_id = job_id_from_audio_key(event.key)
+        if job_id is None:
+            self.log.warning("ignoring an object outside audio/<jobId>/", extra={"key": event.key})
+            return "ignored:foreign-key"
+        try:
+            job = self.jobs.get(job_id)
+        except JobNotFound:
+            self.log.warning("ignoring audio for an unknown job", extra={"job_id": job_id, "key": event.key})
+            return "ignored:unknown-job"
+        if job.audio_key != event.key:
+            self.log.warning("ignoring an object that is not the job's upload", extra={"job_id": job_id})
+            return "ignored:not-the-upload"
+        if job.status.is_final:
+            self.log.info("job already final; duplicate delivery acknowledged", extra={"job_id": job_id})
+            return f"skipped:{job.status.value}"
+        lease = self._take(job, delivery)
+        if lease is None:
+            return "skipped:leased-elsewhere"
+        return self._run(job_id, event, delivery, lease)
+
+    # --- taking and finishing a job -------------------------------------------------------
+    def _enqueue_fields(self, delivery: Delivery) -> dict[str, Any]:
+        if delivery.sent_timestamp_ms is None:
+            return {}
+        return {"enqueuedAt": iso_from_ms(delivery.sent_timestamp_ms)}
+
+    def _take(self, job: Job, delivery: Delivery) -> str | None:
+        """Move the job to PROCESSING under a new lease; None when another worker holds it."""
+        now = time.time()
+        lease = str(uuid.uuid4())
+        changes: dict[str, Any] = {
+            "leaseId": lease,
+            "leaseExpiresAt": now + self.settings.queue.visibility_timeout_s,
+            "startedAt": iso(utc_now()),
+            "receiveCount": delivery.receive_count,
+            **self._enqueue_fields(delivery),
+        }
+        if delivery.sent_timestamp_ms is not None:
+            changes["queueWaitS"] = round(max(0.0, now - delivery.sent_timestamp_ms / 1000), 3)
+        try:
+            if job.status is JobStatus.PROCESSING:
+                if float(job.details.get("leaseExpiresAt", 0)) > now:
+                    self.log.info("job is leased by another worker; acknowledging duplicate",
+                                  extra={"job_id": job.job_id})
+                    return None
+                self.jobs.transition(
+                    job.job_id, JobStatus.PROCESSING, expected=[JobStatus.PROCESSING], changes=changes,
+                    increment_attempts=True,
+                    extra_condition=("#leaseId = :oldLease", {":oldLease": job.details.get("leaseId", "")}),
+                )
+            else:
+                self.jobs.transition(
+                    job.job_id, JobStatus.PROCESSING, expected=[JobStatus.UPLOADING, JobStatus.QUEUED],
+                    changes=changes, increment_attempts=True,
+                )
+        except InvalidTransition:
+            self.log.info("job was taken by another delivery; acknowledging", extra={"job_id": job.job_id})
+            return None
+        return lease
+
+    def _finish(self, job_id: str, lease: str, status: JobStatus, changes: dict[str, Any],
+                remove: tuple[str, ...] = ()) -> bool:
+        try:
+            self.jobs.transition(
+                job_id, status, expected=[JobStatus.PROCESSING], changes=changes,
+                remove=("leaseId", "leaseExpiresAt", *remove),
+                extra_condition=("#leaseId = :lease", {":lease": lease}),
+            )
+            return True
+        except InvalidTransition as exc:
+            # Our lease was taken over (we were slower than the visibility timeout): the other
+            # attempt owns the job now, and it writes the same transcript.
+            self.log.warning("lost the job's lease; leaving it to the newer attempt",
+                             extra={"job_id": job_id, "error": str(exc)})
+            return False
+
+    def _run(self, job_id: str, event: ObjectEvent, delivery: Delivery, lease: str) -> str:
+        try:
+            changes = self._transcribe(job_id, event)
+        except PermanentJobError as exc:
+            self.log.warning("job failed permanently", extra={"job_id": job_id, "error": exc.message})
+            self._finish(job_id, lease, JobStatus.FAILED, {"error": exc.message, "failedAt": iso(utc_now())})
+            return "failed"
+        except Exception as exc:
+            self._after_retryable(job_id, lease, delivery, exc)
+            raise
+        self._finish(job_id, lease, JobStatus.COMPLETED, changes, remove=("lastError", "error"))
+        return "completed"
+
+    def _after_retryable(self, job_id: str, lease: str, delivery: Delivery, exc: Exception) -> None:
+        """Release the job for the next delivery, or, on the last one, end it FAILED with the reason.
+
+        Either way the caller re-raises, so SQS redelivers the message or dead-letters it."""
+        reason = f"{type(exc).__name__}: {exc}"
+        max_receives = self.settings.queue.max_receive_count
+        self.log.exception("attempt failed", extra={"job_id": job_id, "receive_count": delivery.receive_count})
+        try:
+            if delivery.receive_count >= max_receives:
+                message = (
+                    f"transcription failed on all {max_receives} attempts; last error: {reason}. "
+                    f"The message is in the dead-letter queue: fix the cause, then replay it "
+                    f"(whisperq dlq replay --job {job_id})"
+                )
+                self._finish(job_id, lease, JobStatus.FAILED,
+                             {"error": message, "lastError": reason, "failedAt": iso(utc_now()),
+                              "deadLettered": True})
+            else:
+                self._finish(job_id, lease, JobStatus.QUEUED, {"lastError": reason})
+        except WhisperqError as bookkeeping_error:
+            # The message still returns after its visibility timeout; the lease then expires.
+            self.log.warning("could not record the failed attempt",
+                             extra={"job_id": job_id, "error": str(bookkeeping_error)})
+
+    # --- the work ------------------------------------------------------------------------
+    def _transcribe(self, job_id: str, event: ObjectEvent) -> dict[str, Any]:
+        settings = self.settings
+        if settings.fault_poison_key and settings.fault_poison_key in event.key:
+            raise InjectedFault(f"injected poison fault: key contains {settings.fault_poison_key!r}")
+        timings: dict[str, float] = {}
+        info = self.blobs.head(event.key)
+        if info is None:
+            raise PermanentJobError(f"the uploaded audio {event.key} no longer exists (deleted after upload?)")
+        if info.size_bytes == 0:
+            raise PermanentJobError("the uploaded file is empty (0 bytes); upload the audio again with a new job")
+        if info.size_bytes > settings.max_upload_bytes:
+            raise PermanentJobError(
+                f"the uploaded file is {info.size_bytes} bytes, over the limit of {settings.max_upload_bytes} bytes"
+            )
+        display_name = event.key.rsplit("/", 1)[-1]
+        with tempfile.TemporaryDirectory(prefix="whisperq-") as workdir:
+            local_path = os.path.join(workdir, "audio")
+            started = time.perf_counter()
+            self.blobs.download(event.key, local_path)
+            timings["downloadS"] = time.perf_counter() - started
+            started = time.perf_counter()
+            samples = audio.decode(local_path, display_name)
+        timings["decodeS"] = time.perf_counter() - started
+        duration_s = samples.size / audio.SAMPLE_RATE
+        if duration_s > settings.max_audio_duration_s:
+            raise PermanentJobError(
+                f"the audio lasts {duration_s:.0f} s, over the limit of {settings.max_audio_duration_s} s; "
+                "split it into shorter files"
+            )
+        started = time.perf_counter()
+        transcript = self.engine.transcribe(samples, TranscribeOptions())
+        timings["transcribeS"] = time.perf_counter() - started
+        started = time.perf_counter()
+        outputs: dict[str, str] = {}
+        for fmt, text in writers.render_all(transcript).items():
+            key = transcript_key(job_id, fmt)
+            self.blobs.put_text(key, text, writers.CONTENT_TYPES[fmt])
+            outputs[fmt] = key
+        timings["uploadS"] = time.perf_counter() - started
+        cold, self._cold = self._cold, False
+        return {
+            **{name: round(value, 4) for name, value in timings.items()},
+            "audioDurationS": round(duration_s, 3),
+            "realTimeFactor": round(duration_s / timings["transcribeS"], 2) if timings["transcribeS"] else 0.0,
+            "engine": self.engine.name,
+            "model": self.engine.model_name,
+            "modelLoadS": round(self.engine.load_time_s, 4),
+            "coldStart": cold,
+            "language": transcript.language,
+            "languageProbability": transcript.language_probability,
+            "transcriptKeys": outputs,
+            "completedAt": iso(utc_now()),
+        }
+
+
+def iso_from_ms(epoch_ms: int) -> str:
+    return iso(datetime.fromtimestamp(epoch_ms / 1000, tz=UTC))
