@@ -227,9 +227,14 @@ def local_down(obj: Context, timeout_s: float) -> None:
     pid = int(running["pid"])
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout_s
-    while state.pid_alive(pid) and time.monotonic() < deadline:
+
+    def stopped() -> bool:
+        # The twin removes its state file as the last step of stopping.
+        return not state.pid_alive(pid) or state.read_state(obj.state_dir) is None
+
+    while not stopped() and time.monotonic() < deadline:
         time.sleep(0.2)
-    if state.pid_alive(pid):
+    if not stopped():
         raise CliError(f"the twin (pid {pid}) did not stop within {timeout_s:.0f} s", EXIT_UNREACHABLE)
     obj.err.print(f"stopped the local twin (pid {pid})")
 

@@ -9,9 +9,11 @@ that, not us). Up to max_concurrency workers run, like ScalingConfig.MaximumConc
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
+import threading
 import time
 import traceback
 from multiprocessing.queues import Queue as ProcessQueue
@@ -125,10 +127,9 @@ class Poller:
     def release(self, batch: list[Message]) -> None:
         """Give messages back at once (visibility 0) rather than after the visibility timeout."""
         for message in batch:
-            try:
+            # Best effort: if this fails the visibility timeout returns the message anyway.
+            with contextlib.suppress(Exception):
                 self.queue.change_visibility(message, 0)
-            except Exception:  # noqa: BLE001 - best effort; the timeout returns it anyway
-                pass
 
     def invoke(self, batch: list[Message]) -> tuple[int, int]:
         """Call the function with one batch; returns (succeeded, failed)."""
@@ -193,8 +194,6 @@ def worker_main(index: int, env: dict[str, str], queue_url: str, queue_arn: str,
     ready.put((index, runtime.engine.load_time_s, None))
 
     # Leave when the twin is gone too, so a killed twin leaves no orphan polling a dead endpoint.
-    import threading
-
     def watch_parent() -> None:
         while os.getppid() == parent_pid:
             time.sleep(0.5)

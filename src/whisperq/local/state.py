@@ -19,13 +19,21 @@ def state_dir(explicit: str | None = None) -> Path:
 
 
 def pid_alive(pid: int) -> bool:
+    """Whether a process runs with this pid (an exited one that nobody has reaped yet does not)."""
+    if pid <= 0:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
+            # The state is the first field after the parenthesised command name; Z is a zombie.
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def read_state(directory: Path) -> dict[str, Any] | None:

@@ -20,7 +20,9 @@ from whisperq.transcriber.engines import load_engine
 from whisperq.transcriber.service import Delivery, Transcriber
 
 logger = Logger(service="whisperq-transcriber")
-processor = BatchProcessor(event_type=EventType.SQS)
+# A batch whose every record failed is still answered with batchItemFailures (not an invocation
+# error): SQS then treats each record the same way, and a poison message is not a function error.
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 _runtime: Transcriber | None = None
 _runtime_lock = threading.Lock()
@@ -40,6 +42,13 @@ def warm_up(settings: Settings | None = None) -> Transcriber:
                 settings, JobsTable(clients, settings.table), Blobs(clients, settings.bucket), engine, logger
             )
         return _runtime
+
+
+def reset(runtime: Transcriber | None = None) -> None:
+    """Forget the process's runtime (or use `runtime`): for tests and a re-configured twin."""
+    global _runtime
+    with _runtime_lock:
+        _runtime = runtime
 
 
 def _delivery(record: SQSRecord) -> Delivery:

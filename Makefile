@@ -1,0 +1,57 @@
+# whisperq: `make demo` and `make test` do all the set-up on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+PYTEST := $(BIN)/python -m pytest
+# torch must be the CPU build (it lies on these machines as a wheel): install it before anything
+# that depends on it, or pip fetches a multi-GB CUDA build.
+TORCH := torch==2.13.0
+OPENAI_WHISPER := openai-whisper==20250625
+
+.PHONY: help venv demo test test-unit test-integration test-e2e lint lint-infra examples clean
+
+help:
+	@echo "make demo   - create .venv, start the local twin, transcribe examples/meeting.wav, stop"
+	@echo "make test   - create .venv and run every test tier (unit, integration, e2e) and the infra lint"
+	@echo "make test-unit | test-integration | test-e2e | lint | lint-infra"
+
+$(STAMP): pyproject.toml requirements/constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -c requirements/constraints.txt $(TORCH)
+	# --no-deps: openai-whisper's metadata pulls triton (GPU-only, hundreds of MB) on Linux x86_64;
+	# its CPU requirements come from this package's `openai-whisper` extra.
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps $(OPENAI_WHISPER)
+	$(BIN)/pip install --quiet --disable-pip-version-check -c requirements/constraints.txt \
+		-e '.[local,openai-whisper,dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: venv
+	$(BIN)/whisperq demo examples/meeting.wav
+
+test: venv lint-infra
+	$(PYTEST) tests
+
+test-unit: venv
+	$(PYTEST) tests/unit
+
+test-integration: venv
+	$(PYTEST) tests/integration
+
+test-e2e: venv
+	$(PYTEST) tests/e2e
+
+lint: venv
+	$(BIN)/ruff check src tests
+
+lint-infra: venv
+	$(BIN)/cfn-lint infra/template.yaml
+
+examples:
+	bash scripts/make_examples.sh
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache src/*.egg-info

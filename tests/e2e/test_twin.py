@@ -1,0 +1,146 @@
+"""One local twin, used through its public surface: the CLI, the HTTP API, pre-signed URLs."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+
+import boto3
+import pytest
+import requests
+
+from tests.conftest import EXAMPLES, MEETING_PHRASES, normalised
+from tests.e2e.conftest import run_cli, start_twin, stop_twin
+
+pytestmark = pytest.mark.e2e
+
+
+def test_transcribe_when_speech_then_transcript_on_stdout_and_progress_on_stderr(twin):
+    state_dir, _ = twin
+    result = run_cli(state_dir, "transcribe", str(EXAMPLES / "meeting.wav"))
+    assert result.returncode == 0, result.stderr
+    text = normalised(result.stdout)
+    for phrase in MEETING_PHRASES:
+        assert phrase in text
+    assert "COMPLETED" in result.stderr and "COMPLETED" not in result.stdout
+
+
+def test_transcribe_when_every_container_format_then_every_transcript(twin):
+    state_dir, _ = twin
+    files = [str(EXAMPLES / f"meeting.{ext}") for ext in ("flac", "mp3", "m4a", "ogg")]
+    files.append(str(EXAMPLES / "standup.wav"))
+    result = run_cli(state_dir, "transcribe", "--json", *files, timeout_s=300)
+    assert result.returncode == 0, result.stderr
+    jobs = json.loads(result.stdout)
+    assert [job["status"] for job in jobs] == ["COMPLETED"] * 5
+    for job in jobs[:4]:
+        text = normalised(requests.get(job["transcriptUrl"], timeout=10).text)
+        assert "quarterly budget" in text and "hiring plan" in text
+    standup = normalised(requests.get(jobs[4]["transcriptUrl"], timeout=10).text)
+    assert "release notes" in standup and "documentation" in standup
+
+
+def test_status_when_job_completed_then_json_with_details_and_urls(twin):
+    state_dir, running = twin
+    created = requests.post(f"{running['apiUrl']}/upload",
+                            json={"filename": "meeting.wav", "contentType": "audio/wav"}, timeout=10).json()
+    put = requests.put(created["uploadUrl"], data=(EXAMPLES / "meeting.wav").read_bytes(),
+                       headers=created["uploadHeaders"], timeout=30)
+    assert put.status_code == 200
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        result = run_cli(state_dir, "status", created["jobId"])
+        assert result.returncode == 0, result.stderr
+        job = json.loads(result.stdout)
+        if job["status"] == "COMPLETED":
+            break
+        time.sleep(0.5)
+    assert job["status"] == "COMPLETED"
+    assert set(job["transcriptUrls"]) == {"txt", "json", "srt", "vtt", "tsv"}
+    assert job["details"]["queueWaitS"] < 10 and job["details"]["engine"] == "faster-whisper"
+    vtt = requests.get(job["transcriptUrls"]["vtt"], timeout=10).text
+    assert vtt.startswith("WEBVTT")
+
+
+def test_transcribe_when_file_is_not_audio_then_exit_6_with_reason(twin, tmp_path):
+    state_dir, _ = twin
+    fake = tmp_path / "report.wav"
+    fake.write_text("quarterly numbers, not audio\n" * 50)
+    result = run_cli(state_dir, "transcribe", str(fake))
+    assert result.returncode == 6
+    assert "could not be decoded as audio" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_status_when_unknown_job_then_exit_3_and_one_line(twin):
+    state_dir, _ = twin
+    result = run_cli(state_dir, "status", "6248633d-1631-41f1-9fa2-547eb5e6415a")
+    assert result.returncode == 3
+    assert result.stderr.strip().splitlines() == ["Error: no job with id '6248633d-1631-41f1-9fa2-547eb5e6415a'"]
+
+
+def test_api_when_malformed_then_400_json_not_500(twin):
+    _, running = twin
+    response = requests.post(f"{running['apiUrl']}/upload", data=b"{oops", timeout=10)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_request"
+
+
+def test_local_up_when_already_running_then_refuses_clearly(twin):
+    state_dir, running = twin
+    result = run_cli(state_dir, "local", "up", timeout_s=60)
+    assert result.returncode == 10
+    assert "already running" in result.stderr and str(running["pid"]) in result.stderr
+
+
+def test_poison_message_when_it_keeps_failing_then_dead_lettered_and_job_says_why(twin):
+    """maxReceiveCount = 2, visibility 2 s: two failed receives, then SQS moves it to the DLQ."""
+    _, running = twin
+    api = running["apiUrl"]
+    created = requests.post(f"{api}/upload", json={"filename": "poison.wav", "contentType": "audio/wav"},
+                            timeout=10).json()
+    requests.put(created["uploadUrl"], data=(EXAMPLES / "meeting.wav").read_bytes(),
+                 headers=created["uploadHeaders"], timeout=30).raise_for_status()
+    sqs = boto3.client("sqs", endpoint_url=running["endpointUrl"], region_name=running["region"])
+    dlq_url = running["resources"]["dlq_url"]
+    job_id = created["jobId"]
+    deadline = time.monotonic() + 90
+    dead_letters: list = []
+    while time.monotonic() < deadline and not dead_letters:
+        # Peek with a zero visibility timeout so the message stays in the DLQ for the operator.
+        messages = sqs.receive_message(QueueUrl=dlq_url, MaxNumberOfMessages=10, VisibilityTimeout=0,
+                                       MessageSystemAttributeNames=["All"]).get("Messages", [])
+        dead_letters = [m for m in messages if job_id in m["Body"]]
+        time.sleep(0.5)
+    assert dead_letters, "the poison message never reached the dead-letter queue"
+    assert int(dead_letters[0]["Attributes"]["ApproximateReceiveCount"]) >= 2
+    job = requests.get(f"{api}/status/{job_id}", timeout=10).json()
+    assert job["status"] == "FAILED" and job["attempts"] == 2
+    assert "failed on all 2 attempts" in job["error"] and "dead-letter queue" in job["error"]
+
+
+def _port_open(url: str) -> bool:
+    host, port = url.removeprefix("http://").split(":")
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, int(port))) == 0
+
+
+def test_local_down_when_twin_runs_then_every_process_stops_and_ports_are_freed(tmp_path):
+    process, running = start_twin(tmp_path, {"WHISPERQ_QUEUE_MAX_CONCURRENCY": "1"})
+    assert _port_open(running["apiUrl"]) and _port_open(running["endpointUrl"])
+    result = run_cli(tmp_path, "local", "down")
+    assert result.returncode == 0, result.stderr
+    assert stop_twin(process) == 0
+    assert not (tmp_path / "twin.json").exists()
+    assert not _port_open(running["apiUrl"]) and not _port_open(running["endpointUrl"])
+    after = run_cli(tmp_path, "status", "6248633d-1631-41f1-9fa2-547eb5e6415a")
+    assert after.returncode == 5 and "whisperq local up" in after.stderr
+
+
+def test_demo_when_run_then_prints_transcript_and_exits_0(tmp_path):
+    result = run_cli(tmp_path, "demo", str(EXAMPLES / "meeting.wav"), timeout_s=180)
+    assert result.returncode == 0, result.stderr
+    assert "quarterly budget" in normalised(result.stdout)
+    assert "twin stopped" in result.stderr

@@ -1,0 +1,86 @@
+import json
+
+import pytest
+import requests
+
+from tests.conftest import EXAMPLES, load_event
+from whisperq.api_handler import handler as api
+from whisperq.local.lambda_context import LocalLambdaContext
+
+
+@pytest.fixture
+def call(stack):
+    api.reset(stack.service)
+    base = load_event("api_post_upload.json")
+
+    def invoke(method: str, path: str, body: object = None, raw: str | None = None) -> tuple[int, dict]:
+        event = dict(base, httpMethod=method, path=path, resource=path)
+        event["body"] = raw if raw is not None else (json.dumps(body) if body is not None else None)
+        response = api.handler(event, LocalLambdaContext("whisperq-api"))
+        headers = {**(response.get("headers") or {}),
+                   **{k: v[-1] for k, v in (response.get("multiValueHeaders") or {}).items()}}
+        assert headers["Content-Type"] == "application/json"
+        return response["statusCode"], json.loads(response["body"])
+
+    yield invoke
+    api.reset()
+
+
+def test_post_upload_when_valid_then_201_job_uploading_and_presigned_put(call, stack):
+    status, body = call("POST", "/upload", {"filename": "meeting.wav", "contentType": "audio/wav"})
+    assert status == 201
+    assert body["status"] == "UPLOADING" and body["expiresIn"] == 900 and body["uploadMethod"] == "PUT"
+    assert body["uploadHeaders"] == {"Content-Type": "audio/wav"}
+    assert f"audio/{body['jobId']}/meeting.wav" in body["uploadUrl"]
+    assert stack.jobs.get(body["jobId"]).status.value == "UPLOADING"
+    data = (EXAMPLES / "meeting.wav").read_bytes()
+    put = requests.put(body["uploadUrl"], data=data, headers=body["uploadHeaders"], timeout=30)
+    assert put.status_code == 200
+    assert stack.blobs.head(f"audio/{body['jobId']}/meeting.wav").size_bytes == len(data)
+
+
+def test_status_when_audio_arrived_then_queued(call, stack):
+    job_id = stack.upload(EXAMPLES / "meeting.wav")
+    status, body = call("GET", f"/status/{job_id}")
+    assert status == 200 and body["status"] == "QUEUED" and body["jobId"] == job_id
+    assert "transcriptUrl" not in body and "error" not in body
+
+
+def test_status_when_not_uploaded_then_uploading(call):
+    _, created = call("POST", "/upload", {"filename": "a.flac", "contentType": "audio/flac"})
+    status, body = call("GET", f"/status/{created['jobId']}")
+    assert status == 200 and body["status"] == "UPLOADING" and body["contentType"] == "audio/flac"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "raw", "expected_status", "code", "fragment"),
+    [
+        ("GET", "/status/6248633d-1631-41f1-9fa2-547eb5e6415a", None, None, 404, "job_not_found", "no job"),
+        ("GET", "/status/not-a-job", None, None, 400, "invalid_request", "not a valid job id"),
+        ("POST", "/upload", None, "{not json", 400, "invalid_request", "not valid JSON"),
+        ("POST", "/upload", None, None, 400, "invalid_request", "needs a JSON body"),
+        ("POST", "/upload", ["meeting.wav"], None, 400, "invalid_request", "JSON object"),
+        ("POST", "/upload", {"filename": "a.wav"}, None, 400, "invalid_request", "contentType"),
+        ("POST", "/upload", {"contentType": "audio/wav"}, None, 400, "invalid_request", "filename"),
+        ("POST", "/upload", {"filename": "a.wav", "contentType": "text/plain"}, None, 400, "invalid_request",
+         "not accepted"),
+        ("POST", "/upload", {"filename": "../../etc/passwd", "contentType": "audio/wav"}, None, 400,
+         "invalid_request", "bare file name"),
+        ("POST", "/upload", {"filename": "a.wav", "contentType": "audio/wav", "extra": 1}, None, 400,
+         "invalid_request", "unknown field"),
+        ("POST", "/upload", {"filename": 7, "contentType": "audio/wav"}, None, 400, "invalid_request",
+         "filename"),
+        ("GET", "/nowhere", None, None, 404, "route_not_found", "no route"),
+        ("DELETE", "/upload", None, None, 404, "route_not_found", "no route"),
+    ],
+)
+def test_api_when_bad_request_then_json_4xx(call, method, path, body, raw, expected_status, code, fragment):
+    status, payload = call(method, path, body, raw)
+    assert status == expected_status
+    assert payload["error"]["code"] == code
+    assert fragment in payload["error"]["message"]
+
+
+def test_post_upload_when_rejected_then_no_job_left_behind(call, stack):
+    call("POST", "/upload", {"filename": "a.wav", "contentType": "text/plain"})
+    assert stack.clients.dynamodb.scan(TableName=stack.settings.table)["Count"] == 0

@@ -1,0 +1,38 @@
+import json
+from urllib.parse import unquote_plus
+
+from whisperq.aws.provision import provision
+
+
+def test_provision_when_done_then_bucket_notifies_queue_on_audio_prefix(stack):
+    config = stack.clients.s3.get_bucket_notification_configuration(Bucket=stack.settings.bucket)
+    [queue_config] = config["QueueConfigurations"]
+    assert queue_config["QueueArn"] == stack.resources.queue_arn
+    assert queue_config["Events"] == ["s3:ObjectCreated:*"]
+    assert queue_config["Filter"]["Key"]["FilterRules"] == [{"Name": "prefix", "Value": "audio/"}]
+
+
+def test_provision_when_done_then_queue_redrives_to_dlq_with_queue_config(stack):
+    attrs = stack.queue.attributes()
+    assert json.loads(attrs["RedrivePolicy"]) == {"deadLetterTargetArn": stack.resources.dlq_arn,
+                                                  "maxReceiveCount": 2}
+    assert attrs["VisibilityTimeout"] == "30"
+    assert stack.dlq.attributes()["MessageRetentionPeriod"] == str(stack.settings.queue.dlq_retention_s)
+
+
+def test_provision_when_run_twice_then_same_resources(stack):
+    again = provision(stack.clients, stack.settings)
+    assert again == stack.resources
+
+
+def test_upload_when_under_audio_then_one_s3_event_with_encoded_key(stack):
+    stack.blobs.put_text("audio/x/my café.wav", "RIFF", "audio/wav")
+    stack.blobs.put_text("elsewhere/ignored.wav", "RIFF", "audio/wav")
+    [message] = stack.receive_all(1)
+    record = json.loads(message.body)["Records"][0]
+    assert record["eventName"].startswith("ObjectCreated")
+    encoded = record["s3"]["object"]["key"]
+    # URL-encoded as in AWS (moto encodes the slashes too, AWS does not): spaces as '+'.
+    assert "+" in encoded and " " not in encoded
+    assert unquote_plus(encoded) == "audio/x/my café.wav"
+    assert stack.receive_all(1, timeout_s=1.5) == []  # nothing for the key outside audio/

@@ -1,0 +1,40 @@
+import pytest
+
+from whisperq.config import Settings
+from whisperq.core.errors import ConfigError
+
+
+def test_from_env_when_nothing_set_then_defaults():
+    settings = Settings.from_env({})
+    assert settings.engine == "faster-whisper" and settings.model == "tiny.en" and settings.endpoint_url is None
+
+
+def test_from_env_when_explicit_then_beats_environment():
+    settings = Settings.from_env({"WHISPERQ_MODEL": "from-env", "WHISPERQ_BUCKET": "b-env"}, model="explicit")
+    assert settings.model == "explicit" and settings.bucket == "b-env"
+
+
+def test_region_when_only_default_region_set_then_used():
+    assert Settings.from_env({"AWS_DEFAULT_REGION": "eu-west-1"}).region == "eu-west-1"
+    assert Settings.from_env({"AWS_DEFAULT_REGION": "eu-west-1", "AWS_REGION": "us-west-2"}).region == "us-west-2"
+
+
+@pytest.mark.parametrize(
+    ("env", "fragment"),
+    [
+        ({"WHISPERQ_ENGINE": "whisper-cpp"}, "WHISPERQ_ENGINE"),
+        ({"WHISPERQ_CPU_THREADS": "two"}, "WHISPERQ_CPU_THREADS"),
+        ({"WHISPERQ_CPU_THREADS": "0"}, "cpu_threads"),
+        ({"WHISPERQ_UPLOAD_URL_EXPIRY_S": "999999"}, "7 days"),
+        ({"WHISPERQ_QUEUE_BATCH_SIZE": "x"}, "batch_size"),
+    ],
+)
+def test_from_env_when_invalid_then_config_error_at_start(env, fragment):
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env(env)
+    assert fragment in str(caught.value)
+
+
+def test_settings_are_frozen():
+    with pytest.raises(AttributeError):
+        Settings.from_env({}).engine = "x"  # type: ignore[misc]
