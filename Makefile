@@ -32,7 +32,7 @@ venv: $(STAMP)
 demo: venv
 	$(BIN)/whisperq demo examples/meeting.wav
 
-test: venv lint-infra
+test: venv lint lint-infra
 	$(PYTEST) tests
 
 test-unit: venv

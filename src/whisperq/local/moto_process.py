@@ -15,7 +15,12 @@ def serve(conn: Connection, parent_pid: int, log_path: str | None) -> None:
     if log_path:
         log = open(log_path, "a", buffering=1, encoding="utf-8")  # noqa: SIM115 - lives as long as the process
         sys.stdout = sys.stderr = log
+    import logging
+
     from moto.server import ThreadedMotoServer
+
+    # One access-log line per AWS call drowns the workers' logs in the twin's log file.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
