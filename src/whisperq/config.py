@@ -38,6 +38,10 @@ class Settings:
     model: str = "tiny.en"
     compute_type: str = "int8"
     cpu_threads: int = 1
+    cache_dir: str = ""  # where converted models are kept; "" means ~/.cache/whisperq
+    # The synthetic engine (load tests only): wall seconds per audio second, and a failure rate.
+    synthetic_seconds_per_audio_second: float = 0.05
+    synthetic_failure_rate: float = 0.0
     fault_poison_key: str | None = None
     queue: QueueConfig = field(default_factory=QueueConfig)
 
@@ -60,6 +64,9 @@ class Settings:
             "model": (constants.MODEL, None),
             "compute_type": (constants.COMPUTE_TYPE, None),
             "cpu_threads": (constants.CPU_THREADS, None),
+            "cache_dir": (constants.CACHE_DIR, None),
+            "synthetic_seconds_per_audio_second": (constants.SYNTHETIC_SECONDS_PER_AUDIO_SECOND, None),
+            "synthetic_failure_rate": (constants.SYNTHETIC_FAILURE_RATE, None),
             "fault_poison_key": (constants.FAULT_POISON_KEY, None),
         }
         types = {f.name: f.type for f in fields(cls)}
@@ -73,7 +80,7 @@ class Settings:
                 raw = fallback
             else:
                 continue
-            values[name] = int(_as_int(name, var, raw)) if types[name] == "int" else str(raw)
+            values[name] = _convert(name, var, raw, types[name])
         queue = explicit.get("queue") or queue_config.load(environ=env)
         return cls(**values, queue=queue).validate()
 
@@ -87,18 +94,30 @@ class Settings:
                      "max_audio_duration_s", "cpu_threads"):
             if getattr(self, name) <= 0:
                 problems.append(f"{name} must be positive")
+        if self.synthetic_seconds_per_audio_second < 0:
+            problems.append("synthetic_seconds_per_audio_second must not be negative")
+        if not 0.0 <= self.synthetic_failure_rate <= 1.0:
+            problems.append("synthetic_failure_rate must be between 0 and 1")
         if self.upload_url_expiry_s > 7 * 24 * 3600 or self.download_url_expiry_s > 7 * 24 * 3600:
             problems.append("pre-signed URLs cannot live longer than 7 days (604800 s)")
         if problems:
             raise ConfigError("invalid settings: " + "; ".join(problems))
         return self
 
+    @property
+    def resolved_cache_dir(self) -> str:
+        return self.cache_dir or os.path.join(os.path.expanduser("~"), ".cache", "whisperq")
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def _as_int(name: str, var: str, raw: Any) -> int:
+def _convert(name: str, var: str, raw: Any, type_name: str) -> Any:
+    converters = {"int": (int, "an integer"), "float": (float, "a number")}
+    if type_name not in converters:
+        return str(raw)
+    convert, what = converters[type_name]
     try:
-        return int(raw)
+        return convert(raw)
     except (TypeError, ValueError):
-        raise ConfigError(f"{var} ({name}) must be an integer, got {raw!r}") from None
+        raise ConfigError(f"{var} ({name}) must be {what}, got {raw!r}") from None

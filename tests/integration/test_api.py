@@ -70,6 +70,12 @@ def test_status_when_not_uploaded_then_uploading(call):
          "invalid_request", "unknown field"),
         ("POST", "/upload", {"filename": 7, "contentType": "audio/wav"}, None, 400, "invalid_request",
          "filename"),
+        ("POST", "/upload", {"filename": "a.wav", "contentType": "audio/wav", "options": {"beamSize": 99}}, None,
+         400, "invalid_request", "beamSize"),
+        ("POST", "/upload", {"filename": "a.wav", "contentType": "audio/wav", "options": {"language": "fr"}}, None,
+         400, "invalid_request", "English-only"),
+        ("POST", "/upload", {"filename": "a.wav", "contentType": "audio/wav", "options": {"colour": "red"}}, None,
+         400, "invalid_request", "unknown option"),
         ("GET", "/nowhere", None, None, 404, "route_not_found", "no route"),
         ("DELETE", "/upload", None, None, 404, "route_not_found", "no route"),
     ],
@@ -84,3 +90,13 @@ def test_api_when_bad_request_then_json_4xx(call, method, path, body, raw, expec
 def test_post_upload_when_rejected_then_no_job_left_behind(call, stack):
     call("POST", "/upload", {"filename": "a.wav", "contentType": "text/plain"})
     assert stack.clients.dynamodb.scan(TableName=stack.settings.table)["Count"] == 0
+
+
+def test_post_upload_when_options_then_stored_and_shown_with_defaults(call, stack):
+    options = {"wordTimestamps": True, "beamSize": 1, "initialPrompt": "Quarterly budget."}
+    status, body = call("POST", "/upload", {"filename": "a.wav", "contentType": "audio/wav", "options": options})
+    assert status == 201
+    assert body["options"]["wordTimestamps"] is True and body["options"]["beamSize"] == 1
+    assert body["options"]["task"] == "transcribe" and body["options"]["language"] is None
+    _, shown = call("GET", f"/status/{body['jobId']}")
+    assert shown["options"] == body["options"]

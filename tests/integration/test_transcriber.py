@@ -62,6 +62,21 @@ def test_handler_when_speech_uploaded_then_completed_with_every_format(stack, in
     assert downloaded.status_code == 200 and "quarterly budget" in normalised(downloaded.text)
 
 
+def test_handler_when_word_timestamps_asked_then_json_has_words(stack, invoke):
+    created = stack.service.create_upload({"filename": "meeting.wav", "contentType": "audio/wav",
+                                           "options": {"wordTimestamps": True, "beamSize": 1}})
+    requests.put(created["uploadUrl"], data=(EXAMPLES / "meeting.wav").read_bytes(),
+                 headers=created["uploadHeaders"], timeout=30).raise_for_status()
+    assert invoke(stack.receive_all(1)) == {"batchItemFailures": []}
+    job_id = created["jobId"]
+    data = json.loads(stack.blobs.get_text(f"transcripts/{job_id}/{job_id}.json"))
+    words = [w for seg in data["segments"] for w in seg["words"]]
+    assert [w["word"].strip() for w in words[:2]] == ["Good", "morning"]
+    assert all(0 <= w["start"] <= w["end"] <= data["duration_s"] + 0.5 for w in words)
+    assert data["language"] == "en" and "avg_logprob" in data["segments"][0]
+    assert "no_speech_prob" in data["segments"][0]
+
+
 def test_handler_when_same_event_delivered_twice_then_one_transcript_and_ack(stack, invoke):
     job_id = stack.upload(EXAMPLES / "meeting.wav")
     [message] = stack.receive_all(1)

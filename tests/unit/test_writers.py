@@ -51,3 +51,39 @@ def test_json_when_rendered_then_segments_words_and_text():
     assert data["language"] == "en" and data["duration_s"] == 3662.0
     assert data["segments"][0]["words"][0] == {"start": 0.0, "end": 0.4, "word": " Good", "probability": 0.9}
     assert data["segments"][1]["avg_logprob"] == -0.3
+
+
+LONG = (
+    "We will now review every item of the quarterly budget, line by line, and then decide together "
+    "which of the open positions in the hiring plan we can fill before the end of the year."
+)
+
+
+def test_subtitles_when_segment_is_long_then_cues_of_two_lines_of_42_at_most():
+    from whisperq.core.writers import subtitle_cues
+
+    cues = subtitle_cues((Segment(0, 10.0, 30.0, " " + LONG, -0.2, 0.0),))
+    assert len(cues) > 1
+    for start, end, text in cues:
+        lines = text.split("\n")
+        assert len(lines) <= 2 and all(len(line) <= 42 for line in lines)
+        assert 10.0 <= start < end <= 30.0 + 1e-9
+    assert " ".join(text.replace("\n", " ") for _, _, text in cues) == LONG
+    assert [c[0] for c in cues] == sorted(c[0] for c in cues)
+
+
+def test_subtitles_when_word_timestamps_then_cues_start_and_end_on_words():
+    from whisperq.core.writers import subtitle_cues
+
+    words = tuple(Word(1.0 + i, 1.5 + i, " " + w, 0.9) for i, w in enumerate(LONG.split()))
+    cues = subtitle_cues((Segment(0, 1.0, 1.5 + len(words), " " + LONG, -0.2, 0.0, words),))
+    starts = {w.start for w in words}
+    ends = {w.end for w in words}
+    assert all(start in starts and end in ends for start, end, _ in cues)
+
+
+def test_srt_when_segment_is_long_then_wrapped_into_numbered_cues():
+    srt = WRITERS["srt"](Transcript((Segment(0, 0.0, 20.0, LONG, -0.2, 0.0),), "en", 1.0, 20.0))
+    assert "\n2\n" in srt and "-->" in srt
+    body_lines = [line for line in srt.splitlines() if line and "-->" not in line and not line.isdigit()]
+    assert all(len(line) <= 42 for line in body_lines)

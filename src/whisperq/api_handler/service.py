@@ -11,6 +11,7 @@ from whisperq.core.audio import validate_content_type
 from whisperq.core.errors import InvalidRequest, InvalidTransition
 from whisperq.core.jobs import Job, JobStatus, iso, new_job_id, utc_now, validate_job_id
 from whisperq.core.keys import audio_key, clean_filename
+from whisperq.core.options import TranscribeOptions
 
 # Job details the status response shows, by the name it shows them under.
 PUBLIC_DETAILS = (
@@ -30,11 +31,12 @@ class JobService:
         """Create a job in UPLOADING and the pre-signed URL its audio goes to."""
         if not isinstance(body, dict):
             raise InvalidRequest("the request body must be a JSON object with filename and contentType")
-        unknown = sorted(set(body) - {"filename", "contentType"})
+        unknown = sorted(set(body) - {"filename", "contentType", "options"})
         if unknown:
-            raise InvalidRequest(f"unknown field(s): {', '.join(unknown)}; expected filename and contentType")
+            raise InvalidRequest(f"unknown field(s): {', '.join(unknown)}; expected filename, contentType, options")
         filename = clean_filename(body.get("filename"))
         content_type = validate_content_type(body.get("contentType"))
+        options = TranscribeOptions.from_api(body.get("options"), self.settings.model)
         job_id = new_job_id()
         now = iso(utc_now())
         job = Job(
@@ -45,6 +47,7 @@ class JobService:
             audio_key=audio_key(job_id, filename),
             created_at=now,
             updated_at=now,
+            details={"options": options.to_api()},
         )
         expires_in = self.settings.upload_url_expiry_s
         # Sign first: if signing fails, no job is left behind waiting for an upload.
@@ -57,6 +60,7 @@ class JobService:
             "uploadMethod": "PUT",
             "uploadHeaders": {"Content-Type": content_type},
             "expiresIn": expires_in,
+            "options": options.to_api(),
         }
 
     def status(self, raw_job_id: str) -> dict[str, Any]:
@@ -79,6 +83,7 @@ class JobService:
             "createdAt": job.created_at,
             "updatedAt": job.updated_at,
             "attempts": job.attempts,
+            "options": job.details.get("options") or TranscribeOptions().to_api(),
         }
         metrics = {name: job.details[name] for name in PUBLIC_DETAILS if job.details.get(name) is not None}
         if metrics:

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import textwrap
 from collections.abc import Callable
 
 from whisperq.core.transcript import Segment, Transcript
+
+MAX_LINE_CHARS = 42
+MAX_LINES = 2
 
 Writer = Callable[[Transcript], str]
 WRITERS: dict[str, Writer] = {}
@@ -31,7 +35,54 @@ def _timestamp(seconds: float, decimal_marker: str, always_hours: bool) -> str:
 
 
 def _cues(segments: tuple[Segment, ...]) -> list[tuple[float, float, str]]:
+    """Segment-level cues (one per spoken segment), for formats without line limits."""
     return [(s.start, s.end, s.text.strip()) for s in segments if s.text.strip()]
+
+
+def _timed_tokens(segment: Segment) -> list[tuple[str, float, float]]:
+    """The segment's words with times: the engine's word timestamps when it gave them, otherwise
+    the segment's span shared out in proportion to each word's length."""
+    if segment.words:
+        return [(w.word.strip(), w.start, w.end) for w in segment.words if w.word.strip()]
+    words = segment.text.split()
+    total = sum(len(word) + 1 for word in words) or 1
+    span = segment.end - segment.start
+    tokens, position = [], segment.start
+    for word in words:
+        length = span * (len(word) + 1) / total
+        tokens.append((word, position, position + length))
+        position += length
+    return tokens
+
+
+def subtitle_cues(segments: tuple[Segment, ...], max_line_chars: int = MAX_LINE_CHARS,
+                  max_lines: int = MAX_LINES) -> list[tuple[float, float, str]]:
+    """Cues of at most `max_lines` lines of `max_line_chars` characters (the common broadcast
+    guideline is 2 x 42); a longer segment is split at word boundaries into several cues."""
+    cues = []
+    for segment in segments:
+        text = segment.text.strip()
+        if not text:
+            continue
+        lines = textwrap.wrap(text, max_line_chars, break_long_words=False)
+        if len(lines) <= max_lines:
+            cues.append((segment.start, segment.end, "\n".join(lines)))
+            continue
+        chunk: list[tuple[str, float, float]] = []
+        for token in _timed_tokens(segment):
+            candidate = " ".join(t[0] for t in [*chunk, token])
+            if chunk and len(textwrap.wrap(candidate, max_line_chars, break_long_words=False)) > max_lines:
+                cues.append(_cue(chunk, max_line_chars))
+                chunk = []
+            chunk.append(token)
+        if chunk:
+            cues.append(_cue(chunk, max_line_chars))
+    return cues
+
+
+def _cue(tokens: list[tuple[str, float, float]], max_line_chars: int) -> tuple[float, float, str]:
+    text = " ".join(t[0] for t in tokens)
+    return tokens[0][1], tokens[-1][2], "\n".join(textwrap.wrap(text, max_line_chars, break_long_words=False))
 
 
 @register("txt", "text/plain; charset=utf-8")
@@ -48,7 +99,7 @@ def write_json(transcript: Transcript) -> str:
 @register("srt", "application/x-subrip; charset=utf-8")
 def write_srt(transcript: Transcript) -> str:
     blocks = []
-    for index, (start, end, text) in enumerate(_cues(transcript.segments), start=1):
+    for index, (start, end, text) in enumerate(subtitle_cues(transcript.segments), start=1):
         blocks.append(f"{index}\n{_timestamp(start, ',', True)} --> {_timestamp(end, ',', True)}\n{text}\n")
     return "\n".join(blocks)
 
@@ -56,7 +107,7 @@ def write_srt(transcript: Transcript) -> str:
 @register("vtt", "text/vtt; charset=utf-8")
 def write_vtt(transcript: Transcript) -> str:
     blocks = ["WEBVTT\n"]
-    for start, end, text in _cues(transcript.segments):
+    for start, end, text in subtitle_cues(transcript.segments):
         blocks.append(f"{_timestamp(start, '.', False)} --> {_timestamp(end, '.', False)}\n{text}\n")
     return "\n".join(blocks)
 

@@ -23,6 +23,7 @@ from whisperq.config import Settings
 from whisperq.core import writers
 from whisperq.core.errors import (
     InjectedFault,
+    InvalidRequest,
     InvalidTransition,
     JobNotFound,
     PermanentJobError,
@@ -148,7 +149,7 @@ class Transcriber:
         lease = self._take(job, delivery)
         if lease is None:
             return "skipped:leased-elsewhere"
-        return self._run(job_id, event, delivery, lease)
+        return self._run(job, event, delivery, lease)
 
     # --- taking and finishing a job -------------------------------------------------------
     def _enqueue_fields(self, delivery: Delivery) -> dict[str, Any]:
@@ -206,9 +207,15 @@ class Transcriber:
                              extra={"job_id": job_id, "error": str(exc)})
             return False
 
-    def _run(self, job_id: str, event: ObjectEvent, delivery: Delivery, lease: str) -> str:
+    def _run(self, job: Job, event: ObjectEvent, delivery: Delivery, lease: str) -> str:
+        job_id = job.job_id
         try:
-            changes = self._transcribe(job_id, event)
+            options = TranscribeOptions.from_api(job.details.get("options"), self.engine.model_name)
+            changes = self._transcribe(job_id, event, options)
+        except InvalidRequest as exc:
+            # Options stored at creation that this worker's model cannot honour.
+            self._finish(job_id, lease, JobStatus.FAILED, {"error": exc.message, "failedAt": iso(utc_now())})
+            return "failed"
         except PermanentJobError as exc:
             self.log.warning("job failed permanently", extra={"job_id": job_id, "error": exc.message})
             self._finish(job_id, lease, JobStatus.FAILED, {"error": exc.message, "failedAt": iso(utc_now())})
@@ -244,7 +251,7 @@ class Transcriber:
                              extra={"job_id": job_id, "error": str(bookkeeping_error)})
 
     # --- the work ------------------------------------------------------------------------
-    def _transcribe(self, job_id: str, event: ObjectEvent) -> dict[str, Any]:
+    def _transcribe(self, job_id: str, event: ObjectEvent, options: TranscribeOptions) -> dict[str, Any]:
         settings = self.settings
         if settings.fault_poison_key and settings.fault_poison_key in event.key:
             raise InjectedFault(f"injected poison fault: key contains {settings.fault_poison_key!r}")
@@ -274,7 +281,7 @@ class Transcriber:
                 "split it into shorter files"
             )
         started = time.perf_counter()
-        transcript = self.engine.transcribe(samples, TranscribeOptions())
+        transcript = self.engine.transcribe(samples, options)
         timings["transcribeS"] = time.perf_counter() - started
         started = time.perf_counter()
         outputs: dict[str, str] = {}

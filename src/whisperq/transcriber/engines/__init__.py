@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -28,4 +29,12 @@ def load_engine(settings: Settings) -> Engine:
         from whisperq.transcriber.engines.faster import FasterWhisperEngine
 
         return FasterWhisperEngine(settings.model, settings.compute_type, settings.cpu_threads)
+    if settings.engine == "openai-whisper":
+        from whisperq.transcriber.engines.openai import OpenAIWhisperEngine
+
+        return OpenAIWhisperEngine(settings.model, settings.cpu_threads, Path(settings.resolved_cache_dir))
+    if settings.engine == "synthetic":
+        from whisperq.transcriber.engines.synthetic import SyntheticEngine
+
+        return SyntheticEngine(settings.synthetic_seconds_per_audio_second, settings.synthetic_failure_rate)
     raise ConfigError(f"engine {settings.engine!r} is not available in this build")

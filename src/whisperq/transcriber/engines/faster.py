@@ -43,13 +43,13 @@ class FasterWhisperEngine:
         segments = tuple(
             Segment(
                 id=index,
-                start=round(seg.start, 3),
-                end=round(seg.end, 3),
+                start=round(float(seg.start), 3),
+                end=round(float(seg.end), 3),
                 text=seg.text,
                 avg_logprob=float(seg.avg_logprob),
                 no_speech_prob=float(seg.no_speech_prob),
                 words=tuple(
-                    Word(round(w.start, 3), round(w.end, 3), w.word, round(float(w.probability), 4))
+                    Word(round(float(w.start), 3), round(float(w.end), 3), w.word, round(float(w.probability), 4))
                     for w in (seg.words or ())
                 ),
             )

@@ -1,0 +1,80 @@
+"""Both real engines on the same bundled tiny.en weights, offline, on the same speech."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import EXAMPLES, MEETING_PHRASES, normalised
+from whisperq.config import Settings
+from whisperq.core.errors import ConfigError
+from whisperq.core.options import TranscribeOptions
+from whisperq.transcriber.audio import decode
+from whisperq.transcriber.engines import load_engine
+from whisperq.transcriber.engines.convert import openai_checkpoint
+from whisperq.transcriber.engines.faster import FasterWhisperEngine
+from whisperq.transcriber.engines.openai import OpenAIWhisperEngine
+from whisperq.transcriber.models import resolve_ct2_model
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("model-cache")
+
+
+@pytest.fixture(scope="module")
+def engines(cache):
+    return FasterWhisperEngine("tiny.en", "int8", 1), OpenAIWhisperEngine("tiny.en", 1, cache)
+
+
+def words(text: str) -> list[str]:
+    return normalised(text).split()
+
+
+@pytest.mark.parametrize("sample", ["meeting.wav", "standup.wav"])
+def test_engines_when_same_speech_then_same_words(engines, sample):
+    audio = decode(str(EXAMPLES / sample), sample)
+    faster, openai = (engine.transcribe(audio, TranscribeOptions()) for engine in engines)
+    assert words(faster.text) == words(openai.text)
+    assert faster.engine == "faster-whisper" and openai.engine == "openai-whisper"
+
+
+def test_engines_when_word_timestamps_then_words_agree_within_a_tenth_of_a_second(engines):
+    audio = decode(str(EXAMPLES / "meeting.wav"), "meeting.wav")
+    options = TranscribeOptions(word_timestamps=True)
+    faster, openai = (engine.transcribe(audio, options) for engine in engines)
+    faster_words = [w for s in faster.segments for w in s.words]
+    openai_words = [w for s in openai.segments for w in s.words]
+    assert [w.word for w in faster_words] == [w.word for w in openai_words]
+    assert len(faster_words) >= 12
+    for a, b in zip(faster_words, openai_words, strict=True):
+        assert abs(a.start - b.start) <= 0.1 and abs(a.end - b.end) <= 0.1
+        assert 0.0 <= a.probability <= 1.0 and type(a.start) is float
+
+
+@pytest.mark.parametrize("engine_index", [0, 1])
+def test_engines_when_vad_filter_then_speech_still_transcribed(engines, engine_index):
+    audio = decode(str(EXAMPLES / "meeting.wav"), "meeting.wav")
+    text = normalised(engines[engine_index].transcribe(audio, TranscribeOptions(vad_filter=True)).text)
+    assert all(phrase in text for phrase in MEETING_PHRASES)
+
+
+def test_openai_checkpoint_when_converted_twice_then_cached_once(cache):
+    first, heads = openai_checkpoint(resolve_ct2_model("tiny.en"), cache)
+    mtime = first.stat().st_mtime_ns
+    second, _ = openai_checkpoint(resolve_ct2_model("tiny.en"), cache)
+    assert first == second and second.stat().st_mtime_ns == mtime
+    assert heads and all(len(pair) == 2 for pair in heads)
+
+
+@pytest.mark.parametrize("engine", ["faster-whisper", "openai-whisper"])
+def test_load_engine_when_model_not_available_offline_then_config_error_at_start(engine, cache):
+    settings = Settings.from_env({}, engine=engine, model="large-v3", cache_dir=str(cache))
+    with pytest.raises(ConfigError) as caught:
+        load_engine(settings)
+    assert "not available offline" in str(caught.value) and "tiny.en" in str(caught.value)
+
+
+def test_load_engine_when_model_is_a_directory_without_weights_then_config_error(tmp_path):
+    with pytest.raises(ConfigError) as caught:
+        load_engine(Settings.from_env({}, model=str(tmp_path)))
+    assert "no model.bin" in str(caught.value)
