@@ -9,6 +9,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from whisperq.aws.clients import Clients
 from whisperq.aws.errors import as_core_error, error_code
+from whisperq.aws.retry import RetryPolicy
 from whisperq.core.errors import PermanentJobError
 
 
@@ -23,9 +24,10 @@ class ObjectInfo:
 class Blobs:
     """One bucket's objects."""
 
-    def __init__(self, clients: Clients, bucket: str):
+    def __init__(self, clients: Clients, bucket: str, retry: RetryPolicy | None = None):
         self._clients = clients
         self.bucket = bucket
+        self.retry = retry or RetryPolicy()
 
     @property
     def _s3(self) -> Any:
@@ -49,6 +51,9 @@ class Blobs:
 
     def head(self, key: str) -> ObjectInfo | None:
         """The object's size and type, or None when it does not exist."""
+        return self.retry.call("read object", lambda: self._head(key))
+
+    def _head(self, key: str) -> ObjectInfo | None:
         try:
             response = self._s3.head_object(Bucket=self.bucket, Key=key)
         except ClientError as exc:
@@ -66,6 +71,9 @@ class Blobs:
 
     def download(self, key: str, path: str) -> None:
         """Copy an object to a local file."""
+        return self.retry.call("download object", lambda: self._download(key, path))
+
+    def _download(self, key: str, path: str) -> None:
         try:
             self._s3.download_file(self.bucket, key, path)
         except ClientError as exc:
@@ -79,12 +87,18 @@ class Blobs:
 
     def put_text(self, key: str, text: str, content_type: str) -> None:
         """Write a text object (a transcript)."""
+        return self.retry.call("write object", lambda: self._put_text(key, text, content_type))
+
+    def _put_text(self, key: str, text: str, content_type: str) -> None:
         try:
             self._s3.put_object(Bucket=self.bucket, Key=key, Body=text.encode("utf-8"), ContentType=content_type)
         except (ClientError, BotoCoreError) as exc:
             raise as_core_error(exc, f"writing s3://{self.bucket}/{key}") from exc
 
     def get_text(self, key: str) -> str:
+        return self.retry.call("read object", lambda: self._get_text(key))
+
+    def _get_text(self, key: str) -> str:
         try:
             response = self._s3.get_object(Bucket=self.bucket, Key=key)
             return response["Body"].read().decode("utf-8")

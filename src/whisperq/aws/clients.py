@@ -23,7 +23,8 @@ class Clients:
         self._lock = threading.Lock()
 
     def _make(self, service: str) -> Any:
-        options: dict[str, Any] = {"retries": {"max_attempts": 3, "mode": "standard"}}
+        # One retry layer, ours (whisperq.aws.retry): it counts retries and knows what is safe to repeat.
+        options: dict[str, Any] = {"retries": {"total_max_attempts": 1, "mode": "standard"}}
         if service == "s3":
             # SigV4 for pre-signed URLs (boto3 would sign us-east-1 with SigV2); path-style
             # addressing for endpoints such as http://127.0.0.1:PORT where a bucket subdomain

@@ -47,7 +47,7 @@ def is_retryable(exc: BaseException) -> bool:
     if isinstance(exc, ClientError):
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
         return error_code(exc) in RETRYABLE_CODES or status >= 500
-    return isinstance(exc, _NETWORK_ERRORS | (ConnectionError, TimeoutError))
+    return isinstance(exc, _NETWORK_ERRORS + (ConnectionError, TimeoutError))
 
 
 def as_core_error(exc: BaseException, what: str) -> WhisperqError:

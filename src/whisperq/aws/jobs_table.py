@@ -12,6 +12,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from whisperq.aws.clients import Clients
 from whisperq.aws.errors import as_core_error, error_code
+from whisperq.aws.retry import RetryPolicy
 from whisperq.core.errors import InvalidTransition, JobNotFound
 from whisperq.core.jobs import Job, JobStatus, iso, sources_of, utc_now
 
@@ -72,9 +73,10 @@ def job_to_item(job: Job) -> dict[str, Any]:
 class JobsTable:
     """Reads and conditionally writes jobs."""
 
-    def __init__(self, clients: Clients, table_name: str):
+    def __init__(self, clients: Clients, table_name: str, retry: RetryPolicy | None = None):
         self._clients = clients
         self.table_name = table_name
+        self.retry = retry or RetryPolicy()
 
     @property
     def _ddb(self) -> Any:
@@ -82,6 +84,9 @@ class JobsTable:
 
     def create(self, job: Job) -> Job:
         """Store a new job; fails if the id is taken (it never should be: ids are uuid4)."""
+        return self.retry.call("create job", lambda: self._create(job))
+
+    def _create(self, job: Job) -> Job:
         try:
             self._ddb.put_item(
                 TableName=self.table_name,
@@ -94,6 +99,9 @@ class JobsTable:
 
     def get(self, job_id: str) -> Job:
         """The job with this id, read consistently, or JobNotFound."""
+        return self.retry.call("read job", lambda: self._get(job_id))
+
+    def _get(self, job_id: str) -> Job:
         try:
             response = self._ddb.get_item(
                 TableName=self.table_name, Key={"jobId": {"S": job_id}}, ConsistentRead=True
@@ -121,6 +129,35 @@ class JobsTable:
         `changes` sets further attributes in the same write, `remove` deletes some, and
         `extra_condition` is a condition expression (with its values) that must also hold.
         Raises JobNotFound, or InvalidTransition with the status the job really has."""
+        attempt = 0
+
+        def once() -> Job:
+            nonlocal attempt
+            attempt += 1
+            try:
+                return self._transition(job_id, target, expected, changes, remove, increment_attempts,
+                                        extra_condition)
+            except InvalidTransition:
+                if attempt > 1:
+                    # An earlier attempt may have written before its answer was lost.
+                    current = self._get(job_id)
+                    if current.status is target and all(current.details.get(k, getattr(current, k, None)) == v
+                                                        for k, v in (changes or {}).items()):
+                        return current
+                raise
+
+        return self.retry.call(f"update job to {target.value}", once)
+
+    def _transition(
+        self,
+        job_id: str,
+        target: JobStatus,
+        expected: Iterable[JobStatus] | None,
+        changes: Mapping[str, Any] | None,
+        remove: Iterable[str],
+        increment_attempts: bool,
+        extra_condition: tuple[str, Mapping[str, Any]] | None,
+    ) -> Job:
         allowed = sorted(set(expected) if expected is not None else sources_of(target))
         names = {"#status": "status", "#updatedAt": "updatedAt"}
         values: dict[str, Any] = {":target": target.value, ":now": iso(utc_now())}
@@ -162,7 +199,7 @@ class JobsTable:
             )
         except ClientError as exc:
             if error_code(exc) == "ConditionalCheckFailedException":
-                current = self.get(job_id)  # raises JobNotFound when there is no such job
+                current = self._get(job_id)  # raises JobNotFound when there is no such job
                 raise InvalidTransition(job_id, current.status.value, target.value) from exc
             raise as_core_error(exc, f"updating job {job_id}") from exc
         except BotoCoreError as exc:

@@ -9,6 +9,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from whisperq.aws.clients import Clients
 from whisperq.aws.errors import as_core_error
+from whisperq.aws.retry import RetryPolicy
 
 
 @dataclass(frozen=True)
@@ -28,9 +29,10 @@ class Message:
 class Queue:
     """One SQS queue, by URL."""
 
-    def __init__(self, clients: Clients, url: str):
+    def __init__(self, clients: Clients, url: str, retry: RetryPolicy | None = None):
         self._clients = clients
         self.url = url
+        self.retry = retry or RetryPolicy()
 
     @classmethod
     def by_name(cls, clients: Clients, name: str) -> Queue:
@@ -98,6 +100,9 @@ class Queue:
 
     def delete(self, messages: list[Message]) -> list[str]:
         """Delete messages (in batches of 10); returns the ids SQS refused to delete."""
+        return self.retry.call("delete messages", lambda: self._delete(messages))
+
+    def _delete(self, messages: list[Message]) -> list[str]:
         failed: list[str] = []
         for start in range(0, len(messages), 10):
             chunk = messages[start : start + 10]
@@ -112,12 +117,32 @@ class Queue:
         return failed
 
     def change_visibility(self, message: Message, timeout_s: int) -> None:
+        self.change_visibility_by_handle(message.receipt_handle, timeout_s)
+
+    def change_visibility_by_handle(self, receipt_handle: str, timeout_s: int) -> None:
+        """Hide a received message for `timeout_s` more seconds (0: give it back now)."""
+
+        def once() -> None:
+            try:
+                self._sqs.change_message_visibility(
+                    QueueUrl=self.url, ReceiptHandle=receipt_handle, VisibilityTimeout=timeout_s
+                )
+            except (ClientError, BotoCoreError) as exc:
+                raise as_core_error(exc, f"changing visibility in {self.url}") from exc
+
+        self.retry.call("change visibility", once)
+
+    @classmethod
+    def by_arn(cls, clients: Clients, arn: str) -> Queue:
+        """The queue an event source ARN (arn:aws:sqs:REGION:ACCOUNT:NAME) names."""
+        parts = arn.split(":")
+        if len(parts) != 6 or parts[2] != "sqs":
+            raise ValueError(f"not an SQS queue ARN: {arn!r}")
         try:
-            self._sqs.change_message_visibility(
-                QueueUrl=self.url, ReceiptHandle=message.receipt_handle, VisibilityTimeout=timeout_s
-            )
+            url = clients.sqs.get_queue_url(QueueName=parts[5], QueueOwnerAWSAccountId=parts[4])["QueueUrl"]
         except (ClientError, BotoCoreError) as exc:
-            raise as_core_error(exc, f"changing visibility in {self.url}") from exc
+            raise as_core_error(exc, f"finding queue {arn}") from exc
+        return cls(clients, url)
 
     def send(self, body: str, attributes: dict[str, Any] | None = None) -> str:
         try:

@@ -6,20 +6,24 @@ the local twin) and reused for every batch."""
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from whisperq.aws.blobs import Blobs
 from whisperq.aws.clients import Clients
 from whisperq.aws.jobs_table import JobsTable
+from whisperq.aws.queues import Queue
+from whisperq.aws.retry import RetryPolicy
 from whisperq.config import Settings
 from whisperq.transcriber.engines import load_engine
 from whisperq.transcriber.service import Delivery, Transcriber
 
 logger = Logger(service="whisperq-transcriber")
+metrics = Metrics(namespace="whisperq", service="whisperq-transcriber")
 # A batch whose every record failed is still answered with batchItemFailures (not an invocation
 # error): SQS then treats each record the same way, and a poison message is not a function error.
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
@@ -38,10 +42,33 @@ def warm_up(settings: Settings | None = None) -> Transcriber:
             engine = load_engine(settings)
             logger.info("model loaded", extra={"engine": engine.name, "model": engine.model_name,
                                                "model_load_s": round(engine.load_time_s, 3)})
-            _runtime = Transcriber(
-                settings, JobsTable(clients, settings.table), Blobs(clients, settings.bucket), engine, logger
-            )
+            _runtime = build_runtime(settings, clients, engine)
         return _runtime
+
+
+def build_runtime(settings: Settings, clients: Clients, engine: Any, log: Any = logger,
+                  sleep: Any = time.sleep) -> Transcriber:
+    """The transcriber with its adapters; their retries are counted on the job being worked on."""
+    runtime: Transcriber | None = None
+
+    def on_retry(what: str, error: BaseException, attempt: int) -> None:
+        if runtime is not None:
+            runtime.note_retry(what, error, attempt)
+
+    policy = RetryPolicy(on_retry=on_retry, sleep=sleep)
+    queues: dict[str, Queue] = {}
+
+    def extend_visibility(queue_arn: str, receipt_handle: str, timeout_s: int) -> None:
+        if queue_arn not in queues:
+            queues[queue_arn] = Queue.by_arn(clients, queue_arn)
+            queues[queue_arn].retry = policy
+        queues[queue_arn].change_visibility_by_handle(receipt_handle, timeout_s)
+
+    runtime = Transcriber(
+        settings, JobsTable(clients, settings.table, policy), Blobs(clients, settings.bucket, policy), engine,
+        log, metrics=metrics, extend_visibility=extend_visibility,
+    )
+    return runtime
 
 
 def reset(runtime: Transcriber | None = None) -> None:
@@ -58,6 +85,8 @@ def _delivery(record: SQSRecord) -> Delivery:
         message_id=record.message_id,
         receive_count=int(attrs.get("ApproximateReceiveCount") or 1),
         sent_timestamp_ms=int(sent) if sent else None,
+        receipt_handle=record.raw_event.get("receiptHandle"),
+        queue_arn=record.raw_event.get("eventSourceARN"),
     )
 
 
@@ -67,6 +96,7 @@ def record_handler(record: SQSRecord) -> list[str]:
     return outcomes
 
 
+@metrics.log_metrics
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     runtime = warm_up()

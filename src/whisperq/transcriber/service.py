@@ -12,9 +12,10 @@ import os
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import unquote_plus
 
 from whisperq.aws.blobs import Blobs
@@ -34,6 +35,8 @@ from whisperq.core.keys import job_id_from_audio_key, transcript_key
 from whisperq.core.options import TranscribeOptions
 from whisperq.transcriber import audio
 from whisperq.transcriber.engines import Engine
+from whisperq.transcriber.heartbeat import Heartbeat
+from whisperq.transcriber.tracing import stage
 
 
 class UnprocessableMessage(WhisperqError):
@@ -49,6 +52,21 @@ class Delivery:
     message_id: str
     receive_count: int
     sent_timestamp_ms: int | None
+    receipt_handle: str | None = None
+    queue_arn: str | None = None
+
+
+class Metrics(Protocol):
+    def add_metric(self, name: str, unit: str, value: float) -> None: ...
+
+
+class _NoMetrics:
+    def add_metric(self, name: str, unit: str, value: float) -> None:
+        pass
+
+
+# Extends a received message's visibility: (queue ARN, receipt handle, seconds).
+ExtendVisibility = Callable[[str, str, int], None]
 
 
 @dataclass(frozen=True)
@@ -92,13 +110,24 @@ def parse_s3_notification(body: str) -> list[ObjectEvent]:
 class Transcriber:
     """Turns S3 upload events into transcripts and job status changes."""
 
-    def __init__(self, settings: Settings, jobs: JobsTable, blobs: Blobs, engine: Engine, logger: Any):
+    def __init__(self, settings: Settings, jobs: JobsTable, blobs: Blobs, engine: Engine, logger: Any,
+                 metrics: Metrics | None = None, extend_visibility: ExtendVisibility | None = None):
         self.settings = settings
         self.jobs = jobs
         self.blobs = blobs
         self.engine = engine
         self.log = logger
+        self.metrics = metrics or _NoMetrics()
+        self.extend_visibility = extend_visibility
         self._cold = True
+        self._retries = 0
+        self._queue_wait_s: float | None = None
+
+    def note_retry(self, what: str, error: BaseException, attempt: int) -> None:
+        """Called by the adapters' retry policy before each retry of an AWS call."""
+        self._retries += 1
+        self.metrics.add_metric("Retries", "Count", 1)
+        self.log.warning("retrying", extra={"call": what, "attempt": attempt, "error": str(error)})
 
     # --- entry point ---------------------------------------------------------------------
     def handle_message(self, body: str, delivery: Delivery) -> list[str]:
@@ -168,8 +197,10 @@ class Transcriber:
             "receiveCount": delivery.receive_count,
             **self._enqueue_fields(delivery),
         }
+        self._queue_wait_s = None
         if delivery.sent_timestamp_ms is not None:
-            changes["queueWaitS"] = round(max(0.0, now - delivery.sent_timestamp_ms / 1000), 3)
+            self._queue_wait_s = round(max(0.0, now - delivery.sent_timestamp_ms / 1000), 3)
+            changes["queueWaitS"] = self._queue_wait_s
         try:
             if job.status is JobStatus.PROCESSING:
                 if float(job.details.get("leaseExpiresAt", 0)) > now:
@@ -207,23 +238,50 @@ class Transcriber:
                              extra={"job_id": job_id, "error": str(exc)})
             return False
 
+    def _heartbeat(self, job_id: str, lease: str, delivery: Delivery) -> Heartbeat:
+        visibility_s = self.settings.queue.visibility_timeout_s
+
+        def beat() -> None:
+            if self.extend_visibility and delivery.receipt_handle and delivery.queue_arn:
+                self.extend_visibility(delivery.queue_arn, delivery.receipt_handle, visibility_s)
+            self.jobs.transition(
+                job_id, JobStatus.PROCESSING, expected=[JobStatus.PROCESSING],
+                changes={"leaseExpiresAt": time.time() + visibility_s},
+                extra_condition=("#leaseId = :lease", {":lease": lease}),
+            )
+
+        # Beat at a third of the timeout, so two beats can fail before a redelivery.
+        return Heartbeat(max(1.0, visibility_s / 3), beat, self.log)
+
     def _run(self, job: Job, event: ObjectEvent, delivery: Delivery, lease: str) -> str:
         job_id = job.job_id
+        self._retries = 0
         try:
             options = TranscribeOptions.from_api(job.details.get("options"), self.engine.model_name)
-            changes = self._transcribe(job_id, event, options)
-        except InvalidRequest as exc:
-            # Options stored at creation that this worker's model cannot honour.
-            self._finish(job_id, lease, JobStatus.FAILED, {"error": exc.message, "failedAt": iso(utc_now())})
-            return "failed"
-        except PermanentJobError as exc:
+            with self._heartbeat(job_id, lease, delivery):
+                changes = self._transcribe(job_id, event, options)
+        except (InvalidRequest, PermanentJobError) as exc:
+            # Not transcribable however often we try (InvalidRequest: options stored at creation that
+            # this worker's model cannot honour): FAILED with the reason, and acknowledged.
             self.log.warning("job failed permanently", extra={"job_id": job_id, "error": exc.message})
-            self._finish(job_id, lease, JobStatus.FAILED, {"error": exc.message, "failedAt": iso(utc_now())})
+            with stage("status-update", jobId=job_id):
+                self._finish(job_id, lease, JobStatus.FAILED, {"error": exc.message, "failedAt": iso(utc_now())})
+            self.metrics.add_metric("JobsFailed", "Count", 1)
             return "failed"
         except Exception as exc:
             self._after_retryable(job_id, lease, delivery, exc)
             raise
-        self._finish(job_id, lease, JobStatus.COMPLETED, changes, remove=("lastError", "error"))
+        changes["retries"] = self._retries
+        with stage("status-update", jobId=job_id):
+            self._finish(job_id, lease, JobStatus.COMPLETED, changes, remove=("lastError", "error"))
+        self.metrics.add_metric("JobsCompleted", "Count", 1)
+        self.metrics.add_metric("AudioSeconds", "Seconds", changes["audioDurationS"])
+        self.metrics.add_metric("TranscribeTime", "Seconds", changes["transcribeS"])
+        self.metrics.add_metric("RealTimeFactor", "None", changes["realTimeFactor"])
+        if self._queue_wait_s is not None:
+            self.metrics.add_metric("QueueWait", "Seconds", self._queue_wait_s)
+        self.log.info("job completed", extra={"job_id": job_id, "audio_s": changes["audioDurationS"],
+                                              "rtf": changes["realTimeFactor"]})
         return "completed"
 
     def _after_retryable(self, job_id: str, lease: str, delivery: Delivery, exc: Exception) -> None:
@@ -232,6 +290,7 @@ class Transcriber:
         Either way the caller re-raises, so SQS redelivers the message or dead-letters it."""
         reason = f"{type(exc).__name__}: {exc}"
         max_receives = self.settings.queue.max_receive_count
+        self.metrics.add_metric("AttemptsFailed", "Count", 1)
         self.log.exception("attempt failed", extra={"job_id": job_id, "receive_count": delivery.receive_count})
         try:
             if delivery.receive_count >= max_receives:
@@ -243,6 +302,7 @@ class Transcriber:
                 self._finish(job_id, lease, JobStatus.FAILED,
                              {"error": message, "lastError": reason, "failedAt": iso(utc_now()),
                               "deadLettered": True})
+                self.metrics.add_metric("JobsFailed", "Count", 1)
             else:
                 self._finish(job_id, lease, JobStatus.QUEUED, {"lastError": reason})
         except WhisperqError as bookkeeping_error:
@@ -266,13 +326,16 @@ class Transcriber:
                 f"the uploaded file is {info.size_bytes} bytes, over the limit of {settings.max_upload_bytes} bytes"
             )
         display_name = event.key.rsplit("/", 1)[-1]
+        notes = {"jobId": job_id, "engine": self.engine.name, "model": self.engine.model_name}
         with tempfile.TemporaryDirectory(prefix="whisperq-") as workdir:
             local_path = os.path.join(workdir, "audio")
             started = time.perf_counter()
-            self.blobs.download(event.key, local_path)
+            with stage("download", **notes):
+                self.blobs.download(event.key, local_path)
             timings["downloadS"] = time.perf_counter() - started
             started = time.perf_counter()
-            samples = audio.decode(local_path, display_name)
+            with stage("decode", **notes):
+                samples = audio.decode(local_path, display_name)
         timings["decodeS"] = time.perf_counter() - started
         duration_s = samples.size / audio.SAMPLE_RATE
         if duration_s > settings.max_audio_duration_s:
@@ -281,14 +344,16 @@ class Transcriber:
                 "split it into shorter files"
             )
         started = time.perf_counter()
-        transcript = self.engine.transcribe(samples, options)
+        with stage("transcribe", **notes):
+            transcript = self.engine.transcribe(samples, options)
         timings["transcribeS"] = time.perf_counter() - started
         started = time.perf_counter()
         outputs: dict[str, str] = {}
-        for fmt, text in writers.render_all(transcript).items():
-            key = transcript_key(job_id, fmt)
-            self.blobs.put_text(key, text, writers.CONTENT_TYPES[fmt])
-            outputs[fmt] = key
+        with stage("upload", **notes):
+            for fmt, text in writers.render_all(transcript).items():
+                key = transcript_key(job_id, fmt)
+                self.blobs.put_text(key, text, writers.CONTENT_TYPES[fmt])
+                outputs[fmt] = key
         timings["uploadS"] = time.perf_counter() - started
         cold, self._cold = self._cold, False
         return {

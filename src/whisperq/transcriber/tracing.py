@@ -1,0 +1,35 @@
+"""X-Ray subsegments for the transcriber's stages, annotated so a trace shows where a job's time
+went. In Lambda (and in the twin's emulated Lambda) the recorder has a segment to hang them on;
+anywhere else there is none and the stages are not recorded."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+from aws_xray_sdk.core import xray_recorder
+
+# Outside a traced invocation there is no segment: carry on untraced instead of raising.
+xray_recorder.configure(context_missing="IGNORE_ERROR")
+
+
+def _has_segment() -> bool:
+    try:
+        return xray_recorder.get_trace_entity() is not None
+    except Exception:  # noqa: BLE001 - no context at all is the same as no segment
+        return False
+
+
+@contextlib.contextmanager
+def stage(name: str, **annotations: Any) -> Iterator[None]:
+    """Record the block as subsegment `name` with the given annotations, if a trace is open."""
+    if not _has_segment():
+        yield
+        return
+    with xray_recorder.in_subsegment(name) as subsegment:
+        if subsegment is not None:
+            for key, value in annotations.items():
+                if value is not None:
+                    subsegment.put_annotation(key, value)
+        yield
