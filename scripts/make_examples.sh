@@ -21,4 +21,11 @@ ffmpeg -loglevel error -y -i meeting.wav -c:a flac meeting.flac
 ffmpeg -loglevel error -y -i meeting.wav -c:a libmp3lame -b:a 48k meeting.mp3
 ffmpeg -loglevel error -y -i meeting.wav -c:a aac -b:a 48k meeting.m4a
 ffmpeg -loglevel error -y -i meeting.wav -c:a libvorbis -q:a 3 meeting.ogg
+
+
+# A long natural passage for benchmarks (about 2 minutes), kept small as OGG Vorbis.
+espeak-ng -v en-us -s 160 -f passage.txt -w /tmp/passage.22k.wav
+sox /tmp/passage.22k.wav -r 16000 -c 1 /tmp/passage.wav
+ffmpeg -loglevel error -y -i /tmp/passage.wav -c:a libvorbis -q:a 1 passage.ogg
+rm -f /tmp/passage.22k.wav /tmp/passage.wav
 ls -l

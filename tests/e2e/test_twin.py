@@ -144,3 +144,28 @@ def test_demo_when_run_then_prints_transcript_and_exits_0(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "quarterly budget" in normalised(result.stdout)
     assert "twin stopped" in result.stderr
+
+
+def test_twin_when_engine_is_openai_whisper_then_same_words_through_the_pipeline(tmp_path):
+    process, running = start_twin(tmp_path / "state", {
+        "WHISPERQ_ENGINE": "openai-whisper", "WHISPERQ_QUEUE_MAX_CONCURRENCY": "1",
+        "WHISPERQ_CACHE_DIR": str(tmp_path / "cache"),
+    })
+    try:
+        assert running["engine"] == "openai-whisper"
+        result = run_cli(tmp_path / "state", "transcribe", "--json", str(EXAMPLES / "meeting.wav"))
+        assert result.returncode == 0, result.stderr
+        job = json.loads(result.stdout)
+        assert job["details"]["engine"] == "openai-whisper" and job["details"]["coldStart"] is True
+        text = normalised(requests.get(job["transcriptUrl"], timeout=10).text)
+        assert all(phrase in text for phrase in MEETING_PHRASES)
+    finally:
+        stop_twin(process)
+
+
+def test_local_up_when_model_not_available_offline_then_fails_at_start_with_reason(tmp_path):
+    env = {"WHISPERQ_MODEL": "large-v3", "WHISPERQ_QUEUE_MAX_CONCURRENCY": "1"}
+    result = run_cli(tmp_path, "local", "up", timeout_s=120, env=env)
+    assert result.returncode == 11
+    assert "not available offline" in result.stderr and "tiny.en" in result.stderr
+    assert not (tmp_path / "twin.json").exists()

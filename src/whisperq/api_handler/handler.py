@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 
@@ -17,6 +17,7 @@ from whisperq.config import Settings
 from whisperq.core.errors import InvalidRequest, WhisperqError
 
 logger = Logger(service="whisperq-api")
+metrics = Metrics(namespace="whisperq", service="whisperq-api")
 app = APIGatewayRestResolver()
 
 _service: JobService | None = None
@@ -60,9 +61,11 @@ def json_body() -> Any:
 
 @app.post("/upload")
 def create_upload() -> Response:
-    return Response(
-        status_code=201, content_type="application/json", body=json.dumps(service().create_upload(json_body()))
-    )
+    created = service().create_upload(json_body())
+    logger.append_keys(job_id=created["jobId"])
+    logger.info("job created")
+    metrics.add_metric("JobsCreated", "Count", 1)
+    return Response(status_code=201, content_type="application/json", body=json.dumps(created))
 
 
 @app.get("/status/<job_id>")
@@ -74,6 +77,7 @@ def get_status(job_id: str) -> dict[str, Any]:
 def handle_whisperq_error(exc: WhisperqError) -> Response:
     if exc.status_code >= 500:
         logger.warning("request failed", extra={"error": exc.message, "code": exc.code})
+    metrics.add_metric("ClientErrors" if exc.status_code < 500 else "ServerErrors", "Count", 1)
     return error_response(exc.status_code, exc.code, exc.message)
 
 
@@ -90,6 +94,7 @@ def handle_unexpected(exc: Exception) -> Response:
     return error_response(500, "internal_error", "internal error; the request was logged")
 
 
-@logger.inject_lambda_context
+@metrics.log_metrics
+@logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return app.resolve(event, context)

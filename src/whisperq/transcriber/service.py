@@ -161,6 +161,14 @@ class Transcriber:
 
     def handle_object(self, event: ObjectEvent, delivery: Delivery) -> str:
         job_id = job_id_from_audio_key(event.key)
+        # Every log line about this object carries its job id (and the message it came in).
+        self.log.append_keys(job_id=job_id, message_id=delivery.message_id)
+        try:
+            return self._handle_object(job_id, event, delivery)
+        finally:
+            self.log.remove_keys(["job_id", "message_id"])
+
+    def _handle_object(self, job_id: str | None, event: ObjectEvent, delivery: Delivery) -> str:
         if job_id is None:
             self.log.warning("ignoring an object outside audio/<jobId>/", extra={"key": event.key})
             return "ignored:foreign-key"
