@@ -4,18 +4,22 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+CHECKOV_VENV := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-stamp
+CHECKOV := checkov==3.3.30
 PYTEST := $(BIN)/python -m pytest
 # torch must be the CPU build (it lies on these machines as a wheel): install it before anything
 # that depends on it, or pip fetches a multi-GB CUDA build.
 TORCH := torch==2.13.0
 OPENAI_WHISPER := openai-whisper==20250625
 
-.PHONY: help venv demo test test-unit test-integration test-e2e lint lint-infra examples clean
+.PHONY: help venv demo test test-unit test-integration test-e2e lint lint-infra deploy examples clean
 
 help:
 	@echo "make demo   - create .venv, start the local twin, transcribe examples/meeting.wav, stop"
 	@echo "make test   - create .venv and run every test tier (unit, integration, e2e) and the infra lint"
 	@echo "make test-unit | test-integration | test-e2e | lint | lint-infra"
+	@echo "make deploy - sam build + sam deploy (guided the first time) with queue_config as parameters"
 
 $(STAMP): pyproject.toml requirements/constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -47,11 +51,29 @@ test-e2e: venv
 lint: venv
 	$(BIN)/ruff check src tests
 
-lint-infra: venv
-	$(BIN)/cfn-lint infra/template.yaml
+# checkov lives in its own venv: its pins would fight the project's.
+$(CHECKOV_STAMP):
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check $(CHECKOV)
+	touch $(CHECKOV_STAMP)
+
+lint-infra: venv $(CHECKOV_STAMP)
+	bash scripts/lint_infra.sh infra/template.yaml
+
+# Needs the AWS SAM CLI, Docker (the transcriber is a container image) and AWS credentials. The first
+# run is guided and writes samconfig.toml; later runs reuse it. queue_config travels as parameters.
+deploy: venv
+	@command -v sam >/dev/null || { echo "make deploy needs the AWS SAM CLI (pip install aws-sam-cli) and Docker"; exit 2; }
+	sam build --template-file infra/template.yaml
+	if [ -f samconfig.toml ]; then \
+		sam deploy --parameter-overrides $$($(BIN)/whisperq infra params); \
+	else \
+		sam deploy --guided --capabilities CAPABILITY_IAM --resolve-s3 --resolve-image-repos \
+			--parameter-overrides $$($(BIN)/whisperq infra params); \
+	fi
 
 examples:
 	bash scripts/make_examples.sh
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache src/*.egg-info
+	rm -rf $(VENV) $(CHECKOV_VENV) .pytest_cache .ruff_cache src/*.egg-info .aws-sam

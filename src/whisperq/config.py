@@ -34,6 +34,7 @@ class Settings:
     download_url_expiry_s: int = 3600
     max_upload_bytes: int = 500 * 1024 * 1024
     max_audio_duration_s: int = 4 * 3600
+    job_retention_days: int = 90  # job records expire (DynamoDB TTL) this long after creation
     engine: str = "faster-whisper"
     model: str = "tiny.en"
     compute_type: str = "int8"
@@ -60,6 +61,7 @@ class Settings:
             "download_url_expiry_s": (constants.DOWNLOAD_URL_EXPIRY_S, None),
             "max_upload_bytes": (constants.MAX_UPLOAD_BYTES, None),
             "max_audio_duration_s": (constants.MAX_AUDIO_DURATION_S, None),
+            "job_retention_days": (constants.JOB_RETENTION_DAYS, None),
             "engine": (constants.ENGINE, None),
             "model": (constants.MODEL, None),
             "compute_type": (constants.COMPUTE_TYPE, None),
@@ -91,7 +93,7 @@ class Settings:
         if self.compute_type not in COMPUTE_TYPES:
             problems.append(f"{constants.COMPUTE_TYPE}={self.compute_type!r} is not one of {', '.join(COMPUTE_TYPES)}")
         for name in ("upload_url_expiry_s", "download_url_expiry_s", "max_upload_bytes",
-                     "max_audio_duration_s", "cpu_threads"):
+                     "max_audio_duration_s", "cpu_threads", "job_retention_days"):
             if getattr(self, name) <= 0:
                 problems.append(f"{name} must be positive")
         if self.synthetic_seconds_per_audio_second < 0:

@@ -36,3 +36,27 @@ def test_upload_when_under_audio_then_one_s3_event_with_encoded_key(stack):
     assert "+" in encoded and " " not in encoded
     assert unquote_plus(encoded) == "audio/x/my café.wav"
     assert stack.receive_all(1, timeout_s=1.5) == []  # nothing for the key outside audio/
+
+
+def test_provision_when_done_then_table_matches_template_index_and_ttl(stack):
+    ddb = stack.clients.dynamodb
+    table = ddb.describe_table(TableName=stack.settings.table)["Table"]
+    [index] = table["GlobalSecondaryIndexes"]
+    assert index["IndexName"] == "owner-createdAt"
+    assert [k["AttributeName"] for k in index["KeySchema"]] == ["owner", "createdAt"]
+    ttl = ddb.describe_time_to_live(TableName=stack.settings.table)["TimeToLiveDescription"]
+    assert ttl["AttributeName"] == "expiresAt" and ttl["TimeToLiveStatus"] == "ENABLED"
+
+
+def test_new_job_when_created_then_listed_by_owner_index_with_expiry(stack):
+    import time
+
+    created = stack.service.create_upload({"filename": "a.wav", "contentType": "audio/wav"})
+    items = stack.clients.dynamodb.query(
+        TableName=stack.settings.table, IndexName="owner-createdAt",
+        KeyConditionExpression="#o = :o", ExpressionAttributeNames={"#o": "owner"},
+        ExpressionAttributeValues={":o": {"S": "default"}}, ScanIndexForward=False,
+    )["Items"]
+    assert [item["jobId"]["S"] for item in items] == [created["jobId"]]
+    expires = int(items[0]["expiresAt"]["N"])
+    assert 89 * 86400 < expires - time.time() <= 90 * 86400

@@ -145,7 +145,7 @@ def test_handler_when_retryable_failure_then_reported_and_job_released_for_retry
     job = stack.jobs.get(job_id)
     assert job.status is JobStatus.FAILED and job.attempts == 2
     assert "failed on all 2 attempts" in job.error and "dead-letter queue" in job.error
-    assert f"whisperq dlq replay --job {job_id}" in job.error
+    assert "dead-letter queue" in job.error and job.details["deadLettered"] is True
 
 
 def test_handler_when_batch_mixes_good_and_poison_then_only_poison_fails(stack, invoke):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from whisperq.aws.blobs import Blobs
@@ -12,6 +13,8 @@ from whisperq.core.errors import InvalidRequest, InvalidTransition
 from whisperq.core.jobs import Job, JobStatus, iso, new_job_id, utc_now, validate_job_id
 from whisperq.core.keys import audio_key, clean_filename
 from whisperq.core.options import TranscribeOptions
+
+DEFAULT_OWNER = "default"
 
 # Job details the status response shows, by the name it shows them under.
 PUBLIC_DETAILS = (
@@ -47,7 +50,12 @@ class JobService:
             audio_key=audio_key(job_id, filename),
             created_at=now,
             updated_at=now,
-            details={"options": options.to_api()},
+            # owner: whose job it is (one owner until API keys map to clients); expiresAt: DynamoDB TTL.
+            details={
+                "options": options.to_api(),
+                "owner": DEFAULT_OWNER,
+                "expiresAt": int(time.time()) + self.settings.job_retention_days * 86400,
+            },
         )
         expires_in = self.settings.upload_url_expiry_s
         # Sign first: if signing fails, no job is left behind waiting for an upload.

@@ -15,6 +15,9 @@ from whisperq.aws.errors import error_code
 from whisperq.config import Settings
 from whisperq.core.keys import AUDIO_PREFIX
 
+JOBS_BY_OWNER_INDEX = "owner-createdAt"
+JOB_TTL_ATTRIBUTE = "expiresAt"
+
 
 @dataclass(frozen=True)
 class Resources:
@@ -83,13 +86,31 @@ def provision(clients: Clients, settings: Settings) -> Resources:
     )
 
     try:
+        # The same table as infra/template.yaml: key, the owner-createdAt index and the TTL attribute.
         ddb.create_table(
             TableName=settings.table,
-            AttributeDefinitions=[{"AttributeName": "jobId", "AttributeType": "S"}],
+            AttributeDefinitions=[
+                {"AttributeName": "jobId", "AttributeType": "S"},
+                {"AttributeName": "owner", "AttributeType": "S"},
+                {"AttributeName": "createdAt", "AttributeType": "S"},
+            ],
             KeySchema=[{"AttributeName": "jobId", "KeyType": "HASH"}],
+            GlobalSecondaryIndexes=[
+                {
+                    "IndexName": JOBS_BY_OWNER_INDEX,
+                    "KeySchema": [
+                        {"AttributeName": "owner", "KeyType": "HASH"},
+                        {"AttributeName": "createdAt", "KeyType": "RANGE"},
+                    ],
+                    "Projection": {"ProjectionType": "ALL"},
+                }
+            ],
             BillingMode="PAY_PER_REQUEST",
         )
         ddb.get_waiter("table_exists").wait(TableName=settings.table, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+        ddb.update_time_to_live(
+            TableName=settings.table, TimeToLiveSpecification={"Enabled": True, "AttributeName": JOB_TTL_ATTRIBUTE}
+        )
     except ClientError as exc:
         if error_code(exc) != "ResourceInUseException":
             raise

@@ -42,10 +42,14 @@ class _ProgressReader:
 
 
 class ApiClient:
-    def __init__(self, base_url: str, timeout_s: float = 30.0, session: requests.Session | None = None):
+    def __init__(self, base_url: str, timeout_s: float = 30.0, session: requests.Session | None = None,
+                 api_key: str | None = None):
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
         self.session = session or requests.Session()
+        if api_key:
+            # API Gateway checks it against its usage plan (a deployed stack requires it).
+            self.session.headers["x-api-key"] = api_key
 
     def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         url = f"{self.base_url}{path}"

@@ -33,8 +33,9 @@ DEFAULT_WAIT_TIMEOUT_S = 1800.0
 class Context:
     """What every command shares: where the API is, how to report."""
 
-    def __init__(self, api_url: str | None, state_dir: str | None, debug: bool):
+    def __init__(self, api_url: str | None, state_dir: str | None, debug: bool, api_key: str | None = None):
         self._api_url = api_url
+        self.api_key = api_key
         self.state_dir = state.state_dir(state_dir)
         self.debug = debug
         from rich.console import Console
@@ -55,7 +56,7 @@ class Context:
         )
 
     def client(self) -> ApiClient:
-        return ApiClient(self.api_url())
+        return ApiClient(self.api_url(), api_key=self.api_key)
 
 
 class WhisperqGroup(click.Group):
@@ -75,14 +76,16 @@ class WhisperqGroup(click.Group):
 
 @click.group(cls=WhisperqGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--api-url", envvar=constants.API_URL, help="The API of a deployed stack (default: the local twin).")
+@click.option("--api-key", envvar=constants.API_KEY,
+              help="API key of a deployed stack, sent as x-api-key (or set WHISPERQ_API_KEY).")
 @click.option("--state-dir", envvar=constants.STATE_DIR, type=click.Path(file_okay=False),
               help="Where the local twin keeps its state file and log (default ~/.whisperq).")
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 @click.version_option(package_name="whisperq")
 @click.pass_context
-def cli(ctx: click.Context, api_url: str | None, state_dir: str | None, debug: bool) -> None:
+def cli(ctx: click.Context, api_url: str | None, api_key: str | None, state_dir: str | None, debug: bool) -> None:
     """whisperq: queue-driven audio transcription with Whisper, on AWS or on a local twin."""
-    ctx.obj = Context(api_url, state_dir, debug)
+    ctx.obj = Context(api_url, state_dir, debug, api_key)
 
 
 # --- transcription ---------------------------------------------------------------------------
@@ -268,6 +271,26 @@ def demo(obj: Context, file: str | None, timeout_s: float) -> None:
                 f"({details.get('realTimeFactor')}x real time, {details.get('engine')} {details.get('model')})"
             )
         obj.err.print(f"demo finished in {time.perf_counter() - started:.1f} s; twin stopped")
+
+
+@cli.group()
+def infra() -> None:
+    """The AWS deployment (infra/template.yaml)."""
+
+
+@infra.command("params")
+@click.option("--format", "fmt", type=click.Choice(["sam", "json"]), default="sam", show_default=True,
+              help="sam: Key=Value pairs for `sam deploy --parameter-overrides`; json: an object.")
+def infra_params(fmt: str) -> None:
+    """Print the template parameters that carry queue_config (defaults, WHISPERQ_QUEUE_* variables and
+    WHISPERQ_QUEUE_CONFIG applied), after checking them against the limits of AWS."""
+    from whisperq import queue_config
+
+    params = queue_config.load().validate("aws").sam_parameters()
+    if fmt == "json":
+        click.echo(json.dumps(params, indent=2))
+    else:
+        click.echo(" ".join(f"{name}={value}" for name, value in params.items()))
 
 
 def _bundled_example() -> str:

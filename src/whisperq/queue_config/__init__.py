@@ -65,8 +65,9 @@ class QueueConfig:
         if target == "aws":
             check(2 <= self.max_concurrency <= 1000, "max_concurrency must be 2..1000 (Lambda ScalingConfig)")
             check(
-                self.visibility_timeout_s >= self.function_timeout_s,
-                "visibility_timeout_s must be at least function_timeout_s (AWS recommends 6x)",
+                self.visibility_timeout_s >= 6 * self.function_timeout_s,
+                "visibility_timeout_s must be at least 6x function_timeout_s (the AWS guidance for SQS-triggered "
+                "functions, so retries of a throttled batch do not redeliver it early)",
             )
         elif target == "local":
             check(1 <= self.max_concurrency <= 64, "max_concurrency must be 1..64 on the local twin")

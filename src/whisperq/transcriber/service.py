@@ -304,8 +304,7 @@ class Transcriber:
             if delivery.receive_count >= max_receives:
                 message = (
                     f"transcription failed on all {max_receives} attempts; last error: {reason}. "
-                    f"The message is in the dead-letter queue: fix the cause, then replay it "
-                    f"(whisperq dlq replay --job {job_id})"
+                    "The upload's message was moved to the dead-letter queue, where an operator can inspect it"
                 )
                 self._finish(job_id, lease, JobStatus.FAILED,
                              {"error": message, "lastError": reason, "failedAt": iso(utc_now()),
