@@ -44,6 +44,9 @@ class Settings:
     synthetic_seconds_per_audio_second: float = 0.05
     synthetic_failure_rate: float = 0.0
     fault_poison_key: str | None = None
+    # Callbacks to private or loopback addresses: refused in AWS, allowed in the twin (tests listen locally).
+    allow_private_callbacks: bool = False
+    callback_secret: str = ""  # HMAC key that signs callbacks; callbacks are not sent without one
     queue: QueueConfig = field(default_factory=QueueConfig)
 
     @classmethod
@@ -70,6 +73,8 @@ class Settings:
             "synthetic_seconds_per_audio_second": (constants.SYNTHETIC_SECONDS_PER_AUDIO_SECOND, None),
             "synthetic_failure_rate": (constants.SYNTHETIC_FAILURE_RATE, None),
             "fault_poison_key": (constants.FAULT_POISON_KEY, None),
+            "allow_private_callbacks": (constants.ALLOW_PRIVATE_CALLBACKS, None),
+            "callback_secret": (constants.CALLBACK_SECRET, None),
         }
         types = {f.name: f.type for f in fields(cls)}
         values: dict[str, Any] = {}
@@ -114,8 +119,19 @@ class Settings:
         return asdict(self)
 
 
+def _as_bool(raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    value = str(raw).strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(raw)
+
+
 def _convert(name: str, var: str, raw: Any, type_name: str) -> Any:
-    converters = {"int": (int, "an integer"), "float": (float, "a number")}
+    converters = {"int": (int, "an integer"), "float": (float, "a number"), "bool": (_as_bool, "true or false")}
     if type_name not in converters:
         return str(raw)
     convert, what = converters[type_name]

@@ -1,4 +1,8 @@
-"""API Gateway proxy handler: routes, and the one place errors become HTTP responses."""
+"""API Gateway proxy handler: routes, authentication, and the one place errors become HTTP responses.
+
+API Gateway checks the API key (usage plans) and passes the key's id in
+requestContext.identity.apiKeyId; the local twin's front does the same. Every job belongs to the key
+that created it, and a key sees only its own jobs."""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 
+from whisperq.api_handler.openapi import document as openapi_document
 from whisperq.api_handler.service import JobService
 from whisperq.aws.blobs import Blobs
 from whisperq.aws.clients import Clients
@@ -23,13 +28,22 @@ app = APIGatewayRestResolver()
 _service: JobService | None = None
 
 
+class Forbidden(WhisperqError):
+    """No valid API key came with the request."""
+
+    status_code = 403
+    code = "forbidden"
+    exit_code = 9
+
+
 def service() -> JobService:
     """The service, built on first use and kept for the life of the container."""
     global _service
     if _service is None:
         settings = Settings.from_env()
         clients = Clients(settings)
-        _service = JobService(settings, JobsTable(clients, settings.table), Blobs(clients, settings.bucket))
+        _service = JobService(settings, JobsTable(clients, settings.table), Blobs(clients, settings.bucket),
+                              allow_private_callbacks=settings.allow_private_callbacks)
     return _service
 
 
@@ -47,6 +61,20 @@ def error_response(status_code: int, code: str, message: str) -> Response:
     )
 
 
+def json_response(status_code: int, payload: Any) -> Response:
+    return Response(status_code=status_code, content_type="application/json", body=json.dumps(payload))
+
+
+def owner() -> str:
+    """The id of the API key that made this request."""
+    identity = app.current_event.request_context.identity
+    key_id = identity.api_key_id if identity else None
+    if not key_id:
+        raise Forbidden("a valid x-api-key header is required")
+    logger.append_keys(api_key_id=key_id)
+    return key_id
+
+
 def json_body() -> Any:
     raw = app.current_event.body
     if raw is None or raw == "":
@@ -59,18 +87,63 @@ def json_body() -> Any:
         raise InvalidRequest(f"the request body is not valid JSON: {exc}") from exc
 
 
-@app.post("/upload")
-def create_upload() -> Response:
-    created = service().create_upload(json_body())
-    logger.append_keys(job_id=created["jobId"])
+def query(name: str) -> str | None:
+    return (app.current_event.query_string_parameters or {}).get(name)
+
+
+def created(payload: dict[str, Any]) -> Response:
+    logger.append_keys(job_id=payload["jobId"])
     logger.info("job created")
     metrics.add_metric("JobsCreated", "Count", 1)
-    return Response(status_code=201, content_type="application/json", body=json.dumps(created))
+    return json_response(201, payload)
+
+
+@app.get("/health")
+def health() -> dict[str, Any]:
+    return {"status": "ok"}
+
+
+@app.get("/openapi.json")
+def openapi() -> dict[str, Any]:
+    owner()
+    return openapi_document()
+
+
+@app.post("/upload")
+def create_upload() -> Response:
+    return created(service().create_upload(json_body(), owner()))
 
 
 @app.get("/status/<job_id>")
 def get_status(job_id: str) -> dict[str, Any]:
-    return service().status(job_id)
+    return service().status(job_id, owner())
+
+
+@app.post("/jobs")
+def create_job() -> Response:
+    return created(service().create_job(json_body(), owner()))
+
+
+@app.get("/jobs")
+def list_jobs() -> dict[str, Any]:
+    return service().list(owner(), query("status"), query("limit"), query("cursor"))
+
+
+@app.get("/jobs/<job_id>")
+def get_job(job_id: str) -> dict[str, Any]:
+    return service().status(job_id, owner())
+
+
+@app.get("/jobs/<job_id>/transcript")
+def get_transcript(job_id: str) -> Response:
+    url = service().transcript_url(job_id, owner(), query("format"))
+    return Response(status_code=302, content_type="application/json", headers={"Location": url},
+                    body=json.dumps({"transcriptUrl": url}))
+
+
+@app.delete("/jobs/<job_id>")
+def cancel_job(job_id: str) -> dict[str, Any]:
+    return service().cancel(job_id, owner())
 
 
 @app.exception_handler(WhisperqError)

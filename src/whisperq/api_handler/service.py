@@ -9,80 +9,178 @@ from whisperq.aws.blobs import Blobs
 from whisperq.aws.jobs_table import JobsTable
 from whisperq.config import Settings
 from whisperq.core.audio import validate_content_type
-from whisperq.core.errors import InvalidRequest, InvalidTransition
-from whisperq.core.jobs import Job, JobStatus, iso, new_job_id, utc_now, validate_job_id
+from whisperq.core.callbacks import validate_callback_url
+from whisperq.core.errors import InvalidRequest, InvalidTransition, JobNotFound, WhisperqError
+from whisperq.core.jobs import Job, JobStatus, iso, new_job_id, parse_iso, utc_now, validate_job_id
 from whisperq.core.keys import audio_key, clean_filename
 from whisperq.core.options import TranscribeOptions
+from whisperq.core.writers import WRITERS
 
 DEFAULT_OWNER = "default"
+MAX_PAGE_SIZE = 100
+# Seconds after the upload URL expires before a job that never received its audio is failed
+# (an upload that started just before expiry may still be arriving).
+UPLOAD_GRACE_S = 60
 
 # Job details the status response shows, by the name it shows them under.
 PUBLIC_DETAILS = (
-    "enqueuedAt", "startedAt", "completedAt", "failedAt", "queueWaitS", "downloadS", "decodeS",
+    "enqueuedAt", "startedAt", "completedAt", "failedAt", "cancelledAt", "queueWaitS", "downloadS", "decodeS",
     "transcribeS", "uploadS", "audioDurationS", "realTimeFactor", "engine", "model", "modelLoadS",
-    "coldStart", "language", "languageProbability", "lastError",
+    "coldStart", "language", "languageProbability", "lastError", "retries", "callbackStatus",
 )
 
 
+class Conflict(WhisperqError):
+    """The job's status does not allow this (a transcript before COMPLETED, a cancel after the end)."""
+
+    status_code = 409
+    code = "conflict"
+    exit_code = 4
+
+
 class JobService:
-    def __init__(self, settings: Settings, jobs: JobsTable, blobs: Blobs):
+    def __init__(self, settings: Settings, jobs: JobsTable, blobs: Blobs, allow_private_callbacks: bool = False):
         self.settings = settings
         self.jobs = jobs
         self.blobs = blobs
+        self.allow_private_callbacks = allow_private_callbacks
 
-    def create_upload(self, body: Any) -> dict[str, Any]:
-        """Create a job in UPLOADING and the pre-signed URL its audio goes to."""
+    # --- creating ------------------------------------------------------------------------
+    def _new_job(self, body: Any, owner: str, allowed: set[str]) -> Job:
         if not isinstance(body, dict):
             raise InvalidRequest("the request body must be a JSON object with filename and contentType")
-        unknown = sorted(set(body) - {"filename", "contentType", "options"})
+        unknown = sorted(set(body) - allowed)
         if unknown:
-            raise InvalidRequest(f"unknown field(s): {', '.join(unknown)}; expected filename, contentType, options")
+            raise InvalidRequest(f"unknown field(s): {', '.join(unknown)}; expected {', '.join(sorted(allowed))}")
         filename = clean_filename(body.get("filename"))
         content_type = validate_content_type(body.get("contentType"))
         options = TranscribeOptions.from_api(body.get("options"), self.settings.model)
+        details: dict[str, Any] = {
+            "options": options.to_api(),
+            # owner: the API key whose job it is; expiresAt: DynamoDB TTL.
+            "owner": owner,
+            "expiresAt": int(time.time()) + self.settings.job_retention_days * 86400,
+        }
+        if body.get("callbackUrl") is not None:
+            details["callbackUrl"] = validate_callback_url(body["callbackUrl"], self.allow_private_callbacks)
         job_id = new_job_id()
         now = iso(utc_now())
-        job = Job(
-            job_id=job_id,
-            status=JobStatus.UPLOADING,
-            filename=filename,
-            content_type=content_type,
-            audio_key=audio_key(job_id, filename),
-            created_at=now,
-            updated_at=now,
-            # owner: whose job it is (one owner until API keys map to clients); expiresAt: DynamoDB TTL.
-            details={
-                "options": options.to_api(),
-                "owner": DEFAULT_OWNER,
-                "expiresAt": int(time.time()) + self.settings.job_retention_days * 86400,
-            },
-        )
+        return Job(job_id=job_id, status=JobStatus.UPLOADING, filename=filename, content_type=content_type,
+                   audio_key=audio_key(job_id, filename), created_at=now, updated_at=now, details=details)
+
+    def create_upload(self, body: Any, owner: str = DEFAULT_OWNER) -> dict[str, Any]:
+        """POST /upload: a job in UPLOADING and a pre-signed PUT URL (the original contract)."""
+        job = self._new_job(body, owner, {"filename", "contentType", "options", "callbackUrl"})
         expires_in = self.settings.upload_url_expiry_s
         # Sign first: if signing fails, no job is left behind waiting for an upload.
-        url = self.blobs.presign_put(job.audio_key, content_type, expires_in)
+        url = self.blobs.presign_put(job.audio_key, job.content_type, expires_in)
         self.jobs.create(job)
         return {
-            "jobId": job_id,
+            "jobId": job.job_id,
             "status": job.status.value,
             "uploadUrl": url,
             "uploadMethod": "PUT",
-            "uploadHeaders": {"Content-Type": content_type},
+            "uploadHeaders": {"Content-Type": job.content_type},
             "expiresIn": expires_in,
-            "options": options.to_api(),
+            "options": job.details["options"],
         }
 
-    def status(self, raw_job_id: str) -> dict[str, Any]:
-        """The job as a client sees it, with download URLs once it is COMPLETED."""
+    def create_job(self, body: Any, owner: str = DEFAULT_OWNER) -> dict[str, Any]:
+        """POST /jobs: a job and a pre-signed POST form whose policy S3 enforces (size, type, key)."""
+        job = self._new_job(body, owner, {"filename", "contentType", "options", "callbackUrl"})
+        expires_in = self.settings.upload_url_expiry_s
+        form = self.blobs.presign_post(job.audio_key, job.content_type, self.settings.max_upload_bytes, expires_in)
+        self.jobs.create(job)
+        view = self.describe(job)
+        view["upload"] = {
+            "method": "POST",
+            "url": form["url"],
+            "fields": form["fields"],
+            "fileField": "file",
+            "maxBytes": self.settings.max_upload_bytes,
+            "expiresIn": expires_in,
+        }
+        return view
+
+    # --- reading -------------------------------------------------------------------------
+    def get(self, raw_job_id: str, owner: str = DEFAULT_OWNER) -> Job:
+        """The caller's job, brought up to date; another owner's job is not found, as a missing one is."""
         job = self.jobs.get(validate_job_id(raw_job_id))
-        if job.status is JobStatus.UPLOADING and self.blobs.head(job.audio_key) is not None:
-            # The upload landed and its S3 event is in the queue: say so, before a worker sees it.
-            try:
-                job = self.jobs.transition(job.job_id, JobStatus.QUEUED, expected=[JobStatus.UPLOADING])
-            except InvalidTransition:
-                job = self.jobs.get(job.job_id)
+        if job.details.get("owner", DEFAULT_OWNER) != owner:
+            raise JobNotFound(raw_job_id)
+        return self._refresh(job)
+
+    def _refresh(self, job: Job) -> Job:
+        """UPLOADING jobs whose audio arrived become QUEUED; those whose upload never came, FAILED."""
+        if job.status is not JobStatus.UPLOADING:
+            return job
+        try:
+            if self.blobs.head(job.audio_key) is not None:
+                # The upload landed and its S3 event is in the queue: say so, before a worker sees it.
+                return self.jobs.transition(job.job_id, JobStatus.QUEUED, expected=[JobStatus.UPLOADING])
+            waited_s = (utc_now() - parse_iso(job.created_at)).total_seconds()
+            if waited_s > self.settings.upload_url_expiry_s + UPLOAD_GRACE_S:
+                return self.jobs.transition(
+                    job.job_id, JobStatus.FAILED, expected=[JobStatus.UPLOADING],
+                    changes={"error": f"upload not received: the upload URL expired after "
+                                      f"{self.settings.upload_url_expiry_s} s; create a new job",
+                             "failedAt": iso(utc_now())},
+                )
+        except InvalidTransition:
+            return self.jobs.get(job.job_id)
+        return job
+
+    def status(self, raw_job_id: str, owner: str = DEFAULT_OWNER) -> dict[str, Any]:
+        return self.describe(self.get(raw_job_id, owner))
+
+    def list(self, owner: str, status: str | None, limit: str | None, cursor: str | None) -> dict[str, Any]:
+        """A page of the owner's jobs, newest first."""
+        try:
+            wanted = JobStatus(status) if status else None
+        except ValueError:
+            raise InvalidRequest(f"status must be one of {', '.join(s.value for s in JobStatus)}") from None
+        try:
+            size = int(limit) if limit is not None else 20
+        except ValueError:
+            raise InvalidRequest(f"limit must be an integer from 1 to {MAX_PAGE_SIZE}") from None
+        if not 1 <= size <= MAX_PAGE_SIZE:
+            raise InvalidRequest(f"limit must be an integer from 1 to {MAX_PAGE_SIZE}")
+        jobs, next_cursor = self.jobs.list_by_owner(owner, size, wanted, cursor)
+        return {"jobs": [self.describe(self._refresh(job), urls=False) for job in jobs], "nextCursor": next_cursor}
+
+    def transcript_url(self, raw_job_id: str, owner: str, fmt: str | None) -> str:
+        fmt = fmt or "txt"
+        if fmt not in WRITERS:
+            raise InvalidRequest(f"format must be one of {', '.join(WRITERS)}")
+        job = self.get(raw_job_id, owner)
+        if job.status is not JobStatus.COMPLETED:
+            raise Conflict(f"job {job.job_id} is {job.status.value}; its transcript exists once it is COMPLETED")
+        key = job.details.get("transcriptKeys", {}).get(fmt)
+        if not key:
+            raise Conflict(f"job {job.job_id} has no {fmt} transcript")
+        return self.blobs.presign_get(key, self.settings.download_url_expiry_s, _download_name(job, fmt))
+
+    # --- cancelling ----------------------------------------------------------------------
+    def cancel(self, raw_job_id: str, owner: str = DEFAULT_OWNER) -> dict[str, Any]:
+        """Cancel a job that has not finished, so that no worker runs it, and delete its files."""
+        job = self.get(raw_job_id, owner)
+        if job.status.is_final:
+            raise Conflict(f"job {job.job_id} already ended {job.status.value}; only unfinished jobs can be cancelled")
+        try:
+            job = self.jobs.transition(
+                job.job_id, JobStatus.CANCELLED,
+                expected=[JobStatus.UPLOADING, JobStatus.QUEUED, JobStatus.PROCESSING],
+                changes={"cancelledAt": iso(utc_now())},
+            )
+        except InvalidTransition as exc:
+            raise Conflict(f"job {job.job_id} ended {exc.current} before it could be cancelled") from exc
+        keys = [job.audio_key, *job.details.get("transcriptKeys", {}).values()]
+        keys += [f"transcripts/{job.job_id}/{job.job_id}.{fmt}" for fmt in WRITERS]
+        self.blobs.delete(sorted(set(keys)))
         return self.describe(job)
 
-    def describe(self, job: Job) -> dict[str, Any]:
+    # --- showing -------------------------------------------------------------------------
+    def describe(self, job: Job, urls: bool = True) -> dict[str, Any]:
         view: dict[str, Any] = {
             "jobId": job.job_id,
             "status": job.status.value,
@@ -93,26 +191,26 @@ class JobService:
             "attempts": job.attempts,
             "options": job.details.get("options") or TranscribeOptions().to_api(),
         }
+        if job.details.get("callbackUrl"):
+            view["callbackUrl"] = job.details["callbackUrl"]
         metrics = {name: job.details[name] for name in PUBLIC_DETAILS if job.details.get(name) is not None}
         if metrics:
             view["details"] = metrics
-        if job.status is JobStatus.COMPLETED:
+        if job.status is JobStatus.COMPLETED and urls:
             keys: dict[str, str] = job.details.get("transcriptKeys", {})
             expiry = self.settings.download_url_expiry_s
-            stem = job.filename.rsplit(".", 1)[0] or job.job_id
-            urls = {
-                fmt: self.blobs.presign_get(key, expiry, download_name=_ascii_name(f"{stem}.{fmt}"))
-                for fmt, key in sorted(keys.items())
+            view["transcriptUrls"] = {
+                fmt: self.blobs.presign_get(key, expiry, _download_name(job, fmt)) for fmt, key in sorted(keys.items())
             }
-            view["transcriptUrls"] = urls
-            view["transcriptUrl"] = urls.get("txt")
+            view["transcriptUrl"] = view["transcriptUrls"].get("txt")
             view["expiresIn"] = expiry
         if job.status is JobStatus.FAILED:
             view["error"] = job.error or "failed without a recorded reason"
         return view
 
 
-def _ascii_name(name: str) -> str:
+def _download_name(job: Job, fmt: str) -> str:
     """A download file name safe inside a Content-Disposition header."""
-    safe = "".join(ch if ch.isascii() and (ch.isalnum() or ch in "._- ") else "_" for ch in name)
+    stem = job.filename.rsplit(".", 1)[0] or job.job_id
+    safe = "".join(ch if ch.isascii() and (ch.isalnum() or ch in "._- ") else "_" for ch in f"{stem}.{fmt}")
     return safe.strip() or "transcript"

@@ -42,6 +42,31 @@ class Blobs:
             HttpMethod="PUT",
         )
 
+    def presign_post(self, key: str, content_type: str, max_bytes: int, expires_in_s: int) -> dict[str, Any]:
+        """A form upload whose policy S3 enforces: this key, this content type, 1..max_bytes bytes."""
+        return self._s3.generate_presigned_post(
+            Bucket=self.bucket,
+            Key=key,
+            Fields={"Content-Type": content_type},
+            Conditions=[{"Content-Type": content_type}, ["content-length-range", 1, max_bytes]],
+            ExpiresIn=expires_in_s,
+        )
+
+    def delete(self, keys: list[str]) -> None:
+        """Delete objects (missing ones are fine)."""
+        for start in range(0, len(keys), 1000):
+            chunk = keys[start : start + 1000]
+
+            def once(chunk: list[str] = chunk) -> None:
+                try:
+                    self._s3.delete_objects(
+                        Bucket=self.bucket, Delete={"Objects": [{"Key": k} for k in chunk], "Quiet": True}
+                    )
+                except (ClientError, BotoCoreError) as exc:
+                    raise as_core_error(exc, f"deleting from s3://{self.bucket}") from exc
+
+            self.retry.call("delete objects", once)
+
     def presign_get(self, key: str, expires_in_s: int, download_name: str | None = None) -> str:
         """A URL to download one object for `expires_in_s` seconds."""
         params: dict[str, Any] = {"Bucket": self.bucket, "Key": key}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
@@ -13,7 +15,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from whisperq.aws.clients import Clients
 from whisperq.aws.errors import as_core_error, error_code
 from whisperq.aws.retry import RetryPolicy
-from whisperq.core.errors import InvalidTransition, JobNotFound
+from whisperq.core.errors import InvalidRequest, InvalidTransition, JobNotFound
 from whisperq.core.jobs import Job, JobStatus, iso, sources_of, utc_now
 
 _serializer = TypeSerializer()
@@ -112,6 +114,61 @@ class JobsTable:
             raise JobNotFound(job_id)
         return item_to_job(response["Item"])
 
+    def set_fields(self, job_id: str, fields: Mapping[str, Any]) -> None:
+        """Set attributes of an existing job without touching its status (bookkeeping only)."""
+        names = {f"#f{i}": name for i, name in enumerate(fields)}
+        values = {f":f{i}": _serializer.serialize(_to_dynamo(value)) for i, value in enumerate(fields.values())}
+
+        def once() -> None:
+            try:
+                self._ddb.update_item(
+                    TableName=self.table_name, Key={"jobId": {"S": job_id}},
+                    UpdateExpression="SET " + ", ".join(f"{n} = :f{i}" for i, n in enumerate(names)),
+                    ConditionExpression="attribute_exists(jobId)",
+                    ExpressionAttributeNames=names, ExpressionAttributeValues=values,
+                )
+            except (ClientError, BotoCoreError) as exc:
+                raise as_core_error(exc, f"updating job {job_id}") from exc
+
+        self.retry.call("update job fields", once)
+
+    def list_by_owner(self, owner: str, limit: int, status: JobStatus | None = None,
+                      cursor: str | None = None, index: str = "owner-createdAt") -> tuple[list[Job], str | None]:
+        """A page of an owner's jobs, newest first (a query of the owner index, never a scan), and the
+        cursor of the next page (None on the last)."""
+        start = decode_cursor(cursor, owner) if cursor else None
+        jobs: list[Job] = []
+        more = True
+        while more and len(jobs) < limit:
+            kwargs: dict[str, Any] = {
+                "TableName": self.table_name,
+                "IndexName": index,
+                "KeyConditionExpression": "#owner = :owner",
+                "ExpressionAttributeNames": {"#owner": "owner"},
+                "ExpressionAttributeValues": {":owner": {"S": owner}},
+                "ScanIndexForward": False,
+                "Limit": limit - len(jobs),
+            }
+            if status is not None:
+                kwargs["FilterExpression"] = "#status = :status"
+                kwargs["ExpressionAttributeNames"]["#status"] = "status"
+                kwargs["ExpressionAttributeValues"][":status"] = {"S": status.value}
+            if start:
+                kwargs["ExclusiveStartKey"] = {k: {"S": v} for k, v in start.items()}
+            try:
+                response = self.retry.call("list jobs", lambda kw=kwargs: self._ddb.query(**kw))
+            except (ClientError, BotoCoreError) as exc:
+                raise as_core_error(exc, "listing jobs") from exc
+            jobs.extend(item_to_job(item) for item in response.get("Items", []))
+            last = response.get("LastEvaluatedKey")
+            more = last is not None
+            start = {k: v["S"] for k, v in last.items()} if last else None
+        next_cursor = None
+        if more and jobs:
+            tail = jobs[-1]
+            next_cursor = encode_cursor({"jobId": tail.job_id, "owner": owner, "createdAt": tail.created_at})
+        return jobs, next_cursor
+
     def transition(
         self,
         job_id: str,
@@ -205,6 +262,26 @@ class JobsTable:
         except BotoCoreError as exc:
             raise as_core_error(exc, f"updating job {job_id}") from exc
         return item_to_job(response["Attributes"])
+
+
+def encode_cursor(key: Mapping[str, str]) -> str:
+    """An opaque page cursor from the keys of the last item returned."""
+    raw = json.dumps(dict(key), separators=(",", ":"), sort_keys=True).encode("utf-8")
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def decode_cursor(cursor: str, owner: str) -> dict[str, str]:
+    """The start key a cursor stands for; InvalidRequest when it is not one of ours or not the owner's."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        key = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+    except (ValueError, UnicodeError) as exc:
+        raise InvalidRequest("cursor is not a valid page cursor; pass nextCursor back unchanged") from exc
+    if not isinstance(key, dict) or set(key) != {"jobId", "owner", "createdAt"} or key["owner"] != owner:
+        raise InvalidRequest("cursor is not a valid page cursor; pass nextCursor back unchanged")
+    if not all(isinstance(value, str) for value in key.values()):
+        raise InvalidRequest("cursor is not a valid page cursor; pass nextCursor back unchanged")
+    return key
 
 
 def _names_in(expression: str) -> dict[str, str]:

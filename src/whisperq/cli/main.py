@@ -56,7 +56,12 @@ class Context:
         )
 
     def client(self) -> ApiClient:
-        return ApiClient(self.api_url(), api_key=self.api_key)
+        url = self.api_url()
+        key = self.api_key
+        if not key and not self._api_url:
+            running = state.read_state(self.state_dir)
+            key = running.get("apiKey") if running else None  # the twin's own key
+        return ApiClient(url, api_key=key)
 
 
 class WhisperqGroup(click.Group):
@@ -161,8 +166,10 @@ def local() -> None:
 @click.option("--port", type=int, default=0, show_default=True, help="API port (0: any free port).")
 @click.option("--workers", type=int, default=None,
               help="Worker processes (default: queue_config max_concurrency).")
+@click.option("--extra-api-key", "extra_api_keys", multiple=True, envvar="WHISPERQ_LOCAL_EXTRA_API_KEYS",
+              help="Accept this API key too (a second client); repeatable.")
 @click.pass_obj
-def local_up(obj: Context, port: int, workers: int | None) -> None:
+def local_up(obj: Context, port: int, workers: int | None, extra_api_keys: tuple[str, ...]) -> None:
     """Start the twin in the foreground; Ctrl-C or SIGTERM stops everything it started."""
     from whisperq.local.twin import Twin, TwinAlreadyRunning
 
@@ -172,7 +179,7 @@ def local_up(obj: Context, port: int, workers: int | None) -> None:
         nonlocal stop_requested
         stop_requested = True
 
-    twin = Twin(api_port=port, state_directory=obj.state_dir, workers=workers)
+    twin = Twin(api_port=port, state_directory=obj.state_dir, workers=workers, extra_api_keys=list(extra_api_keys))
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         obj.err.print("starting the local twin (moto server, resources, API front, workers)...")
@@ -185,7 +192,7 @@ def local_up(obj: Context, port: int, workers: int | None) -> None:
         q = settings.queue
         lines = [
             "whisperq local twin is up",
-            f"  API        {twin.api_url}",
+            f"  API        {twin.api_url}  (x-api-key: in the state file; the CLI uses it)",
             f"  AWS (moto) {twin.endpoint_url}",
             f"  workers    {len(twin._workers)} x {settings.engine} {settings.model} "
             f"(batch {q.batch_size}, window {q.max_batching_window_s} s, "
@@ -259,7 +266,7 @@ def demo(obj: Context, file: str | None, timeout_s: float) -> None:
         with twin:
             up_s = time.perf_counter() - started
             obj.err.print(f"twin up in {up_s:.1f} s (API {twin.api_url}); transcribing {path}")
-            client = ApiClient(twin.api_url)
+            client = ApiClient(twin.api_url, api_key=twin.api_key)
             job = _transcribe_one(obj, client, path, timeout_s)
             if job["status"] != "COMPLETED":
                 raise CliError(f"demo job failed: {job.get('error')}", EXIT_JOB_FAILED)

@@ -17,23 +17,25 @@ class JobStatus(enum.StrEnum):
     PROCESSING = "PROCESSING"  # a worker holds the job under a lease
     COMPLETED = "COMPLETED"  # transcripts written
     FAILED = "FAILED"  # ended with a reason a person can act on
+    CANCELLED = "CANCELLED"  # cancelled by its owner before it finished; its files are deleted
 
     @property
     def is_final(self) -> bool:
-        return self in (JobStatus.COMPLETED, JobStatus.FAILED)
+        return self in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
 
 
 # PROCESSING -> PROCESSING is a new attempt taking over an expired lease (its worker died);
 # PROCESSING -> QUEUED releases a job after a retryable failure so the next delivery can take it;
 # FAILED -> QUEUED is only done by a dead-letter replay, which resets the job on purpose.
 ALLOWED_TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
-    JobStatus.UPLOADING: frozenset({JobStatus.QUEUED, JobStatus.PROCESSING, JobStatus.FAILED}),
-    JobStatus.QUEUED: frozenset({JobStatus.PROCESSING, JobStatus.FAILED}),
+    JobStatus.UPLOADING: frozenset({JobStatus.QUEUED, JobStatus.PROCESSING, JobStatus.FAILED, JobStatus.CANCELLED}),
+    JobStatus.QUEUED: frozenset({JobStatus.PROCESSING, JobStatus.FAILED, JobStatus.CANCELLED}),
     JobStatus.PROCESSING: frozenset(
-        {JobStatus.PROCESSING, JobStatus.QUEUED, JobStatus.COMPLETED, JobStatus.FAILED}
+        {JobStatus.PROCESSING, JobStatus.QUEUED, JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED}
     ),
     JobStatus.COMPLETED: frozenset(),
     JobStatus.FAILED: frozenset({JobStatus.QUEUED}),
+    JobStatus.CANCELLED: frozenset(),
 }
 
 

@@ -4,6 +4,7 @@ as API Gateway does in AWS. Bound to 127.0.0.1 only."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import threading
 import time
@@ -62,12 +63,24 @@ def to_proxy_event(method: str, raw_path: str, headers: list[tuple[str, str]], b
     }
 
 
-class ApiFront:
-    """Serves one Lambda proxy handler over HTTP on 127.0.0.1."""
+# Routes API Gateway serves without a key (Auth.ApiKeyRequired: false on the event in the template).
+OPEN_ROUTES = frozenset({("GET", "/health")})
 
-    def __init__(self, handler: Handler, port: int = 0, function_name: str = "whisperq-api"):
+
+def key_id(api_key: str) -> str:
+    """A stable, non-secret id for a key, as API Gateway gives each key an id."""
+    return "local-" + hashlib.sha256(api_key.encode("utf-8")).hexdigest()[:12]
+
+
+class ApiFront:
+    """Serves one Lambda proxy handler over HTTP on 127.0.0.1, checking API keys as API Gateway does
+    (a request without a valid x-api-key never reaches the function)."""
+
+    def __init__(self, handler: Handler, port: int = 0, function_name: str = "whisperq-api",
+                 api_keys: list[str] | None = None):
         self._handler = handler
         self._function_name = function_name
+        self._keys = {key: key_id(key) for key in (api_keys or [])}
         # One request at a time through the handler, as one Lambda container would take them.
         self._invoke_lock = threading.Lock()
         front = self
@@ -89,6 +102,11 @@ class ApiFront:
                 body = self.rfile.read(length) if length else b""
                 event = to_proxy_event(self.command, self.path, list(self.headers.items()), body,
                                        self.client_address[0])
+                if not front.authorise(event, self.headers.get("x-api-key")):
+                    self._reply(403, {"Content-Type": "application/json"},
+                                json.dumps({"error": {"code": "forbidden",
+                                                      "message": "a valid x-api-key header is required"}}).encode())
+                    return
                 status, headers, payload = front.invoke(event)
                 self._reply(status, headers, payload)
 
@@ -107,6 +125,15 @@ class ApiFront:
         self._server = ThreadingHTTPServer(("127.0.0.1", port), RequestHandler)
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
+
+    def authorise(self, event: dict[str, Any], api_key: str | None) -> bool:
+        """Put the key's id in the event as API Gateway does; False when a key is needed and wrong."""
+        if (event["httpMethod"], event["path"]) in OPEN_ROUTES:
+            return True
+        if not api_key or api_key not in self._keys:
+            return False
+        event["requestContext"]["identity"].update({"apiKey": api_key, "apiKeyId": self._keys[api_key]})
+        return True
 
     @property
     def url(self) -> str:

@@ -49,10 +49,13 @@ def read_state(directory: Path) -> dict[str, Any] | None:
 
 
 def write_state(directory: Path, state: dict[str, Any]) -> Path:
+    """Write the state file readable by its owner only: it holds the twin's API key."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / STATE_FILE
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(state, indent=2), encoding="utf-8")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(json.dumps(state, indent=2))
     tmp.replace(path)
     return path
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import queue as stdlib_queue
+import secrets
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -52,6 +53,7 @@ class Twin:
     stop_grace_s: float = 30.0
     environ: dict[str, str] = field(default_factory=dict)
     log_file: str | None = None  # default: twin.log in the state directory, else the terminal
+    extra_api_keys: list[str] = field(default_factory=list)  # more clients (tests of key isolation)
 
     def __post_init__(self) -> None:
         self._ctx = multiprocessing.get_context("spawn")
@@ -64,6 +66,9 @@ class Twin:
         self.endpoint_url = ""
         self.log_path: str | None = self.log_file
         self._child_env: dict[str, str] = {}
+        # API Gateway would issue these: one key for this twin's user, and a callback signing secret.
+        self.api_key = "wq_" + secrets.token_urlsafe(24)
+        self.callback_secret = secrets.token_urlsafe(32)
 
     # --- lifecycle ---------------------------------------------------------------------
     def start(self) -> Twin:
@@ -138,7 +143,14 @@ class Twin:
     def _configure(self) -> None:
         """The environment every part of the twin runs with: our own process included, since the
         API handler reads its settings from the environment as it would in Lambda."""
-        env = {**LOCAL_CREDENTIALS, constants.AWS_ENDPOINT_URL: self.endpoint_url, **self.environ}
+        env = {
+            **LOCAL_CREDENTIALS,
+            constants.AWS_ENDPOINT_URL: self.endpoint_url,
+            # Tests and local receivers listen on 127.0.0.1, which AWS mode refuses.
+            constants.ALLOW_PRIVATE_CALLBACKS: "true",
+            constants.CALLBACK_SECRET: self.callback_secret,
+            **self.environ,
+        }
         env.setdefault(constants.AWS_REGION, os.environ.get(constants.AWS_REGION, "us-east-1"))
         os.environ.update(env)
         settings = Settings.from_env()
@@ -150,7 +162,8 @@ class Twin:
         from whisperq.api_handler import handler as api
 
         api.reset()
-        self._front = ApiFront(api.handler, port=self.api_port).start()
+        keys = [self.api_key, *self.extra_api_keys]
+        self._front = ApiFront(api.handler, port=self.api_port, api_keys=keys).start()
 
     def _start_workers(self) -> None:
         assert self.settings is not None and self.resources is not None
@@ -202,6 +215,8 @@ class Twin:
         return {
             "pid": os.getpid(),
             "apiUrl": self.api_url,
+            "apiKey": self.api_key,
+            "callbackSecret": self.callback_secret,
             "endpointUrl": self.endpoint_url,
             "region": self.settings.region,
             "resources": self.resources.to_dict(),

@@ -22,6 +22,7 @@ from whisperq.aws.blobs import Blobs
 from whisperq.aws.jobs_table import JobsTable
 from whisperq.config import Settings
 from whisperq.core import writers
+from whisperq.core.audio import AUDIO_CONTENT_TYPES
 from whisperq.core.errors import (
     InjectedFault,
     InvalidRequest,
@@ -33,7 +34,7 @@ from whisperq.core.errors import (
 from whisperq.core.jobs import Job, JobStatus, iso, utc_now
 from whisperq.core.keys import job_id_from_audio_key, transcript_key
 from whisperq.core.options import TranscribeOptions
-from whisperq.transcriber import audio
+from whisperq.transcriber import audio, callbacks
 from whisperq.transcriber.engines import Engine
 from whisperq.transcriber.heartbeat import Heartbeat
 from whisperq.transcriber.tracing import stage
@@ -119,6 +120,7 @@ class Transcriber:
         self.log = logger
         self.metrics = metrics or _NoMetrics()
         self.extend_visibility = extend_visibility
+        self.callback_sleep: Callable[[float], None] = time.sleep
         self._cold = True
         self._retries = 0
         self._queue_wait_s: float | None = None
@@ -233,18 +235,51 @@ class Transcriber:
     def _finish(self, job_id: str, lease: str, status: JobStatus, changes: dict[str, Any],
                 remove: tuple[str, ...] = ()) -> bool:
         try:
-            self.jobs.transition(
+            job = self.jobs.transition(
                 job_id, status, expected=[JobStatus.PROCESSING], changes=changes,
                 remove=("leaseId", "leaseExpiresAt", *remove),
                 extra_condition=("#leaseId = :lease", {":lease": lease}),
             )
-            return True
         except InvalidTransition as exc:
+            if exc.current == JobStatus.CANCELLED.value:
+                # Cancelled while we worked: remove what we wrote after the API deleted the rest.
+                self.log.info("job was cancelled while running; removing its transcripts")
+                self.blobs.delete(list(changes.get("transcriptKeys", {}).values()))
+                return False
             # Our lease was taken over (we were slower than the visibility timeout): the other
             # attempt owns the job now, and it writes the same transcript.
             self.log.warning("lost the job's lease; leaving it to the newer attempt",
                              extra={"job_id": job_id, "error": str(exc)})
             return False
+        if status.is_final:
+            self._callback(job)
+        return True
+
+    def _callback(self, job: Job) -> None:
+        """Tell the job's callback URL, if it has one; failures are recorded, never raised."""
+        url = job.details.get("callbackUrl")
+        if not url:
+            return
+        if not self.settings.callback_secret:
+            outcome = "not sent: no callback signing secret is configured (WHISPERQ_CALLBACK_SECRET)"
+        else:
+            payload = {
+                "jobId": job.job_id, "status": job.status.value, "filename": job.filename,
+                "createdAt": job.created_at, "updatedAt": job.updated_at, "attempts": job.attempts,
+                "error": job.error, "transcriptKeys": job.details.get("transcriptKeys", {}),
+                "audioDurationS": job.details.get("audioDurationS"), "language": job.details.get("language"),
+            }
+            try:
+                outcome = callbacks.deliver(url, payload, self.settings.callback_secret,
+                                            self.settings.allow_private_callbacks, sleep=self.callback_sleep)
+            except Exception as exc:  # noqa: BLE001 - a failing receiver never changes the job's outcome
+                outcome = f"failed: {type(exc).__name__}: {exc}"
+                self.metrics.add_metric("CallbacksFailed", "Count", 1)
+                self.log.warning("callback failed", extra={"callback_url": url, "error": outcome})
+        try:
+            self.jobs.set_fields(job.job_id, {"callbackStatus": outcome})
+        except WhisperqError as exc:
+            self.log.warning("could not record the callback outcome", extra={"error": str(exc)})
 
     def _heartbeat(self, job_id: str, lease: str, delivery: Delivery) -> Heartbeat:
         visibility_s = self.settings.queue.visibility_timeout_s
@@ -331,6 +366,13 @@ class Transcriber:
         if info.size_bytes > settings.max_upload_bytes:
             raise PermanentJobError(
                 f"the uploaded file is {info.size_bytes} bytes, over the limit of {settings.max_upload_bytes} bytes"
+            )
+        stored_type = info.content_type.split(";", 1)[0].strip().lower()
+        if stored_type not in AUDIO_CONTENT_TYPES:
+            # AWS enforces the type in the upload policy; the twin (moto) does not, so check here too.
+            raise PermanentJobError(
+                f"the upload was stored as {info.content_type or 'no content type'!r}, not an accepted audio type; "
+                "upload with the Content-Type the job was created with"
             )
         display_name = event.key.rsplit("/", 1)[-1]
         notes = {"jobId": job_id, "engine": self.engine.name, "model": self.engine.model_name}

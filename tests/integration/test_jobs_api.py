@@ -1,0 +1,279 @@
+"""The resource-style API, keys and ownership, cancellation, upload limits and expiry, callbacks,
+with every response checked against the OpenAPI document."""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import jsonschema
+import pytest
+import requests
+from aws_lambda_powertools import Logger
+
+from tests.conftest import EXAMPLES, load_event
+from whisperq.api_handler import handler as api
+from whisperq.api_handler import service as service_module
+from whisperq.api_handler.openapi import document
+from whisperq.api_handler.service import JobService
+from whisperq.core.callbacks import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
+from whisperq.core.jobs import JobStatus
+from whisperq.local.esm import lambda_record
+from whisperq.local.lambda_context import LocalLambdaContext
+from whisperq.transcriber import handler as function
+from whisperq.transcriber.engines.synthetic import SyntheticEngine
+
+DOC = document()
+ALICE, BOB = "key-alice", "key-bob"
+
+
+def check_schema(payload, schema: dict) -> None:
+    jsonschema.validate(payload, {**schema, "components": DOC["components"]},
+                        cls=jsonschema.Draft202012Validator)
+
+
+def response_schema(path: str, method: str, status: int) -> dict:
+    operation = DOC["paths"][path][method.lower()]
+    response = operation["responses"][str(status)]
+    return response["content"]["application/json"]["schema"]
+
+
+@pytest.fixture
+def settings(stack):
+    return replace(stack.settings, allow_private_callbacks=True, callback_secret="s3cret")
+
+
+@pytest.fixture
+def call(stack, settings):
+    service = JobService(settings, stack.jobs, stack.blobs, allow_private_callbacks=True)
+    api.reset(service)
+    base = load_event("api_post_upload.json")
+
+    def invoke(method, path, body=None, key=ALICE, query=None, template=None, raw=None):
+        event = json.loads(json.dumps(base))
+        event.update(httpMethod=method, path=path, resource=path, queryStringParameters=query)
+        event["body"] = raw if raw is not None else (json.dumps(body) if body is not None else None)
+        event["requestContext"]["identity"]["apiKeyId"] = key
+        response = api.handler(event, LocalLambdaContext("whisperq-api"))
+        payload = json.loads(response["body"])
+        headers = {k: v[-1] for k, v in (response.get("multiValueHeaders") or {}).items()}
+        template_path = template or path
+        if template_path in DOC["paths"]:
+            check_schema(payload, response_schema(template_path, method, response["statusCode"]))
+        return response["statusCode"], payload, headers
+
+    yield invoke
+    api.reset()
+
+
+@pytest.fixture
+def transcriber(stack, settings):
+    runtime = function.build_runtime(settings, stack.clients, SyntheticEngine(0.0), Logger(service="t"),
+                                     sleep=lambda s: None)
+    runtime.callback_sleep = lambda s: None
+    function.reset(runtime)
+
+    def run():
+        messages = stack.receive_all(1)
+        records = [lambda_record(m, stack.resources.queue_arn, "us-east-1") for m in messages]
+        return function.handler({"Records": records}, LocalLambdaContext("whisperq-transcriber"))
+
+    yield run
+    function.reset()
+
+
+def post_form(created: dict, data: bytes) -> requests.Response:
+    upload = created["upload"]
+    return requests.post(upload["url"], data=upload["fields"], files={upload["fileField"]: ("a.wav", data)},
+                         timeout=30)
+
+
+def test_create_job_when_valid_then_pre_signed_post_that_uploads_and_transcribes(call, stack, transcriber):
+    status, created, _ = call("POST", "/jobs", {"filename": "meeting.wav", "contentType": "audio/wav"})
+    assert status == 201 and created["status"] == "UPLOADING"
+    upload = created["upload"]
+    assert upload["method"] == "POST" and upload["fields"]["Content-Type"] == "audio/wav"
+    assert upload["fields"]["key"] == f"audio/{created['jobId']}/meeting.wav"
+    assert upload["maxBytes"] == stack.settings.max_upload_bytes
+    policy = json.loads(__import__("base64").b64decode(upload["fields"]["policy"]))
+    assert ["content-length-range", 1, stack.settings.max_upload_bytes] in policy["conditions"]
+    assert post_form(created, (EXAMPLES / "meeting.wav").read_bytes()).status_code in (200, 204)
+    assert transcriber() == {"batchItemFailures": []}
+    status, job, _ = call("GET", f"/jobs/{created['jobId']}", template="/jobs/{jobId}")
+    assert status == 200 and job["status"] == "COMPLETED"
+
+
+def test_list_jobs_when_paged_then_newest_first_own_jobs_only_and_cursor_round_trips(call):
+    mine = [call("POST", "/jobs", {"filename": f"{i}.wav", "contentType": "audio/wav"})[1]["jobId"] for i in range(5)]
+    call("POST", "/jobs", {"filename": "bob.wav", "contentType": "audio/wav"}, key=BOB)
+    status, first, _ = call("GET", "/jobs", query={"limit": "2"})
+    assert status == 200 and len(first["jobs"]) == 2 and first["nextCursor"]
+    seen = [job["jobId"] for job in first["jobs"]]
+    cursor = first["nextCursor"]
+    while cursor:
+        _, page, _ = call("GET", "/jobs", query={"limit": "2", "cursor": cursor})
+        seen += [job["jobId"] for job in page["jobs"]]
+        cursor = page["nextCursor"]
+    assert seen == list(reversed(mine))
+    _, uploading, _ = call("GET", "/jobs", query={"status": "UPLOADING", "limit": "100"})
+    assert len(uploading["jobs"]) == 5
+    _, none, _ = call("GET", "/jobs", query={"status": "COMPLETED"})
+    assert none == {"jobs": [], "nextCursor": None}
+
+
+@pytest.mark.parametrize(
+    ("query", "fragment"),
+    [({"limit": "0"}, "limit"), ({"limit": "many"}, "limit"), ({"limit": "101"}, "limit"),
+     ({"status": "DONE"}, "status must be one of"), ({"cursor": "not-a-cursor"}, "cursor"),
+     ({"cursor": "eyJqb2JJZCI6IngiLCJvd25lciI6ImtleS1ib2IiLCJjcmVhdGVkQXQiOiJ4In0"}, "cursor")],
+)
+def test_list_jobs_when_bad_query_or_someone_elses_cursor_then_400(call, query, fragment):
+    status, payload, _ = call("GET", "/jobs", query=query)
+    assert status == 400 and fragment in payload["error"]["message"]
+
+
+def test_job_when_read_with_another_key_then_404_as_if_missing(call):
+    _, created, _ = call("POST", "/jobs", {"filename": "a.wav", "contentType": "audio/wav"})
+    for method, path, template in (("GET", f"/jobs/{created['jobId']}", "/jobs/{jobId}"),
+                                   ("DELETE", f"/jobs/{created['jobId']}", "/jobs/{jobId}"),
+                                   ("GET", f"/status/{created['jobId']}", "/status/{jobId}")):
+        status, payload, _ = call(method, path, key=BOB, template=template)
+        assert status == 404 and payload["error"]["code"] == "job_not_found"
+
+
+def test_request_when_no_api_key_id_then_403_except_health(call):
+    status, payload, _ = call("GET", "/jobs", key=None)
+    assert status == 403 and payload["error"]["code"] == "forbidden"
+    assert call("GET", "/health", key=None)[:2] == (200, {"status": "ok"})
+    status, doc, _ = call("GET", "/openapi.json")
+    assert status == 200 and doc["openapi"].startswith("3.1") and "/jobs/{jobId}/transcript" in doc["paths"]
+
+
+def test_transcript_when_not_completed_then_409_and_when_completed_then_302(call, stack, transcriber):
+    _, created, _ = call("POST", "/jobs", {"filename": "meeting.wav", "contentType": "audio/wav"})
+    job_id = created["jobId"]
+    template = "/jobs/{jobId}/transcript"
+    status, payload, _ = call("GET", f"/jobs/{job_id}/transcript", template=template)
+    assert status == 409 and "UPLOADING" in payload["error"]["message"]
+    post_form(created, (EXAMPLES / "meeting.wav").read_bytes())
+    transcriber()
+    status, payload, headers = call("GET", f"/jobs/{job_id}/transcript", query={"format": "srt"}, template=template)
+    assert status == 302 and headers["Location"] == payload["transcriptUrl"]
+    assert requests.get(headers["Location"], timeout=10).text.startswith("1\n00:00:00,000 --> ")
+    status, payload, _ = call("GET", f"/jobs/{job_id}/transcript", query={"format": "docx"}, template=template)
+    assert status == 400 and "format must be one of" in payload["error"]["message"]
+
+
+def test_cancel_when_queued_then_cancelled_files_deleted_and_worker_skips(call, stack, transcriber):
+    _, created, _ = call("POST", "/jobs", {"filename": "meeting.wav", "contentType": "audio/wav"})
+    job_id = created["jobId"]
+    post_form(created, (EXAMPLES / "meeting.wav").read_bytes())
+    status, job, _ = call("DELETE", f"/jobs/{job_id}", template="/jobs/{jobId}")
+    assert status == 200 and job["status"] == "CANCELLED"
+    assert stack.blobs.head(f"audio/{job_id}/meeting.wav") is None
+    assert transcriber() == {"batchItemFailures": []}
+    assert stack.jobs.get(job_id).status is JobStatus.CANCELLED
+    assert stack.blobs.head(f"transcripts/{job_id}/{job_id}.txt") is None
+
+
+def test_cancel_when_finished_then_409(call, stack, transcriber):
+    _, created, _ = call("POST", "/jobs", {"filename": "meeting.wav", "contentType": "audio/wav"})
+    post_form(created, (EXAMPLES / "meeting.wav").read_bytes())
+    transcriber()
+    status, payload, _ = call("DELETE", f"/jobs/{created['jobId']}", template="/jobs/{jobId}")
+    assert status == 409 and "already ended COMPLETED" in payload["error"]["message"]
+    assert stack.blobs.head(f"transcripts/{created['jobId']}/{created['jobId']}.txt") is not None
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        ({"filename": "x" * 300 + ".wav", "contentType": "audio/wav"}, "longer than 255"),
+        ({"filename": "a.wav", "contentType": "audio/wav", "callbackUrl": "ftp://example.com/x"}, "http(s)"),
+        ({"filename": "a.wav", "contentType": "audio/wav", "callbackUrl": 5}, "callbackUrl"),
+        ({"filename": "a.wav", "contentType": "audio/wav", "callbackUrl": "http://u:p@example.com/"}, "credentials"),
+    ],
+)
+def test_create_job_when_invalid_then_400(call, body, fragment):
+    status, payload, _ = call("POST", "/jobs", body)
+    assert status == 400 and fragment in payload["error"]["message"]
+
+
+def test_upload_when_never_arrives_then_job_fails_after_url_expiry(call, stack, monkeypatch):
+    monkeypatch.setattr(service_module, "UPLOAD_GRACE_S", 0)
+    service = JobService(replace(stack.settings, upload_url_expiry_s=1), stack.jobs, stack.blobs)
+    api.reset(service)
+    _, created, _ = call("POST", "/jobs", {"filename": "a.wav", "contentType": "audio/wav"})
+    __import__("time").sleep(1.3)
+    status, job, _ = call("GET", f"/jobs/{created['jobId']}", template="/jobs/{jobId}")
+    assert status == 200 and job["status"] == "FAILED" and "upload not received" in job["error"]
+
+
+def test_upload_when_stored_with_wrong_type_then_failed_before_decoding(call, stack, transcriber):
+    _, created, _ = call("POST", "/jobs", {"filename": "meeting.wav", "contentType": "audio/wav"})
+    stack.clients.s3.put_object(Bucket=stack.settings.bucket, Key=created["upload"]["fields"]["key"],
+                                Body=(EXAMPLES / "meeting.wav").read_bytes(), ContentType="text/plain")
+    assert transcriber() == {"batchItemFailures": []}
+    job = stack.jobs.get(created["jobId"])
+    assert job.status is JobStatus.FAILED and "not an accepted audio type" in job.error
+
+
+class Receiver:
+    """A callback receiver on 127.0.0.1 that answers with the given status codes in turn."""
+
+    def __init__(self, statuses):
+        self.requests, self.statuses = [], list(statuses)
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.requests.append((dict(self.headers), body))
+                self.send_response(receiver.statuses.pop(0) if receiver.statuses else 200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_callback_when_job_completes_then_signed_post_with_final_state(call, stack, transcriber):
+    receiver = Receiver([503, 200])  # one failure, then accepted
+    try:
+        _, created, _ = call("POST", "/jobs", {"filename": "meeting.wav", "contentType": "audio/wav",
+                                               "callbackUrl": receiver.url})
+        post_form(created, (EXAMPLES / "meeting.wav").read_bytes())
+        transcriber()
+    finally:
+        receiver.close()
+    assert len(receiver.requests) == 2
+    headers, body = receiver.requests[-1]
+    assert verify("s3cret", headers[TIMESTAMP_HEADER], body, headers[SIGNATURE_HEADER])
+    assert not verify("other", headers[TIMESTAMP_HEADER], body, headers[SIGNATURE_HEADER])
+    payload = json.loads(body)
+    assert payload["jobId"] == created["jobId"] and payload["status"] == "COMPLETED"
+    assert stack.jobs.get(created["jobId"]).details["callbackStatus"] == "delivered (HTTP 200)"
+
+
+def test_callback_when_receiver_keeps_failing_then_bounded_retries_and_job_still_completed(call, stack, transcriber):
+    receiver = Receiver([500] * 10)
+    try:
+        _, created, _ = call("POST", "/jobs", {"filename": "meeting.wav", "contentType": "audio/wav",
+                                               "callbackUrl": receiver.url})
+        post_form(created, (EXAMPLES / "meeting.wav").read_bytes())
+        assert transcriber() == {"batchItemFailures": []}
+    finally:
+        receiver.close()
+    assert len(receiver.requests) == 4
+    job = stack.jobs.get(created["jobId"])
+    assert job.status is JobStatus.COMPLETED and job.details["callbackStatus"].startswith("failed")
