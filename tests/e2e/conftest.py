@@ -35,8 +35,10 @@ def run_cli(state_dir: Path, *args: str, timeout_s: float = 120, env: dict | Non
 
 def start_twin(state_dir: Path, extra_env: dict | None = None, timeout_s: float = 120):
     env = {**os.environ, **FAST_RECOVERY, **(extra_env or {}), "PYTHONUNBUFFERED": "1"}
+    state_dir.mkdir(parents=True, exist_ok=True)
+    output = open(state_dir / "terminal.txt", "w")  # noqa: SIM115 - a file, not a pipe nobody reads
     process = subprocess.Popen(
-        [*WHISPERQ, "--state-dir", str(state_dir), "local", "up"], stdout=subprocess.PIPE,
+        [*WHISPERQ, "--state-dir", str(state_dir), "local", "up"], stdout=output,
         stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True,
     )
     deadline = time.monotonic() + timeout_s
@@ -45,7 +47,7 @@ def start_twin(state_dir: Path, extra_env: dict | None = None, timeout_s: float 
         if running and running["pid"] == process.pid:
             return process, running
         if process.poll() is not None:
-            raise AssertionError(f"twin exited with {process.returncode}: {process.stdout.read()}")
+            raise AssertionError(f"twin exited with {process.returncode}: {(state_dir / 'terminal.txt').read_text()}")
         time.sleep(0.2)
     process.kill()
     raise AssertionError("twin did not start in time")

@@ -178,3 +178,16 @@ def test_checkov_when_bucket_made_public_then_fails(tmp_path):
     result = subprocess.run(["bash", str(ROOT / "scripts" / "lint_infra.sh"), str(broken)], capture_output=True,
                             text=True, timeout=600, cwd=ROOT)
     assert result.returncode != 0 and "CKV_AWS_54" in result.stdout
+
+
+def test_routes_when_compared_then_template_serves_every_openapi_operation_and_only_health_is_open(resources):
+    from whisperq.api_handler.openapi import document
+    from whisperq.local.front import OPEN_ROUTES
+
+    events = resources["ApiFunction"]["Properties"]["Events"].values()
+    routed = {(e["Properties"]["Method"].upper(), e["Properties"]["Path"]) for e in events}
+    documented = {(method.upper(), path) for path, ops in document()["paths"].items() for method in ops}
+    assert routed == documented
+    open_in_template = {(e["Properties"]["Method"].upper(), e["Properties"]["Path"]) for e in events
+                        if e["Properties"].get("Auth", {}).get("ApiKeyRequired") is False}
+    assert open_in_template == set(OPEN_ROUTES) == {("GET", "/health")}

@@ -57,7 +57,7 @@ def test_status_when_not_uploaded_then_uploading(call):
     [
         ("GET", "/status/6248633d-1631-41f1-9fa2-547eb5e6415a", None, None, 404, "job_not_found", "no job"),
         ("GET", "/status/not-a-job", None, None, 400, "invalid_request", "not a valid job id"),
-        ("POST", "/upload", None, "{not json", 400, "invalid_request", "not valid JSON"),
+        ("POST", "/upload", None, "{not json", 400, "invalid_request", "not valid UTF-8 JSON"),
         ("POST", "/upload", None, None, 400, "invalid_request", "needs a JSON body"),
         ("POST", "/upload", ["meeting.wav"], None, 400, "invalid_request", "JSON object"),
         ("POST", "/upload", {"filename": "a.wav"}, None, 400, "invalid_request", "contentType"),
@@ -77,7 +77,7 @@ def test_status_when_not_uploaded_then_uploading(call):
         ("POST", "/upload", {"filename": "a.wav", "contentType": "audio/wav", "options": {"colour": "red"}}, None,
          400, "invalid_request", "unknown option"),
         ("GET", "/nowhere", None, None, 404, "route_not_found", "no route"),
-        ("DELETE", "/upload", None, None, 404, "route_not_found", "no route"),
+        ("DELETE", "/upload", None, None, 405, "method_not_allowed", "use POST"),
     ],
 )
 def test_api_when_bad_request_then_json_4xx(call, method, path, body, raw, expected_status, code, fragment):
@@ -100,3 +100,8 @@ def test_post_upload_when_options_then_stored_and_shown_with_defaults(call, stac
     assert body["options"]["task"] == "transcribe" and body["options"]["language"] is None
     _, shown = call("GET", f"/status/{body['jobId']}")
     assert shown["options"] == body["options"]
+
+
+def test_path_when_job_id_has_control_characters_then_400_not_405(call):
+    status, payload = call("GET", "/jobs/\x84")
+    assert status == 400 and payload["error"]["code"] == "invalid_request"

@@ -7,6 +7,7 @@ that created it, and a key sees only its own jobs."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -79,12 +80,12 @@ def json_body() -> Any:
     raw = app.current_event.body
     if raw is None or raw == "":
         raise InvalidRequest("the request needs a JSON body")
-    if app.current_event.is_base64_encoded:
-        raw = app.current_event.decoded_body
     try:
+        if app.current_event.is_base64_encoded:
+            raw = app.current_event.decoded_body
         return json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidRequest(f"the request body is not valid JSON: {exc}") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as exc:
+        raise InvalidRequest(f"the request body is not valid UTF-8 JSON: {exc}") from exc
 
 
 def query(name: str) -> str | None:
@@ -154,9 +155,28 @@ def handle_whisperq_error(exc: WhisperqError) -> Response:
     return error_response(exc.status_code, exc.code, exc.message)
 
 
+def _allowed_methods(path: str) -> list[str]:
+    """The methods the OpenAPI document declares for the route that `path` matches."""
+    for template, operations in openapi_document()["paths"].items():
+        parts = re.split(r"(\{[^/]+\})", template)
+        pattern = "".join("[^/]+" if part.startswith("{") else re.escape(part) for part in parts)
+        if re.fullmatch(pattern, path):
+            return sorted(method.upper() for method in operations)
+    return []
+
+
 @app.not_found
 def handle_not_found(exc: NotFoundError) -> Response:
     event = app.current_event
+    allowed = _allowed_methods(event.path)
+    if event.http_method in allowed:
+        # The route exists, but its path parameter has characters the router refuses.
+        return error_response(400, "invalid_request", f"malformed path parameter in {event.path!r}")
+    if allowed:
+        response = error_response(405, "method_not_allowed", f"{event.http_method} is not allowed on {event.path}; "
+                                                             f"use {', '.join(allowed)}")
+        response.headers["Allow"] = ", ".join(allowed)
+        return response
     return error_response(404, "route_not_found", f"no route for {event.http_method} {event.path}")
 
 

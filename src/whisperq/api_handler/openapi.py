@@ -9,7 +9,11 @@ from whisperq.core.audio import AUDIO_CONTENT_TYPES
 from whisperq.core.jobs import JobStatus
 from whisperq.core.writers import WRITERS
 
-_JOB_ID = {"type": "string", "format": "uuid", "pattern": "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"}
+_JOB_ID = {
+    "type": "string",
+    "format": "uuid",
+    "pattern": "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
+}
 _OPTIONS = {
     "type": "object",
     "additionalProperties": False,
@@ -31,8 +35,12 @@ _CREATE = {
         "filename": {"type": "string", "minLength": 1, "maxLength": 255, "description": "a bare file name"},
         "contentType": {"type": "string", "enum": sorted(AUDIO_CONTENT_TYPES)},
         "options": {"$ref": "#/components/schemas/Options"},
-        "callbackUrl": {"type": "string", "format": "uri", "maxLength": 2048,
-                        "description": "POSTed the final job, signed (X-Whisperq-Signature), on COMPLETED or FAILED"},
+        "callbackUrl": {
+            "type": "string",
+            "format": "uri",
+            "maxLength": 2048,
+            "description": "POSTed the final job, signed (X-Whisperq-Signature), on COMPLETED or FAILED",
+        },
     },
 }
 _JOB = {
@@ -58,13 +66,17 @@ _JOB = {
 
 
 def _error(description: str) -> dict[str, Any]:
-    return {"description": description,
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
 
 
 def _json(schema_ref: str, description: str) -> dict[str, Any]:
-    return {"description": description,
-            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema_ref}"}}}}
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema_ref}"}}},
+    }
 
 
 _JOB_PARAM = {"name": "jobId", "in": "path", "required": True, "schema": _JOB_ID}
@@ -76,93 +88,214 @@ def document() -> dict[str, Any]:
     job_errors = {"400": _error("malformed job id"), "404": _error("no such job for this key"), **_COMMON_ERRORS}
     return {
         "openapi": "3.1.0",
-        "info": {"title": "whisperq", "version": __version__,
-                 "description": "Queue-driven audio transcription with Whisper. Create a job, upload the audio "
-                                "straight to S3 with the returned form or URL, poll the job, download transcripts."},
+        "info": {
+            "title": "whisperq",
+            "version": __version__,
+            "description": "Queue-driven audio transcription with Whisper. Create a job, upload the audio "
+            "straight to S3 with the returned form or URL, poll the job, download transcripts.",
+        },
         "servers": [{"url": "/"}],
         "security": [{"apiKey": []}],
         "paths": {
-            "/health": {"get": {"operationId": "health", "security": [], "summary": "liveness",
-                                "responses": {"200": _json("Health", "the API answers")}}},
-            "/openapi.json": {"get": {"operationId": "openapi", "summary": "this document",
-                                      "responses": {"200": {"description": "OpenAPI 3.1",
-                                                            "content": {"application/json": {"schema": {
-                                                                "type": "object"}}}},
-                                                    **_COMMON_ERRORS}}},
-            "/upload": {"post": {
-                "operationId": "createUpload", "summary": "create a job; upload with a pre-signed PUT (original API)",
-                "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                    "$ref": "#/components/schemas/CreateJob"}}}},
-                "responses": {"201": _json("Upload", "job created, waiting for its upload"),
-                              "400": _error("malformed or invalid request"), **_COMMON_ERRORS}}},
-            "/status/{jobId}": {"get": {
-                "operationId": "getStatus", "summary": "a job (original API)", "parameters": [_JOB_PARAM],
-                "responses": {"200": _json("Job", "the job"), **job_errors}}},
+            "/health": {
+                "get": {
+                    "operationId": "health",
+                    "security": [],
+                    "summary": "liveness",
+                    "responses": {"200": _json("Health", "the API answers")},
+                }
+            },
+            "/openapi.json": {
+                "get": {
+                    "operationId": "openapi",
+                    "summary": "this document",
+                    "responses": {
+                        "200": {
+                            "description": "OpenAPI 3.1",
+                            "content": {"application/json": {"schema": {"type": "object"}}},
+                        },
+                        **_COMMON_ERRORS,
+                    },
+                }
+            },
+            "/upload": {
+                "post": {
+                    "operationId": "createUpload",
+                    "summary": "create a job; upload with a pre-signed PUT (original API)",
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CreateJob"}}},
+                    },
+                    "responses": {
+                        "201": _json("Upload", "job created, waiting for its upload"),
+                        "400": _error("malformed or invalid request"),
+                        **_COMMON_ERRORS,
+                    },
+                }
+            },
+            "/status/{jobId}": {
+                "get": {
+                    "operationId": "getStatus",
+                    "summary": "a job (original API)",
+                    "parameters": [_JOB_PARAM],
+                    "responses": {"200": _json("Job", "the job"), **job_errors},
+                }
+            },
             "/jobs": {
                 "post": {
-                    "operationId": "createJob", "summary": "create a job; upload with the pre-signed POST form",
-                    "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                        "$ref": "#/components/schemas/CreateJob"}}}},
-                    "responses": {"201": _json("CreatedJob", "job created, waiting for its upload"),
-                                  "400": _error("malformed or invalid request"), **_COMMON_ERRORS}},
+                    "operationId": "createJob",
+                    "summary": "create a job; upload with the pre-signed POST form",
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CreateJob"}}},
+                    },
+                    "responses": {
+                        "201": _json("CreatedJob", "job created, waiting for its upload"),
+                        "400": _error("malformed or invalid request"),
+                        **_COMMON_ERRORS,
+                    },
+                },
                 "get": {
-                    "operationId": "listJobs", "summary": "this key's jobs, newest first",
+                    "operationId": "listJobs",
+                    "summary": "this key's jobs, newest first",
                     "parameters": [
-                        {"name": "status", "in": "query", "schema": {"type": "string",
-                                                                     "enum": [s.value for s in JobStatus]}},
+                        {
+                            "name": "status",
+                            "in": "query",
+                            "schema": {"type": "string", "enum": [s.value for s in JobStatus]},
+                        },
                         {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100}},
-                        {"name": "cursor", "in": "query", "schema": {"type": "string"},
-                         "description": "nextCursor of the previous page"},
+                        {
+                            "name": "cursor",
+                            "in": "query",
+                            "schema": {"type": "string"},
+                            "description": "nextCursor of the previous page",
+                        },
                     ],
-                    "responses": {"200": _json("JobList", "a page of jobs"), "400": _error("bad query"),
-                                  **_COMMON_ERRORS}},
+                    "responses": {
+                        "200": _json("JobList", "a page of jobs"),
+                        "400": _error("bad query"),
+                        **_COMMON_ERRORS,
+                    },
+                },
             },
             "/jobs/{jobId}": {
-                "get": {"operationId": "getJob", "summary": "a job", "parameters": [_JOB_PARAM],
-                        "responses": {"200": _json("Job", "the job"), **job_errors}},
-                "delete": {"operationId": "cancelJob", "summary": "cancel an unfinished job and delete its files",
-                           "parameters": [_JOB_PARAM],
-                           "responses": {"200": _json("Job", "the cancelled job"),
-                                         "409": _error("the job already ended"), **job_errors}},
+                "get": {
+                    "operationId": "getJob",
+                    "summary": "a job",
+                    "parameters": [_JOB_PARAM],
+                    "responses": {"200": _json("Job", "the job"), **job_errors},
+                },
+                "delete": {
+                    "operationId": "cancelJob",
+                    "summary": "cancel an unfinished job and delete its files",
+                    "parameters": [_JOB_PARAM],
+                    "responses": {
+                        "200": _json("Job", "the cancelled job"),
+                        "409": _error("the job already ended"),
+                        **job_errors,
+                    },
+                },
             },
-            "/jobs/{jobId}/transcript": {"get": {
-                "operationId": "getTranscript", "summary": "redirect to a pre-signed transcript URL",
-                "parameters": [_JOB_PARAM, {"name": "format", "in": "query",
-                                            "schema": {"type": "string", "enum": list(WRITERS)}}],
-                "responses": {"302": {"description": "Location: the pre-signed URL",
-                                      "headers": {"Location": {"schema": {"type": "string"}}},
-                                      "content": {"application/json": {"schema": {
-                                          "type": "object", "required": ["transcriptUrl"],
-                                          "properties": {"transcriptUrl": {"type": "string"}}}}}},
-                              "409": _error("the job is not COMPLETED"), **job_errors}}},
+            "/jobs/{jobId}/transcript": {
+                "get": {
+                    "operationId": "getTranscript",
+                    "summary": "redirect to a pre-signed transcript URL",
+                    "parameters": [
+                        _JOB_PARAM,
+                        {"name": "format", "in": "query", "schema": {"type": "string", "enum": list(WRITERS)}},
+                    ],
+                    "responses": {
+                        "302": {
+                            "description": "Location: the pre-signed URL",
+                            "headers": {"Location": {"schema": {"type": "string"}}},
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "type": "object",
+                                        "required": ["transcriptUrl"],
+                                        "properties": {"transcriptUrl": {"type": "string"}},
+                                    }
+                                }
+                            },
+                        },
+                        "409": _error("the job is not COMPLETED"),
+                        **job_errors,
+                    },
+                }
+            },
         },
         "components": {
             "securitySchemes": {"apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"}},
             "schemas": {
-                "Error": {"type": "object", "required": ["error"], "additionalProperties": False, "properties": {
-                    "error": {"type": "object", "required": ["code", "message"], "properties": {
-                        "code": {"type": "string"}, "message": {"type": "string"}}}}},
+                "Error": {
+                    "type": "object",
+                    "required": ["error"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "error": {
+                            "type": "object",
+                            "required": ["code", "message"],
+                            "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+                        }
+                    },
+                },
                 "Health": {"type": "object", "required": ["status"], "properties": {"status": {"const": "ok"}}},
                 "Options": _OPTIONS,
                 "CreateJob": _CREATE,
                 "Job": _JOB,
-                "CreatedJob": {"allOf": [{"$ref": "#/components/schemas/Job"}, {
-                    "type": "object", "required": ["upload"], "properties": {"upload": {
-                        "type": "object", "required": ["method", "url", "fields", "fileField", "maxBytes", "expiresIn"],
-                        "properties": {"method": {"const": "POST"}, "url": {"type": "string"},
-                                       "fields": {"type": "object", "additionalProperties": {"type": "string"}},
-                                       "fileField": {"type": "string"}, "maxBytes": {"type": "integer"},
-                                       "expiresIn": {"type": "integer"}}}}}]},
-                "Upload": {"type": "object",
-                           "required": ["jobId", "status", "uploadUrl", "uploadMethod", "uploadHeaders", "expiresIn",
-                                        "options"],
-                           "properties": {"jobId": _JOB_ID, "status": {"const": "UPLOADING"},
-                                          "uploadUrl": {"type": "string"}, "uploadMethod": {"const": "PUT"},
-                                          "uploadHeaders": {"type": "object"}, "expiresIn": {"type": "integer"},
-                                          "options": {"$ref": "#/components/schemas/Options"}}},
-                "JobList": {"type": "object", "required": ["jobs", "nextCursor"], "properties": {
-                    "jobs": {"type": "array", "items": {"$ref": "#/components/schemas/Job"}},
-                    "nextCursor": {"type": ["string", "null"]}}},
+                "CreatedJob": {
+                    "allOf": [
+                        {"$ref": "#/components/schemas/Job"},
+                        {
+                            "type": "object",
+                            "required": ["upload"],
+                            "properties": {
+                                "upload": {
+                                    "type": "object",
+                                    "required": ["method", "url", "fields", "fileField", "maxBytes", "expiresIn"],
+                                    "properties": {
+                                        "method": {"const": "POST"},
+                                        "url": {"type": "string"},
+                                        "fields": {"type": "object", "additionalProperties": {"type": "string"}},
+                                        "fileField": {"type": "string"},
+                                        "maxBytes": {"type": "integer"},
+                                        "expiresIn": {"type": "integer"},
+                                    },
+                                }
+                            },
+                        },
+                    ]
+                },
+                "Upload": {
+                    "type": "object",
+                    "required": [
+                        "jobId",
+                        "status",
+                        "uploadUrl",
+                        "uploadMethod",
+                        "uploadHeaders",
+                        "expiresIn",
+                        "options",
+                    ],
+                    "properties": {
+                        "jobId": _JOB_ID,
+                        "status": {"const": "UPLOADING"},
+                        "uploadUrl": {"type": "string"},
+                        "uploadMethod": {"const": "PUT"},
+                        "uploadHeaders": {"type": "object"},
+                        "expiresIn": {"type": "integer"},
+                        "options": {"$ref": "#/components/schemas/Options"},
+                    },
+                },
+                "JobList": {
+                    "type": "object",
+                    "required": ["jobs", "nextCursor"],
+                    "properties": {
+                        "jobs": {"type": "array", "items": {"$ref": "#/components/schemas/Job"}},
+                        "nextCursor": {"type": ["string", "null"]},
+                    },
+                },
             },
         },
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from typing import Any
 
 import boto3
@@ -16,9 +17,17 @@ class Clients:
 
     Clients are thread-safe; the session that makes them is not, hence the lock."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, credentials: Mapping[str, str] | None = None):
+        """`credentials` (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN) override boto3's
+        usual chain; the local twin passes its own so that a user's real keys never reach it."""
         self.settings = settings
-        self._session = boto3.session.Session(region_name=settings.region)
+        creds = credentials or {}
+        self._session = boto3.session.Session(
+            region_name=settings.region,
+            aws_access_key_id=creds.get("AWS_ACCESS_KEY_ID"),
+            aws_secret_access_key=creds.get("AWS_SECRET_ACCESS_KEY"),
+            aws_session_token=creds.get("AWS_SESSION_TOKEN"),
+        )
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
 

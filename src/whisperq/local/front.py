@@ -120,7 +120,12 @@ class ApiFront:
                 if self.command != "HEAD":
                     self.wfile.write(payload)
 
-            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve
+            def __getattr__(self, name: str) -> Any:
+                # Every method reaches the handler (API Gateway forwards them; the handler answers 405),
+                # rather than http.server's HTML 501 for the ones it does not know.
+                if name.startswith("do_"):
+                    return self._serve
+                raise AttributeError(name)
 
         self._server = ThreadingHTTPServer(("127.0.0.1", port), RequestHandler)
         self._server.daemon_threads = True

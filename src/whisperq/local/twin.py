@@ -18,8 +18,7 @@ from whisperq.aws.clients import Clients
 from whisperq.aws.provision import Resources, provision
 from whisperq.config import Settings
 from whisperq.core.errors import WhisperqError
-from whisperq.local import esm, moto_process, state
-from whisperq.local.front import ApiFront
+from whisperq.local import api_process, esm, moto_process, state
 
 # moto accepts any credentials; fixed ones keep a user's real AWS keys out of the twin.
 LOCAL_CREDENTIALS = {
@@ -58,7 +57,8 @@ class Twin:
     def __post_init__(self) -> None:
         self._ctx = multiprocessing.get_context("spawn")
         self._moto: Any = None
-        self._front: ApiFront | None = None
+        self._front: Any = None
+        self._api_url = ""
         self._workers: list[Any] = []
         self._ready: Any = None
         self.settings: Settings | None = None
@@ -85,7 +85,7 @@ class Twin:
             self._start_moto()
             self._configure()
             assert self.settings is not None
-            self.resources = provision(Clients(self.settings), self.settings)
+            self.resources = provision(Clients(self.settings, LOCAL_CREDENTIALS), self.settings)
             self._start_front()
             self._start_workers()
             if self.state_directory is not None:
@@ -108,7 +108,11 @@ class Twin:
                 process.join(timeout=5)
         self._workers = []
         if self._front is not None:
-            self._front.stop()
+            self._front.terminate()
+            self._front.join(timeout=10)
+            if self._front.is_alive():
+                self._front.kill()
+                self._front.join(timeout=5)
             self._front = None
         if self._moto is not None:
             self._moto.terminate()
@@ -152,18 +156,27 @@ class Twin:
             **self.environ,
         }
         env.setdefault(constants.AWS_REGION, os.environ.get(constants.AWS_REGION, "us-east-1"))
-        os.environ.update(env)
-        settings = Settings.from_env()
+        settings = Settings.from_env({**os.environ, **env})
         settings.queue.validate("local")
         self.settings = settings
         self._child_env = {**env, **queue_config.to_environ(settings.queue)}
 
     def _start_front(self) -> None:
-        from whisperq.api_handler import handler as api
-
-        api.reset()
+        parent_conn, child_conn = self._ctx.Pipe(duplex=False)
         keys = [self.api_key, *self.extra_api_keys]
-        self._front = ApiFront(api.handler, port=self.api_port, api_keys=keys).start()
+        self._front = self._ctx.Process(
+            target=api_process.serve,
+            args=(child_conn, os.getpid(), self._child_env, keys, self.api_port, self.log_path),
+            name="whisperq-api", daemon=True,
+        )
+        self._front.start()
+        child_conn.close()
+        if not parent_conn.poll(60):
+            raise TwinStartError("the API front did not start within 60 s")
+        outcome, value = parent_conn.recv()
+        if outcome != "ok":
+            raise TwinStartError(value)
+        self._api_url = value
 
     def _start_workers(self) -> None:
         assert self.settings is not None and self.resources is not None
@@ -208,7 +221,7 @@ class Twin:
 
     @property
     def api_url(self) -> str:
-        return self._front.url if self._front else ""
+        return self._api_url
 
     def describe(self) -> dict[str, Any]:
         assert self.settings is not None and self.resources is not None

@@ -1,0 +1,41 @@
+"""The API front in a process of its own, as the API function is separate from the transcriber in
+AWS: its logs and metrics go to the twin's log file, and the twin's own terminal stays quiet."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from multiprocessing.connection import Connection
+
+
+def serve(conn: Connection, parent_pid: int, env: dict[str, str], api_keys: list[str], port: int,
+          log_path: str | None) -> None:
+    """Process target: serve the API handler on 127.0.0.1, report the URL, run until told to stop
+    or until the twin dies."""
+    if log_path:
+        log = open(log_path, "a", buffering=1, encoding="utf-8")  # noqa: SIM115 - lives as long as the process
+        sys.stdout = sys.stderr = log
+    os.environ.update(env)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the twin decides when we stop
+    from whisperq.api_handler import handler as api
+    from whisperq.local.front import ApiFront
+
+    try:
+        front = ApiFront(api.handler, port=port, api_keys=api_keys).start()
+    except OSError as exc:
+        conn.send(("error", f"cannot listen on 127.0.0.1:{port}: {exc}"))
+        return
+    conn.send(("ok", front.url))
+    conn.close()
+    stop = False
+
+    def on_signal(signum: int, frame: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    while not stop and os.getppid() == parent_pid:
+        time.sleep(0.2)
+    front.stop()
