@@ -6,8 +6,9 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import time
 from multiprocessing.connection import Connection
+
+from whisperq.local.lifecycle import wait_until_stopped
 
 
 def serve(conn: Connection, parent_pid: int, env: dict[str, str], api_keys: list[str], port: int,
@@ -29,13 +30,5 @@ def serve(conn: Connection, parent_pid: int, env: dict[str, str], api_keys: list
         return
     conn.send(("ok", front.url))
     conn.close()
-    stop = False
-
-    def on_signal(signum: int, frame: object) -> None:
-        nonlocal stop
-        stop = True
-
-    signal.signal(signal.SIGTERM, on_signal)
-    while not stop and os.getppid() == parent_pid:
-        time.sleep(0.2)
+    wait_until_stopped(parent_pid)
     front.stop()

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
-import time
 from multiprocessing.connection import Connection
+
+from whisperq.local.lifecycle import wait_until_stopped
 
 
 def serve(conn: Connection, parent_pid: int, log_path: str | None) -> None:
@@ -26,14 +26,6 @@ def serve(conn: Connection, parent_pid: int, log_path: str | None) -> None:
     server.start()
     conn.send(server.get_host_and_port()[1])
     conn.close()
-    stop = False
-
-    def on_signal(signum: int, frame: object) -> None:
-        nonlocal stop
-        stop = True
-
-    signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the twin decides when we stop
-    while not stop and os.getppid() == parent_pid:
-        time.sleep(0.2)
+    wait_until_stopped(parent_pid)
     server.stop()
