@@ -10,6 +10,7 @@ from typing import Any, BinaryIO
 import requests
 
 from whisperq.cli.errors import (
+    EXIT_AUTH,
     EXIT_CONFLICT,
     EXIT_NOT_FOUND,
     EXIT_SERVICE_ERROR,
@@ -65,17 +66,40 @@ class ApiClient:
             payload = response.json()
         except ValueError:
             payload = {}
+        if response.status_code == 403 and "x-api-key" not in self.session.headers:
+            raise CliError(f"the API at {self.base_url} needs an API key: pass --api-key or set WHISPERQ_API_KEY",
+                           EXIT_AUTH)
         if response.status_code >= 400:
             error = payload.get("error", {}) if isinstance(payload, dict) else {}
             message = error.get("message") or f"HTTP {response.status_code} from {url}"
-            code = {400: EXIT_USAGE, 404: EXIT_NOT_FOUND, 409: EXIT_CONFLICT}.get(response.status_code)
+            code = {400: EXIT_USAGE, 403: EXIT_AUTH, 404: EXIT_NOT_FOUND, 405: EXIT_USAGE,
+                    409: EXIT_CONFLICT}.get(response.status_code)
             if code is None:
                 code = EXIT_USAGE if response.status_code < 500 else EXIT_SERVICE_ERROR
             raise CliError(message, code)
         return payload
 
-    def create_upload(self, filename: str, content_type: str) -> dict[str, Any]:
-        return self._request("POST", "/upload", json={"filename": filename, "contentType": content_type})
+    def create_upload(self, filename: str, content_type: str, options: dict[str, Any] | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"filename": filename, "contentType": content_type}
+        if options:
+            body["options"] = options
+        return self._request("POST", "/upload", json=body)
+
+    def list_jobs(self, status: str | None = None, limit: int = 20, cursor: str | None = None) -> dict[str, Any]:
+        params: dict[str, Any] = {"limit": limit}
+        if status:
+            params["status"] = status
+        if cursor:
+            params["cursor"] = cursor
+        return self._request("GET", "/jobs", params=params)
+
+    def cancel(self, job_id: str) -> dict[str, Any]:
+        return self._request("DELETE", f"/jobs/{job_id}")
+
+    def transcript_url(self, job_id: str, fmt: str) -> str:
+        """The pre-signed URL of one format (the API answers with a redirect; we do not follow it)."""
+        payload = self._request("GET", f"/jobs/{job_id}/transcript", params={"format": fmt}, allow_redirects=False)
+        return str(payload["transcriptUrl"])
 
     def upload(self, job: dict[str, Any], path: str, on_progress: Callable[[int], None] | None = None) -> None:
         """Send the file straight to S3 with the job's pre-signed URL."""
@@ -114,6 +138,21 @@ class ApiClient:
                     f"job {job_id} is still {job['status']} after {timeout_s:.0f} s; "
                     f"it keeps running: check it with `whisperq status {job_id}`", EXIT_TIMEOUT)
             time.sleep(poll_s)
+
+    def download(self, url: str, path: str) -> int:
+        """Stream a pre-signed URL to a file; the bytes written."""
+        try:
+            with requests.get(url, stream=True, timeout=max(self.timeout_s, 120)) as response:
+                if response.status_code != 200:
+                    raise CliError(f"download refused by storage (HTTP {response.status_code})", EXIT_SERVICE_ERROR)
+                written = 0
+                with open(path, "wb") as handle:
+                    for chunk in response.iter_content(1 << 16):
+                        handle.write(chunk)
+                        written += len(chunk)
+                return written
+        except requests.RequestException as exc:
+            raise CliError(f"download failed: {exc}", EXIT_UNREACHABLE) from exc
 
     def download_text(self, url: str) -> str:
         try:

@@ -1,0 +1,159 @@
+"""Operating the dead-letter queue: list what is there, replay it to the transcription queue, purge.
+
+Replay resets each job (FAILED -> QUEUED) before its message goes back, so the transcriber runs it
+again. It uses SQS's native redrive (StartMessageMoveTask) where the endpoint has it and otherwise
+moves messages itself, send first and delete second: a crash in between can duplicate a message
+(harmless, the transcriber is idempotent on the job) but never lose one."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote_plus
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from whisperq.aws.clients import Clients
+from whisperq.aws.errors import as_core_error, error_code
+from whisperq.aws.jobs_table import JobsTable
+from whisperq.aws.queues import Message, Queue
+from whisperq.core.errors import InvalidTransition, JobNotFound
+from whisperq.core.jobs import JobStatus, iso, utc_now
+from whisperq.core.keys import job_id_from_audio_key
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    message_id: str
+    job_id: str | None
+    key: str | None
+    receive_count: int
+    age_s: float
+    error: str | None
+    job_status: str | None
+    body: str
+    message: Message = field(repr=False, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"messageId": self.message_id, "jobId": self.job_id, "key": self.key,
+                "receiveCount": self.receive_count, "ageS": round(self.age_s, 1), "jobStatus": self.job_status,
+                "error": self.error, "body": self.body}
+
+
+def _key_of(body: str) -> str | None:
+    try:
+        record = json.loads(body)["Records"][0]
+        return unquote_plus(record["s3"]["object"]["key"])
+    except (ValueError, KeyError, IndexError, TypeError):
+        return None
+
+
+@dataclass
+class ReplayReport:
+    moved: list[str] = field(default_factory=list)  # message ids
+    jobs_reset: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # "message id: why"
+    method: str = "send-then-delete"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"method": self.method, "moved": len(self.moved), "jobsReset": self.jobs_reset,
+                "skipped": self.skipped, "messageIds": self.moved}
+
+
+class DeadLetterQueue:
+    def __init__(self, clients: Clients, dlq: Queue, queue: Queue, jobs: JobsTable,
+                 sleep: Callable[[float], None] = time.sleep):
+        self.clients = clients
+        self.dlq = dlq
+        self.queue = queue
+        self.jobs = jobs
+        self.sleep = sleep
+
+    def peek(self, limit: int = 100, rounds: int = 5) -> list[DeadLetter]:
+        """The dead letters (up to `limit`), without taking them: received with a visibility timeout of
+        0, so they stay where they are. SQS has no paging: a few rounds of receives collect what shows."""
+        seen: dict[str, Message] = {}
+        quiet = 0
+        while len(seen) < limit and quiet < rounds:
+            batch = self.dlq.receive(10, 0, visibility_timeout_s=0)
+            fresh = [m for m in batch if m.message_id not in seen]
+            quiet = 0 if fresh else quiet + 1
+            for message in fresh:
+                seen[message.message_id] = message
+        return [self._describe(m) for m in list(seen.values())[:limit]]
+
+    def _describe(self, message: Message) -> DeadLetter:
+        key = _key_of(message.body)
+        job_id = job_id_from_audio_key(key) if key else None
+        error = status = None
+        if job_id:
+            try:
+                job = self.jobs.get(job_id)
+                status = job.status.value
+                error = job.error or job.details.get("lastError")
+            except JobNotFound:
+                error = "no such job"
+        sent = int(message.attributes.get("SentTimestamp", "0")) / 1000
+        return DeadLetter(message.message_id, job_id, key, message.receive_count,
+                          max(0.0, time.time() - sent) if sent else 0.0, error, status, message.body, message)
+
+    def replay(self, job_ids: Iterable[str] | None = None, max_messages: int | None = None,
+               rate_per_s: float | None = None, dry_run: bool = False, native: bool = True) -> ReplayReport:
+        """Move dead letters (all, or those of `job_ids`) back to the transcription queue."""
+        wanted = set(job_ids) if job_ids is not None else None
+        letters = [d for d in self.peek(limit=max_messages or 10_000) if wanted is None or d.job_id in wanted]
+        report = ReplayReport()
+        if dry_run:
+            report.method = "dry-run"
+            report.moved = [d.message_id for d in letters]
+            return report
+        for letter in letters:
+            self._reset_job(letter, report)
+        if native and wanted is None and max_messages is None and self._start_move_task(rate_per_s):
+            report.method = "StartMessageMoveTask"
+            report.moved = [d.message_id for d in letters]
+            return report
+        for index, letter in enumerate(letters):
+            if rate_per_s and index:
+                self.sleep(1.0 / rate_per_s)
+            self.queue.send(letter.body)  # first send ...
+            self.dlq.delete([letter.message])  # ... then delete: a crash here duplicates, never loses
+            report.moved.append(letter.message_id)
+        return report
+
+    def _reset_job(self, letter: DeadLetter, report: ReplayReport) -> None:
+        if not letter.job_id:
+            return
+        try:
+            self.jobs.transition(letter.job_id, JobStatus.QUEUED, expected=[JobStatus.FAILED],
+                                 changes={"replayedAt": iso(utc_now())}, remove=("error", "deadLettered"))
+            report.jobs_reset.append(letter.job_id)
+        except InvalidTransition as exc:
+            report.skipped.append(f"{letter.message_id}: job {letter.job_id} is {exc.current}, not reset")
+        except JobNotFound:
+            report.skipped.append(f"{letter.message_id}: job {letter.job_id} does not exist")
+
+    def _start_move_task(self, rate_per_s: float | None) -> bool:
+        """Start SQS's own redrive; False when the endpoint does not implement it (moto)."""
+        kwargs: dict[str, Any] = {"SourceArn": self.dlq.arn, "DestinationArn": self.queue.arn}
+        if rate_per_s:
+            kwargs["MaxNumberOfMessagesPerSecond"] = max(1, int(rate_per_s))
+        try:
+            self.clients.sqs.start_message_move_task(**kwargs)
+            return True
+        except ClientError as exc:
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+            if status >= 500 or error_code(exc) in ("UnsupportedOperation", "InvalidAction", "NotImplemented"):
+                return False
+            raise as_core_error(exc, "starting the dead-letter redrive") from exc
+        except BotoCoreError as exc:
+            raise as_core_error(exc, "starting the dead-letter redrive") from exc
+
+    def purge(self) -> None:
+        try:
+            self.clients.sqs.purge_queue(QueueUrl=self.dlq.url)
+        except (ClientError, BotoCoreError) as exc:
+            raise as_core_error(exc, "purging the dead-letter queue") from exc

@@ -1,0 +1,178 @@
+"""What an operator does: the dead-letter queue, the settings in force, the deployment's parameters."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import fields
+from typing import Any
+
+import click
+
+from whisperq import constants, queue_config
+from whisperq.cli.app import Context, cli
+from whisperq.cli.errors import EXIT_NOT_FOUND, EXIT_USAGE, CliError
+from whisperq.config import Settings
+
+
+def _operator_target(obj: Context) -> tuple[Settings, Any]:
+    """Settings and AWS clients for operator commands: the running twin when there is one (and no
+    --endpoint-url says otherwise), else AWS through boto3's usual credential and region rules."""
+    from whisperq.aws.clients import Clients
+    from whisperq.local.twin import LOCAL_CREDENTIALS
+
+    running = obj.twin()
+    if running and not obj.endpoint_url:
+        resources = running["resources"]
+        settings = Settings.from_env(
+            endpoint_url=running["endpointUrl"], region=running["region"], bucket=resources["bucket"],
+            table=resources["table"], queue_name=resources["queue_url"].rsplit("/", 1)[-1],
+            dlq_name=resources["dlq_url"].rsplit("/", 1)[-1],
+        )
+        return settings, Clients(settings, LOCAL_CREDENTIALS)
+    settings = Settings.from_env(endpoint_url=obj.endpoint_url)
+    return settings, Clients(settings)
+
+
+def _dlq(obj: Context) -> Any:
+    from whisperq.aws.dlq import DeadLetterQueue
+    from whisperq.aws.jobs_table import JobsTable
+    from whisperq.aws.queues import Queue
+
+    settings, clients = _operator_target(obj)
+    return DeadLetterQueue(clients, Queue.by_name(clients, settings.dlq_name),
+                           Queue.by_name(clients, settings.queue_name), JobsTable(clients, settings.table))
+
+
+@cli.group()
+def dlq() -> None:
+    """Inspect, replay and purge the dead-letter queue (uploads that failed maxReceiveCount times)."""
+
+
+@dlq.command("list")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=100, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def dlq_list(obj: Context, limit: int, as_json: bool) -> None:
+    """Dead letters with their job, the job's error, receive count and age (they stay in the queue)."""
+    from rich.table import Table
+
+    letters = _dlq(obj).peek(limit=limit)
+    table = Table(box=None, header_style="bold")
+    for column in ("MESSAGE", "JOB", "RECEIVES", "AGE S", "ERROR"):
+        table.add_column(column)
+    for d in letters:
+        table.add_row(d.message_id, d.job_id or "-", str(d.receive_count), f"{d.age_s:.0f}", (d.error or "")[:80])
+    obj.emit([d.to_dict() for d in letters], as_json or not obj.out.is_terminal,
+             table if letters else "the dead-letter queue is empty")
+
+
+@dlq.command("show")
+@click.argument("message_id")
+@click.pass_obj
+def dlq_show(obj: Context, message_id: str) -> None:
+    """One dead letter in full (JSON), body included."""
+    for letter in _dlq(obj).peek(limit=10_000):
+        if letter.message_id == message_id:
+            click.echo(json.dumps(letter.to_dict(), indent=2))
+            return
+    raise CliError(f"no message {message_id} in the dead-letter queue", EXIT_NOT_FOUND)
+
+
+@dlq.command("replay")
+@click.option("--all", "replay_all", is_flag=True, help="Every dead letter.")
+@click.option("--job", "job_ids", multiple=True, help="Only this job's messages (repeatable).")
+@click.option("--max", "max_messages", type=click.IntRange(1), help="At most this many messages.")
+@click.option("--rate", "rate_per_s", type=float, help="At most this many messages a second.")
+@click.option("--dry-run", is_flag=True, help="Say what would move; move nothing.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def dlq_replay(obj: Context, replay_all: bool, job_ids: tuple[str, ...], max_messages: int | None,
+               rate_per_s: float | None, dry_run: bool, as_json: bool) -> None:
+    """Reset dead-lettered jobs and move their messages back to the transcription queue.
+
+    Uses SQS's native redrive where the endpoint supports it (--all without --max), else moves
+    messages itself, sending before deleting: a crash may duplicate a message, never lose one."""
+    if replay_all == bool(job_ids):
+        raise CliError("say what to replay: --all, or --job ID (repeatable)", EXIT_USAGE)
+    report = _dlq(obj).replay(job_ids=list(job_ids) or None, max_messages=max_messages, rate_per_s=rate_per_s,
+                              dry_run=dry_run)
+    verb = "would move" if dry_run else "moved"
+    human = f"{verb} {len(report.moved)} message(s) ({report.method}); jobs reset: {len(report.jobs_reset)}"
+    if report.skipped:
+        human += "\n" + "\n".join(f"skipped {s}" for s in report.skipped)
+    obj.emit(report.to_dict(), as_json, human)
+
+
+@dlq.command("purge")
+@click.option("--yes", is_flag=True, help="Really delete every dead letter.")
+@click.pass_obj
+def dlq_purge(obj: Context, yes: bool) -> None:
+    """Delete every message in the dead-letter queue (their jobs stay FAILED)."""
+    if not yes:
+        raise CliError("purging deletes every dead letter for good; add --yes to do it", EXIT_USAGE)
+    _dlq(obj).purge()
+    obj.err.print("purged the dead-letter queue")
+
+
+@cli.group()
+def config() -> None:
+    """The settings in force."""
+
+
+_SOURCES = {
+    "region": constants.AWS_REGION, "endpoint_url": constants.AWS_ENDPOINT_URL, "bucket": constants.BUCKET,
+    "table": constants.TABLE, "queue_name": constants.QUEUE_NAME, "dlq_name": constants.DLQ_NAME,
+    "upload_url_expiry_s": constants.UPLOAD_URL_EXPIRY_S, "download_url_expiry_s": constants.DOWNLOAD_URL_EXPIRY_S,
+    "max_upload_bytes": constants.MAX_UPLOAD_BYTES, "max_audio_duration_s": constants.MAX_AUDIO_DURATION_S,
+    "job_retention_days": constants.JOB_RETENTION_DAYS, "engine": constants.ENGINE, "model": constants.MODEL,
+    "compute_type": constants.COMPUTE_TYPE, "cpu_threads": constants.CPU_THREADS, "cache_dir": constants.CACHE_DIR,
+    "synthetic_seconds_per_audio_second": constants.SYNTHETIC_SECONDS_PER_AUDIO_SECOND,
+    "synthetic_failure_rate": constants.SYNTHETIC_FAILURE_RATE, "fault_poison_key": constants.FAULT_POISON_KEY,
+    "allow_private_callbacks": constants.ALLOW_PRIVATE_CALLBACKS, "callback_secret": constants.CALLBACK_SECRET,
+}
+
+
+@config.command("show")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def config_show(obj: Context, as_json: bool) -> None:
+    """Every setting and queue_config knob in force, and where each came from (default or a variable)."""
+    settings = Settings.from_env()
+    rows: list[dict[str, Any]] = []
+    for f in fields(Settings):
+        if f.name == "queue":
+            continue
+        var = _SOURCES.get(f.name, "")
+        value = getattr(settings, f.name)
+        if f.name == "callback_secret" and value:
+            value = "(set)"
+        source = f"${var}" if var and os.environ.get(var) else "default"
+        if f.name == "region" and not os.environ.get(var) and os.environ.get(constants.AWS_DEFAULT_REGION):
+            source = f"${constants.AWS_DEFAULT_REGION}"
+        rows.append({"setting": f.name, "value": value, "source": source})
+    file_path = os.environ.get(constants.QUEUE_CONFIG_FILE)
+    for name, value in settings.queue.to_dict().items():
+        var = constants.QUEUE_CONFIG_PREFIX + name.upper()
+        source = f"${var}" if var in os.environ else (f"file {file_path}" if file_path else "default")
+        rows.append({"setting": f"queue.{name}", "value": value, "source": source})
+    text = "\n".join(f"{r['setting']:<36} {str(r['value']):<28} {r['source']}" for r in rows)
+    obj.emit(rows, as_json, text)
+
+
+@cli.group()
+def infra() -> None:
+    """The AWS deployment (infra/template.yaml)."""
+
+
+@infra.command("params")
+@click.option("--format", "fmt", type=click.Choice(["sam", "json"]), default="sam", show_default=True,
+              help="sam: Key=Value pairs for `sam deploy --parameter-overrides`; json: an object.")
+def infra_params(fmt: str) -> None:
+    """Print the template parameters that carry queue_config (defaults, WHISPERQ_QUEUE_* variables and
+    WHISPERQ_QUEUE_CONFIG applied), after checking them against the limits of AWS."""
+    params = queue_config.load().validate("aws").sam_parameters()
+    if fmt == "json":
+        click.echo(json.dumps(params, indent=2))
+    else:
+        click.echo(" ".join(f"{name}={value}" for name, value in params.items()))
