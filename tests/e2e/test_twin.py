@@ -49,10 +49,15 @@ def key(running: dict) -> dict:
 
 def test_status_when_job_completed_then_json_with_details_and_urls(twin):
     state_dir, running = twin
-    created = requests.post(f"{running['apiUrl']}/upload", headers=key(running),
-                            json={"filename": "meeting.wav", "contentType": "audio/wav"}, timeout=10).json()
-    put = requests.put(created["uploadUrl"], data=(EXAMPLES / "meeting.wav").read_bytes(),
-                       headers=created["uploadHeaders"], timeout=30)
+    created = requests.post(
+        f"{running['apiUrl']}/upload",
+        headers=key(running),
+        json={"filename": "meeting.wav", "contentType": "audio/wav"},
+        timeout=10,
+    ).json()
+    put = requests.put(
+        created["uploadUrl"], data=(EXAMPLES / "meeting.wav").read_bytes(), headers=created["uploadHeaders"], timeout=30
+    )
     assert put.status_code == 200
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -115,10 +120,12 @@ def test_poison_message_when_it_keeps_failing_then_dead_lettered_and_job_says_wh
     """maxReceiveCount = 2, visibility 2 s: two failed receives, then SQS moves it to the DLQ."""
     _, running = twin
     api = running["apiUrl"]
-    created = requests.post(f"{api}/upload", json={"filename": "poison.wav", "contentType": "audio/wav"},
-                            headers=key(running), timeout=10).json()
-    requests.put(created["uploadUrl"], data=(EXAMPLES / "meeting.wav").read_bytes(),
-                 headers=created["uploadHeaders"], timeout=30).raise_for_status()
+    created = requests.post(
+        f"{api}/upload", json={"filename": "poison.wav", "contentType": "audio/wav"}, headers=key(running), timeout=10
+    ).json()
+    requests.put(
+        created["uploadUrl"], data=(EXAMPLES / "meeting.wav").read_bytes(), headers=created["uploadHeaders"], timeout=30
+    ).raise_for_status()
     sqs = boto3.client("sqs", endpoint_url=running["endpointUrl"], region_name=running["region"])
     dlq_url = running["resources"]["dlq_url"]
     job_id = created["jobId"]
@@ -126,8 +133,9 @@ def test_poison_message_when_it_keeps_failing_then_dead_lettered_and_job_says_wh
     dead_letters: list = []
     while time.monotonic() < deadline and not dead_letters:
         # Peek with a zero visibility timeout so the message stays in the DLQ for the operator.
-        messages = sqs.receive_message(QueueUrl=dlq_url, MaxNumberOfMessages=10, VisibilityTimeout=0,
-                                       MessageSystemAttributeNames=["All"]).get("Messages", [])
+        messages = sqs.receive_message(
+            QueueUrl=dlq_url, MaxNumberOfMessages=10, VisibilityTimeout=0, MessageSystemAttributeNames=["All"]
+        ).get("Messages", [])
         dead_letters = [m for m in messages if job_id in m["Body"]]
         time.sleep(0.5)
     assert dead_letters, "the poison message never reached the dead-letter queue"
@@ -135,6 +143,25 @@ def test_poison_message_when_it_keeps_failing_then_dead_lettered_and_job_says_wh
     job = requests.get(f"{api}/status/{job_id}", headers=key(running), timeout=10).json()
     assert job["status"] == "FAILED" and job["attempts"] == 2
     assert "failed on all 2 attempts" in job["error"] and "dead-letter queue" in job["error"]
+
+    # The operator's view and a replay, through the CLI (the poison fault is still on, so it fails again).
+    state_dir, _ = twin
+    listed = run_cli(state_dir, "dlq", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    [letter] = [d for d in json.loads(listed.stdout) if d["jobId"] == job_id]
+    assert "injected poison fault" in letter["error"] and letter["receiveCount"] >= 2
+    shown = run_cli(state_dir, "dlq", "show", letter["messageId"])
+    assert shown.returncode == 0 and json.loads(shown.stdout)["jobId"] == job_id
+    replayed = run_cli(state_dir, "dlq", "replay", "--job", job_id, "--json")
+    assert replayed.returncode == 0, replayed.stderr
+    assert json.loads(replayed.stdout)["jobsReset"] == [job_id]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        job = requests.get(f"{api}/status/{job_id}", headers=key(running), timeout=10).json()
+        if job["attempts"] > 2 and job["status"] == "FAILED":
+            break
+        time.sleep(0.5)
+    assert job["attempts"] > 2, "the replayed job did not run again"
 
 
 def _port_open(url: str) -> bool:
@@ -165,10 +192,14 @@ def test_demo_when_run_then_prints_transcript_and_exits_0(tmp_path):
 
 
 def test_twin_when_engine_is_openai_whisper_then_same_words_through_the_pipeline(tmp_path):
-    process, running = start_twin(tmp_path / "state", {
-        "WHISPERQ_ENGINE": "openai-whisper", "WHISPERQ_QUEUE_MAX_CONCURRENCY": "1",
-        "WHISPERQ_CACHE_DIR": str(tmp_path / "cache"),
-    })
+    process, running = start_twin(
+        tmp_path / "state",
+        {
+            "WHISPERQ_ENGINE": "openai-whisper",
+            "WHISPERQ_QUEUE_MAX_CONCURRENCY": "1",
+            "WHISPERQ_CACHE_DIR": str(tmp_path / "cache"),
+        },
+    )
     try:
         assert running["engine"] == "openai-whisper"
         result = run_cli(tmp_path / "state", "transcribe", "--json", str(EXAMPLES / "meeting.wav"))
@@ -200,14 +231,89 @@ def test_fuzz_when_schemathesis_explores_the_api_then_no_5xx_and_every_response_
     spec = requests.get(f"{running['apiUrl']}/openapi.json", headers=key(running), timeout=10)
     assert spec.status_code == 200
     (tmp_path / "openapi.json").write_text(spec.text)
-    checks = ("not_a_server_error,status_code_conformance,content_type_conformance,"
-              "response_schema_conformance,response_headers_conformance,unsupported_method")
+    checks = (
+        "not_a_server_error,status_code_conformance,content_type_conformance,"
+        "response_schema_conformance,response_headers_conformance,unsupported_method"
+    )
     st = os.path.join(os.path.dirname(sys.executable), "st")
     result = subprocess.run(
-        [st, "run", str(tmp_path / "openapi.json"), "--url", running["apiUrl"], "-H",
-         f"x-api-key: {running['apiKey']}", "--checks", checks, "--max-examples", "25", "--seed", "20261125",
-         "--request-timeout", "20", "--no-color"],
-        capture_output=True, text=True, timeout=300,
+        [
+            st,
+            "run",
+            str(tmp_path / "openapi.json"),
+            "--url",
+            running["apiUrl"],
+            "-H",
+            f"x-api-key: {running['apiKey']}",
+            "--checks",
+            checks,
+            "--max-examples",
+            "25",
+            "--seed",
+            "20261125",
+            "--request-timeout",
+            "20",
+            "--no-color",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     assert "generated" in result.stdout
+
+
+def test_cli_when_no_wait_then_ids_and_wait_download_jobs_status_follow(twin, tmp_path):
+    state_dir, _ = twin
+    submitted = run_cli(
+        state_dir, "transcribe", "--no-wait", str(EXAMPLES / "meeting.wav"), str(EXAMPLES / "standup.wav")
+    )
+    assert submitted.returncode == 0, submitted.stderr
+    ids = submitted.stdout.split()
+    assert len(ids) == 2 and all(len(i) == 36 for i in ids)
+    waited = run_cli(state_dir, "wait", *ids, "--json", timeout_s=180)
+    assert waited.returncode == 0, waited.stderr
+    assert [job["status"] for job in json.loads(waited.stdout)] == ["COMPLETED", "COMPLETED"]
+    srt = tmp_path / "meeting.srt"
+    got = run_cli(state_dir, "download", ids[0], "--format", "srt", "--out", str(srt))
+    assert got.returncode == 0 and srt.read_text().startswith("1\n00:00:00,000 --> ")
+    listed = run_cli(state_dir, "jobs", "--status", "COMPLETED", "--limit", "500", "--json")
+    assert set(ids) <= {job["jobId"] for job in json.loads(listed.stdout)}
+    both = run_cli(state_dir, "status", *ids, "--json")
+    assert [job["jobId"] for job in json.loads(both.stdout)] == ids
+
+
+def test_cli_when_out_dir_and_format_then_one_file_per_input(twin, tmp_path):
+    state_dir, _ = twin
+    result = run_cli(
+        state_dir,
+        "transcribe",
+        "--out",
+        str(tmp_path),
+        "--format",
+        "vtt",
+        "--word-timestamps",
+        "--concurrency",
+        "2",
+        str(EXAMPLES / "meeting.flac"),
+        str(EXAMPLES / "standup.wav"),
+        timeout_s=180,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ""
+    assert (tmp_path / "meeting.vtt").read_text().startswith("WEBVTT")
+    assert "release notes" in normalised((tmp_path / "standup.vtt").read_text())
+
+
+def test_cli_when_cancelling_then_cancelled_and_a_second_cancel_exits_4(twin):
+    state_dir, running = twin
+    created = requests.post(
+        f"{running['apiUrl']}/jobs",
+        headers=key(running),
+        json={"filename": "later.wav", "contentType": "audio/wav"},
+        timeout=10,
+    ).json()
+    first = run_cli(state_dir, "cancel", created["jobId"], "--json")
+    assert first.returncode == 0 and json.loads(first.stdout)["status"] == "CANCELLED"
+    second = run_cli(state_dir, "cancel", created["jobId"])
+    assert second.returncode == 4 and "already ended CANCELLED" in second.stderr

@@ -1,0 +1,86 @@
+"""The CLI without a server: help, usage errors and exit codes, settings, parameters, completion."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from whisperq.cli import main  # noqa: F401 - registers every command
+from whisperq.cli.app import cli
+
+
+@pytest.fixture
+def run(tmp_path, monkeypatch):
+    for var in ("WHISPERQ_API_URL", "WHISPERQ_API_KEY", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(var, raising=False)
+
+    def invoke(*args, env=None):
+        return CliRunner().invoke(cli, ["--state-dir", str(tmp_path), *args], env=env or {})
+
+    return invoke
+
+
+@pytest.mark.parametrize(
+    ("args", "exit_code", "fragment"),
+    [
+        (["--help"], 0, "transcribe"),
+        (["transcribe", "--help"], 0, "--word-timestamps"),
+        (["dlq", "replay", "--help"], 0, "send"),
+        (["status"], 2, "Missing argument"),
+        (["status", "6248633d-1631-41f1-9fa2-547eb5e6415a"], 5, "whisperq local up"),
+        (["jobs"], 5, "no local twin runs"),
+        (["transcribe", "/nonexistent.wav"], 2, "does not exist"),
+        (["dlq", "replay"], 2, "--all, or --job"),
+        (["dlq", "purge"], 2, "--yes"),
+        (["local", "status"], 5, "no local twin is running"),
+        (["infra", "params", "--format", "yaml"], 2, "Invalid value"),
+    ],
+)
+def test_cli_when_invoked_then_exit_code_and_message(run, args, exit_code, fragment):
+    result = run(*args)
+    assert result.exit_code == exit_code, result.output
+    assert fragment in result.output
+    assert "Traceback" not in result.output
+
+
+def test_transcribe_when_file_type_unsupported_then_refused_before_any_upload(run, tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not audio")
+    result = run("--api-url", "http://127.0.0.1:9", "transcribe", str(notes))
+    assert result.exit_code == 2 and "unsupported file type .txt" in result.output
+
+
+def test_api_when_unreachable_then_exit_5_one_line(run, tmp_path):
+    audio = tmp_path / "a.wav"
+    audio.write_bytes(b"RIFF")
+    result = run("--api-url", "http://127.0.0.1:9", "transcribe", str(audio))
+    assert result.exit_code == 5 and "cannot reach the whisperq API" in result.output
+
+
+def test_config_show_when_variables_set_then_values_and_sources(run):
+    result = run(
+        "config",
+        "show",
+        "--json",
+        env={"WHISPERQ_ENGINE": "openai-whisper", "WHISPERQ_QUEUE_BATCH_SIZE": "4", "WHISPERQ_CALLBACK_SECRET": "x"},
+    )
+    assert result.exit_code == 0, result.output
+    rows = {row["setting"]: row for row in json.loads(result.output)}
+    assert rows["engine"] == {"setting": "engine", "value": "openai-whisper", "source": "$WHISPERQ_ENGINE"}
+    assert rows["model"]["source"] == "default"
+    assert rows["queue.batch_size"]["value"] == 4 and rows["queue.batch_size"]["source"] == "$WHISPERQ_QUEUE_BATCH_SIZE"
+    assert rows["callback_secret"]["value"] == "(set)"  # never printed
+
+
+def test_infra_params_when_out_of_aws_limits_then_refused(run):
+    ok = run("infra", "params", "--format", "json", env={"WHISPERQ_QUEUE_MAX_CONCURRENCY": "10"})
+    assert ok.exit_code == 0 and json.loads(ok.output)["MaxConcurrency"] == "10"
+    bad = run("infra", "params", env={"WHISPERQ_QUEUE_MAX_CONCURRENCY": "1"})
+    assert bad.exit_code == 2 and "max_concurrency must be 2..1000" in bad.output
+
+
+def test_shell_completion_when_asked_then_click_writes_a_script():
+    result = CliRunner().invoke(cli, [], prog_name="whisperq", env={"_WHISPERQ_COMPLETE": "bash_source"})
+    assert result.exit_code == 0 and "_WHISPERQ_COMPLETE" in result.output and "complete " in result.output
