@@ -112,7 +112,10 @@ class DeadLetterQueue:
             return report
         for letter in letters:
             self._reset_job(letter, report)
-        if native and wanted is None and max_messages is None and self._start_move_task(rate_per_s):
+        # The native move task takes every message in the DLQ, so only when the peek saw them all (and
+        # reset all their jobs): a message whose job was not reset would be acknowledged as FAILED.
+        saw_everything = len(letters) >= self._depth()
+        if native and wanted is None and max_messages is None and saw_everything and self._start_move_task(rate_per_s):
             report.method = "StartMessageMoveTask"
             report.moved = [d.message_id for d in letters]
             return report
@@ -135,6 +138,10 @@ class DeadLetterQueue:
             report.skipped.append(f"{letter.message_id}: job {letter.job_id} is {exc.current}, not reset")
         except JobNotFound:
             report.skipped.append(f"{letter.message_id}: job {letter.job_id} does not exist")
+
+    def _depth(self) -> int:
+        depth = self.dlq.depth()
+        return depth["visible"] + depth["in_flight"] + depth["delayed"]
 
     def _start_move_task(self, rate_per_s: float | None) -> bool:
         """Start SQS's own redrive; False when the endpoint does not implement it (moto)."""
