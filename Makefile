@@ -28,7 +28,7 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 	# its CPU requirements come from this package's `openai-whisper` extra.
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps $(OPENAI_WHISPER)
 	$(BIN)/pip install --quiet --disable-pip-version-check -c requirements/constraints.txt \
-		-e '.[local,openai-whisper,dev]'
+		-e '.[local,openai-whisper,eval,dev]'
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -120,6 +120,17 @@ class Blobs:
         except (ClientError, BotoCoreError) as exc:
             raise as_core_error(exc, f"writing s3://{self.bucket}/{key}") from exc
 
+    def put_bytes(self, key: str, data: bytes, content_type: str) -> None:
+        """Write an object straight to the bucket (load tests that skip the API)."""
+
+        def once() -> None:
+            try:
+                self._s3.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
+            except (ClientError, BotoCoreError) as exc:
+                raise as_core_error(exc, f"writing s3://{self.bucket}/{key}") from exc
+
+        self.retry.call("write object", once)
+
     def get_text(self, key: str) -> str:
         return self.retry.call("read object", lambda: self._get_text(key))
 

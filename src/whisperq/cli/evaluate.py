@@ -1,0 +1,135 @@
+"""Evaluating the pipeline: `whisperq loadtest` and `whisperq report`."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from whisperq import constants
+from whisperq.cli.app import Context, cli
+from whisperq.cli.errors import EXIT_USAGE, CliError
+
+
+def _pairs(items: tuple[str, ...], option: str) -> dict[str, list[str]]:
+    parsed: dict[str, list[str]] = {}
+    for item in items:
+        name, sep, values = item.partition("=")
+        if not sep or not name or not values:
+            raise CliError(f"{option} takes NAME=VALUE[,VALUE...], got {item!r}", EXIT_USAGE)
+        parsed[name.strip()] = [v.strip() for v in values.split(",") if v.strip()]
+    return parsed
+
+
+def _environ(setting: dict[str, str]) -> dict[str, str]:
+    """Environment for a twin: engine settings and queue_config knobs by their short names."""
+    env = {}
+    for name, value in setting.items():
+        if name == "engine":
+            env[constants.ENGINE] = value
+        elif name in ("cpu_threads", "compute_type", "model") or name.startswith("synthetic_"):
+            env[f"WHISPERQ_{name.upper()}"] = value
+        else:
+            env[constants.QUEUE_CONFIG_PREFIX + name.upper()] = value
+    return env
+
+
+def _run_on_twin(obj: Context, spec: Any, out_dir: Path, setting: dict[str, str]) -> dict[str, Any]:
+    from whisperq.aws.blobs import Blobs
+    from whisperq.aws.clients import Clients
+    from whisperq.aws.jobs_table import JobsTable
+    from whisperq.aws.queues import Queue
+    from whisperq.cli.client import ApiClient
+    from whisperq.evaluation.loadtest import LoadTest
+    from whisperq.local.twin import LOCAL_CREDENTIALS, Twin
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    twin = Twin(environ=_environ(setting), log_file=str(out_dir / "twin.log"))
+    obj.err.print(f"{out_dir.name}: starting a twin with {setting or 'the defaults'}")
+    with twin:
+        assert twin.settings is not None and twin.resources is not None
+        clients = Clients(twin.settings, LOCAL_CREDENTIALS)
+        config = {"target": "local twin", "engine": twin.settings.engine, "model": twin.settings.model,
+                  "cpuThreads": twin.settings.cpu_threads, "workers": len(twin._workers),
+                  "queueConfig": twin.settings.queue.to_dict(), "setting": setting}
+        test = LoadTest(spec, out_dir, ApiClient(twin.api_url, api_key=twin.api_key),
+                        JobsTable(clients, twin.settings.table), Blobs(clients, twin.settings.bucket),
+                        Queue(clients, twin.resources.queue_url), Queue(clients, twin.resources.dlq_url), config,
+                        log=lambda message: obj.err.print(f"{out_dir.name}: {message}"))
+        return test.run()
+
+
+@cli.command()
+@click.option("--jobs", "job_count", type=click.IntRange(1, 10_000), required=True, help="Jobs to submit.")
+@click.option("--rate", "rate_per_s", type=float, help="Jobs submitted per second (default: a burst).")
+@click.option("--burst", is_flag=True, help="Submit as fast as possible (the default).")
+@click.option("--audio", "audio", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="Audio files to send, in turn (repeatable).")
+@click.option("--synthetic-seconds", type=float, help="Send generated tones of this length instead.")
+@click.option("--engine", type=click.Choice(["faster-whisper", "openai-whisper", "synthetic"]),
+              help="Engine of the twin's workers.")
+@click.option("--direct", is_flag=True, help="Create jobs and put objects straight to S3, skipping the API.")
+@click.option("--set", "settings", multiple=True, help="A knob for the twin, NAME=VALUE (batch_size=5).")
+@click.option("--sweep", "sweeps", multiple=True,
+              help="A knob to sweep, NAME=V1,V2 (repeatable: the runs are every combination).")
+@click.option("--timeout", "timeout_s", type=float, default=600.0, show_default=True,
+              help="Seconds each run may take before unfinished jobs are reported as such.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Where results go (default: loadtest-<time>).")
+@click.pass_obj
+def loadtest(obj: Context, job_count: int, rate_per_s: float | None, burst: bool, audio: tuple[str, ...],
+             synthetic_seconds: float | None, engine: str | None, direct: bool, settings: tuple[str, ...],
+             sweeps: tuple[str, ...], timeout_s: float, out_dir: str | None) -> None:
+    """Flood the queue: submit jobs through the real path on a private local twin (one per
+    configuration of a --sweep), wait for all of them, record every job and the queue's depth.
+
+    Results: DIR/<run>/jobs.jsonl, samples.jsonl, summary.json; `whisperq report DIR` plots them."""
+    from whisperq.evaluation.loadtest import LoadSpec
+
+    if burst and rate_per_s:
+        raise CliError("--burst and --rate exclude each other", EXIT_USAGE)
+    try:
+        spec = LoadSpec(jobs=job_count, rate_per_s=rate_per_s, audio=audio, synthetic_seconds=synthetic_seconds,
+                        direct=direct, timeout_s=timeout_s).validate()
+    except ValueError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from exc
+    base = {name: values[0] for name, values in _pairs(settings, "--set").items()}
+    if engine:
+        base["engine"] = engine
+    elif synthetic_seconds is not None:
+        base.setdefault("engine", "synthetic")
+    matrix = _pairs(sweeps, "--sweep")
+    combos = [dict(zip(matrix, values, strict=True)) for values in itertools.product(*matrix.values())] or [{}]
+    root = Path(out_dir or f"loadtest-{time.strftime('%Y%m%d-%H%M%S')}")
+    summaries = []
+    for index, combo in enumerate(combos, start=1):
+        setting = {**base, **combo}
+        label = ",".join(f"{k}={v}" for k, v in combo.items()) or "run"
+        run_dir = root / (f"run-{index:02d}-{label}" if matrix else "run-01")
+        summary = _run_on_twin(obj, spec, run_dir, setting)
+        summaries.append(summary)
+        obj.err.print(f"{run_dir.name}: {summary['completed']}/{summary['jobs']} completed, "
+                      f"{summary['jobsPerS']} jobs/s, {summary['audioSecondsPerWallSecond']} audio s per wall s, "
+                      f"latency p50 {summary['latencyS']['p50']} s")
+    click.echo(json.dumps({"out": str(root), "runs": summaries}, indent=2) if len(summaries) > 1
+               else json.dumps(summaries[0], indent=2))
+    obj.err.print(f"results in {root}; plot them with `whisperq report {root}`")
+
+
+@cli.command()
+@click.argument("dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Where the report goes (default: DIR).")
+@click.pass_obj
+def report(obj: Context, dirs: tuple[str, ...], out_dir: str | None) -> None:
+    """Turn load-test results into report.html (self-contained, with PNG plots) and report.md."""
+    from whisperq.evaluation.report import find_runs, write_report
+
+    runs = find_runs([Path(d) for d in dirs])
+    if not runs:
+        raise CliError("no load-test runs (summary.json) under " + ", ".join(dirs), EXIT_USAGE)
+    html, markdown = write_report(runs, Path(out_dir or dirs[0]))
+    obj.err.print(f"wrote {html} and {markdown}")

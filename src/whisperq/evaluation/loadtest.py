@@ -1,0 +1,255 @@
+"""A load test: submit N jobs through the real path (API, pre-signed upload, S3 event, SQS) or
+straight to S3, wait for all of them to end or a timeout, and record every job's timeline and the
+queue's depth over time. Bounded in jobs and time; it stops by itself."""
+
+from __future__ import annotations
+
+import io
+import json
+import statistics
+import threading
+import time
+import wave
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from whisperq.aws.blobs import Blobs
+from whisperq.aws.jobs_table import JobsTable
+from whisperq.aws.queues import Queue
+from whisperq.cli.client import ApiClient
+from whisperq.core.audio import content_type_for
+from whisperq.core.errors import JobNotFound
+from whisperq.core.jobs import Job, JobStatus, iso, new_job_id, parse_iso, utc_now
+from whisperq.core.keys import audio_key
+
+MAX_JOBS = 10_000
+
+
+def tone_wav(seconds: float, sample_rate: int = 16_000) -> bytes:
+    """A WAV of a quiet 440 Hz tone: audio of a known length for the synthetic engine."""
+    samples = np.arange(int(seconds * sample_rate), dtype=np.float32) / sample_rate
+    pcm = (0.1 * np.sin(2 * np.pi * 440 * samples) * 32767).astype("<i2")
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(sample_rate)
+        out.writeframes(pcm.tobytes())
+    return buffer.getvalue()
+
+
+@dataclass(frozen=True)
+class LoadSpec:
+    jobs: int
+    rate_per_s: float | None = None  # None: a burst, as fast as the uploaders go
+    audio: tuple[str, ...] = ()
+    synthetic_seconds: float | None = None
+    direct: bool = False
+    timeout_s: float = 600.0
+    uploaders: int = 8
+    sample_interval_s: float = 0.5
+
+    def validate(self) -> LoadSpec:
+        if not 1 <= self.jobs <= MAX_JOBS:
+            raise ValueError(f"jobs must be 1..{MAX_JOBS}")
+        if bool(self.audio) == (self.synthetic_seconds is not None):
+            raise ValueError("give audio files or synthetic seconds, not both or neither")
+        if self.rate_per_s is not None and self.rate_per_s <= 0:
+            raise ValueError("rate must be positive")
+        return self
+
+
+@dataclass
+class JobRecord:
+    job_id: str
+    file: str
+    submitted_at: float
+    uploaded_at: float | None = None
+    status: str = "UPLOADING"
+    details: dict[str, Any] = field(default_factory=dict)
+    attempts: int = 0
+    error: str | None = None
+
+
+class LoadTest:
+    """Runs one load test against one pipeline (a twin or a deployed stack)."""
+
+    def __init__(self, spec: LoadSpec, out_dir: Path, api: ApiClient | None, jobs: JobsTable, blobs: Blobs,
+                 queue: Queue, dlq: Queue, config: dict[str, Any], log: Any = None):
+        self.spec = spec.validate()
+        self.out_dir = out_dir
+        self.api = api
+        self.jobs = jobs
+        self.blobs = blobs
+        self.queue = queue
+        self.dlq = dlq
+        self.config = config
+        self.log = log or (lambda message: None)
+        self.records: list[JobRecord] = []
+        self.samples: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self._payloads = self._load_payloads()
+
+    def _load_payloads(self) -> list[tuple[str, bytes]]:
+        if self.spec.synthetic_seconds is not None:
+            return [(f"tone-{self.spec.synthetic_seconds:g}s.wav", tone_wav(self.spec.synthetic_seconds))]
+        return [(Path(p).name, Path(p).read_bytes()) for p in self.spec.audio]
+
+    # --- submitting ------------------------------------------------------------------
+    def _submit(self, index: int) -> None:
+        name, data = self._payloads[index % len(self._payloads)]
+        content_type = content_type_for(name)
+        submitted = time.time()
+        if self.spec.direct:
+            job_id = new_job_id()
+            now = iso(utc_now())
+            key = audio_key(job_id, name)
+            self.jobs.create(Job(job_id, JobStatus.UPLOADING, name, content_type, key, now, now,
+                                 details={"owner": "loadtest", "expiresAt": int(time.time()) + 86400}))
+            record = JobRecord(job_id, name, submitted)
+            self.blobs.put_bytes(key, data, content_type)
+        else:
+            assert self.api is not None
+            created = self.api.create_upload(name, content_type)
+            record = JobRecord(created["jobId"], name, submitted)
+            response = self.api.session.put(created["uploadUrl"], data=data, headers=created["uploadHeaders"],
+                                            timeout=120)
+            response.raise_for_status()
+        record.uploaded_at = time.time()
+        with self._lock:
+            self.records.append(record)
+
+    def _sample(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                depth = self.queue.depth()
+                dead = self.dlq.depth()["visible"]
+                self.samples.append({"t": time.time(), **depth, "dlq": dead})
+            except Exception as exc:  # noqa: BLE001 - a missed sample is not worth stopping the test
+                self.log(f"sample failed: {exc}")
+            stop.wait(self.spec.sample_interval_s)
+
+    # --- running ---------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        started = time.time()
+        stop_sampling = threading.Event()
+        sampler = threading.Thread(target=self._sample, args=(stop_sampling,), daemon=True)
+        sampler.start()
+        try:
+            with ThreadPoolExecutor(max_workers=self.spec.uploaders) as pool:
+                futures = []
+                for index in range(self.spec.jobs):
+                    if self.spec.rate_per_s:
+                        delay = started + index / self.spec.rate_per_s - time.time()
+                        if delay > 0:
+                            time.sleep(delay)
+                    futures.append(pool.submit(self._submit, index))
+                for future in futures:
+                    future.result()
+            self.log(f"submitted {len(self.records)} jobs in {time.time() - started:.1f} s; waiting")
+            self._wait(started)
+        finally:
+            stop_sampling.set()
+            sampler.join(timeout=5)
+        summary = self.summarise(started)
+        self._write(summary)
+        return summary
+
+    def _wait(self, started: float) -> None:
+        deadline = started + self.spec.timeout_s
+        pending = {r.job_id: r for r in self.records}
+        while pending and time.time() < deadline:
+            for job_id, record in list(pending.items()):
+                try:
+                    job = self.jobs.get(job_id)
+                except JobNotFound:
+                    continue
+                record.status, record.attempts, record.error = job.status.value, job.attempts, job.error
+                record.details = {k: v for k, v in job.details.items() if k not in ("leaseId", "transcriptKeys")}
+                if job.status.is_final:
+                    del pending[job_id]
+            if pending:
+                time.sleep(0.25)
+        self.log(f"{len(self.records) - len(pending)} of {len(self.records)} jobs ended")
+
+    # --- results ---------------------------------------------------------------------
+    def summarise(self, started: float) -> dict[str, Any]:
+        return summarise(self.records, self.samples, started, self.config, asdict(self.spec))
+
+    def _write(self, summary: dict[str, Any]) -> None:
+        with open(self.out_dir / "jobs.jsonl", "w", encoding="utf-8") as handle:
+            for record in self.records:
+                handle.write(json.dumps(job_row(record)) + "\n")
+        with open(self.out_dir / "samples.jsonl", "w", encoding="utf-8") as handle:
+            for sample in self.samples:
+                handle.write(json.dumps(sample) + "\n")
+        (self.out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+
+
+def _ts(value: Any) -> float | None:
+    return parse_iso(value).timestamp() if isinstance(value, str) and value else None
+
+
+def job_row(record: JobRecord) -> dict[str, Any]:
+    """One job's timeline, in epoch seconds, and its measurements."""
+    d = record.details
+    ended = _ts(d.get("completedAt")) or _ts(d.get("failedAt"))
+    return {
+        "jobId": record.job_id, "file": record.file, "status": record.status, "attempts": record.attempts,
+        "error": record.error, "submittedAt": record.submitted_at, "uploadedAt": record.uploaded_at,
+        "enqueuedAt": _ts(d.get("enqueuedAt")), "startedAt": _ts(d.get("startedAt")), "endedAt": ended,
+        "latencyS": round(ended - record.uploaded_at, 3) if ended and record.uploaded_at else None,
+        "uploadToStartS": (round(_ts(d["startedAt"]) - record.uploaded_at, 3)
+                           if d.get("startedAt") and record.uploaded_at else None),
+        **{k: d.get(k) for k in ("queueWaitS", "downloadS", "decodeS", "transcribeS", "uploadS", "modelLoadS",
+                                 "coldStart", "audioDurationS", "realTimeFactor", "retries", "engine", "model",
+                                 "deadLettered")},
+    }
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return round(ordered[index], 3)
+
+
+def summarise(records: list[JobRecord], samples: list[dict[str, Any]], started: float, config: dict[str, Any],
+              spec: dict[str, Any]) -> dict[str, Any]:
+    rows = [job_row(r) for r in records]
+    done = [r for r in rows if r["status"] == "COMPLETED"]
+    ended = [r["endedAt"] for r in rows if r["endedAt"]]
+    last_upload = max((r["uploadedAt"] for r in rows if r["uploadedAt"]), default=started)
+    wall = (max(ended) - started) if ended else None
+    audio_s = sum(r["audioDurationS"] or 0 for r in done)
+    latencies = [r["latencyS"] for r in done if r["latencyS"] is not None]
+    to_start = [r["uploadToStartS"] for r in rows if r["uploadToStartS"] is not None]
+    return {
+        "config": config,
+        "spec": spec,
+        "jobs": len(rows),
+        "completed": len(done),
+        "failed": sum(r["status"] == "FAILED" for r in rows),
+        "deadLettered": sum(bool(r["deadLettered"]) for r in rows),
+        "unfinished": sum(r["status"] not in ("COMPLETED", "FAILED", "CANCELLED") for r in rows),
+        "wallS": round(wall, 3) if wall else None,
+        "drainS": round(max(ended) - last_upload, 3) if ended else None,
+        "jobsPerS": round(len(done) / wall, 3) if wall else None,
+        "audioSeconds": round(audio_s, 2),
+        "audioSecondsPerWallSecond": round(audio_s / wall, 3) if wall else None,
+        "latencyS": {"p50": percentile(latencies, 50), "p95": percentile(latencies, 95),
+                     "p99": percentile(latencies, 99)},
+        "uploadToStartS": {"p50": percentile(to_start, 50), "p95": percentile(to_start, 95)},
+        "meanRealTimeFactor": round(statistics.fmean([r["realTimeFactor"] for r in done if r["realTimeFactor"]]), 2)
+        if any(r["realTimeFactor"] for r in done) else None,
+        "attempts": sum(r["attempts"] for r in rows),
+        "retries": sum(r["retries"] or 0 for r in rows),
+        "maxQueueDepth": max((s["visible"] for s in samples), default=0),
+        "maxDlqDepth": max((s["dlq"] for s in samples), default=0),
+    }

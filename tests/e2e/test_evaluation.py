@@ -1,0 +1,51 @@
+"""`whisperq loadtest` and `whisperq report`: bounded runs on private twins with the synthetic engine."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.e2e.conftest import run_cli
+
+pytestmark = pytest.mark.e2e
+
+
+def test_loadtest_sweep_and_report_when_run_then_every_job_recorded_and_report_has_the_figures(tmp_path):
+    out = tmp_path / "results"
+    result = run_cli(tmp_path / "state", "loadtest", "--jobs", "8", "--synthetic-seconds", "4",
+                     "--set", "synthetic_seconds_per_audio_second=0.05", "--sweep", "max_concurrency=1,2",
+                     "--out", str(out), "--timeout", "120", timeout_s=300)
+    assert result.returncode == 0, result.stderr
+    runs = json.loads(result.stdout)["runs"]
+    assert [run["config"]["workers"] for run in runs] == [1, 2]
+    for run in runs:
+        assert run["jobs"] == run["completed"] == 8 and run["unfinished"] == 0
+        assert run["audioSeconds"] == 32 and run["jobsPerS"] > 0 and run["latencyS"]["p50"] > 0
+        assert run["config"]["engine"] == "synthetic"
+    run_dirs = sorted(p for p in out.iterdir() if p.is_dir())
+    assert [p.name for p in run_dirs] == ["run-01-max_concurrency=1", "run-02-max_concurrency=2"]
+    rows = [json.loads(line) for line in (run_dirs[0] / "jobs.jsonl").read_text().splitlines()]
+    assert len(rows) == 8
+    for row in rows:
+        assert row["submittedAt"] <= row["uploadedAt"] <= row["startedAt"] <= row["endedAt"]
+        assert row["status"] == "COMPLETED" and row["transcribeS"] is not None and row["queueWaitS"] is not None
+    assert (run_dirs[0] / "samples.jsonl").read_text().strip()
+
+    reported = run_cli(tmp_path / "state", "report", str(out), timeout_s=120)
+    assert reported.returncode == 0, reported.stderr
+    markdown = (out / "report.md").read_text()
+    for figure in ("jobs/s", "audio s / wall s", "p50 s", "p95 s", "p99 s", "upload->start p50 s", "drain s",
+                   "run-01-max_concurrency=1", "run-02-max_concurrency=2", "Stage breakdown"):
+        assert figure in markdown
+    page = (out / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 5 and "<table>" in page
+    for name in ("throughput.png", "latency_cdf.png", "stages.png", "queue_depth.png", "rtf.png"):
+        assert (out / name).read_bytes().startswith(b"\x89PNG")
+
+
+def test_loadtest_when_asked_for_too_much_or_nonsense_then_refused(tmp_path):
+    result = run_cli(tmp_path, "loadtest", "--jobs", "5", timeout_s=60)
+    assert result.returncode == 2 and "audio files or synthetic seconds" in result.stderr
+    result = run_cli(tmp_path, "loadtest", "--jobs", "20000", "--synthetic-seconds", "1", timeout_s=60)
+    assert result.returncode == 2
