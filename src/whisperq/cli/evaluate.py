@@ -45,6 +45,7 @@ def _run_on_twin(obj: Context, spec: Any, out_dir: Path, setting: dict[str, str]
     from whisperq.aws.queues import Queue
     from whisperq.cli.client import ApiClient
     from whisperq.evaluation.loadtest import LoadTest
+    from whisperq.local.front import key_id
     from whisperq.local.twin import LOCAL_CREDENTIALS, Twin
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -59,7 +60,7 @@ def _run_on_twin(obj: Context, spec: Any, out_dir: Path, setting: dict[str, str]
         test = LoadTest(spec, out_dir, ApiClient(twin.api_url, api_key=twin.api_key),
                         JobsTable(clients, twin.settings.table), Blobs(clients, twin.settings.bucket),
                         Queue(clients, twin.resources.queue_url), Queue(clients, twin.resources.dlq_url), config,
-                        log=lambda message: obj.err.print(f"{out_dir.name}: {message}"))
+                        log=lambda message: obj.err.print(f"{out_dir.name}: {message}"), owner=key_id(twin.api_key))
         return test.run()
 
 
@@ -80,10 +81,13 @@ def _run_on_twin(obj: Context, spec: Any, out_dir: Path, setting: dict[str, str]
               help="Seconds each run may take before unfinished jobs are reported as such.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Where results go (default: loadtest-<time>).")
+@click.option("--baseline", is_flag=True,
+              help="Also time the bare engine (same engine, threads, audio, one process per worker) and report "
+                   "the pipeline efficiency: service audio s per wall s / bare engine's.")
 @click.pass_obj
 def loadtest(obj: Context, job_count: int, rate_per_s: float | None, burst: bool, audio: tuple[str, ...],
              synthetic_seconds: float | None, engine: str | None, direct: bool, settings: tuple[str, ...],
-             sweeps: tuple[str, ...], timeout_s: float, out_dir: str | None) -> None:
+             sweeps: tuple[str, ...], timeout_s: float, out_dir: str | None, baseline: bool) -> None:
     """Flood the queue: submit jobs through the real path on a private local twin (one per
     configuration of a --sweep), wait for all of them, record every job and the queue's depth.
 
@@ -111,6 +115,8 @@ def loadtest(obj: Context, job_count: int, rate_per_s: float | None, burst: bool
         label = ",".join(f"{k}={v}" for k, v in combo.items()) or "run"
         run_dir = root / (f"run-{index:02d}-{label}" if matrix else "run-01")
         summary = _run_on_twin(obj, spec, run_dir, setting)
+        if baseline:
+            summary = _with_baseline(obj, summary, run_dir, setting, spec)
         summaries.append(summary)
         obj.err.print(f"{run_dir.name}: {summary['completed']}/{summary['jobs']} completed, "
                       f"{summary['jobsPerS']} jobs/s, {summary['audioSecondsPerWallSecond']} audio s per wall s, "
@@ -118,6 +124,25 @@ def loadtest(obj: Context, job_count: int, rate_per_s: float | None, burst: bool
     click.echo(json.dumps({"out": str(root), "runs": summaries}, indent=2) if len(summaries) > 1
                else json.dumps(summaries[0], indent=2))
     obj.err.print(f"results in {root}; plot them with `whisperq report {root}`")
+
+
+def _with_baseline(obj: Context, summary: dict[str, Any], run_dir: Path, setting: dict[str, str],
+                   spec: Any) -> dict[str, Any]:
+    from whisperq.evaluation.baseline import bare_engine_throughput
+
+    if not spec.audio:
+        raise CliError("--baseline needs --audio files (the bare engine transcribes the same audio)", EXIT_USAGE)
+    workers = summary["config"]["workers"]
+    repeats = max(1, -(-summary["completed"] // workers))  # the same work, shared as the workers shared it
+    obj.err.print(f"{run_dir.name}: timing the bare engine ({workers} process(es) x {repeats} files)")
+    bare = bare_engine_throughput(_environ(setting), list(spec.audio), workers, repeats)
+    service = summary["audioSecondsPerWallSecond"] or 0.0
+    summary = {**summary, "bareEngine": bare,
+               "pipelineEfficiency": round(service / bare["audioSecondsPerWallSecond"], 3)}
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    obj.err.print(f"{run_dir.name}: bare engine {bare['audioSecondsPerWallSecond']} audio s per wall s; "
+                  f"pipeline efficiency {summary['pipelineEfficiency']}")
+    return summary
 
 
 @cli.command()

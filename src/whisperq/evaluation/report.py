@@ -157,6 +157,8 @@ COLUMNS = [
     ("retries", lambda r: r.summary["retries"]),
     ("max queue", lambda r: r.summary["maxQueueDepth"]),
     ("drain s", lambda r: r.summary["drainS"]),
+    ("bare engine audio s / wall s", lambda r: (r.summary.get("bareEngine") or {}).get("audioSecondsPerWallSecond")),
+    ("pipeline efficiency", lambda r: r.summary.get("pipelineEfficiency")),
 ]
 
 
