@@ -34,7 +34,9 @@ def find_runs(dirs: list[Path]) -> list[Run]:
     for root in dirs:
         for summary_path in sorted([*root.glob("summary.json"), *root.glob("*/summary.json")]):
             folder = summary_path.parent
-            runs.append(Run(folder.name, folder, json.loads(summary_path.read_text(encoding="utf-8")),
+            # Runs from several result folders are told apart by their folder's name.
+            name = f"{root.name}/{folder.name}" if len(dirs) > 1 and folder != root else folder.name
+            runs.append(Run(name, folder, json.loads(summary_path.read_text(encoding="utf-8")),
                             _jsonl(folder / "jobs.jsonl"), _jsonl(folder / "samples.jsonl")))
     return runs
 
