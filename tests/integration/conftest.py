@@ -17,11 +17,15 @@ from whisperq.aws.jobs_table import JobsTable
 from whisperq.aws.provision import Resources, provision
 from whisperq.aws.queues import Message, Queue
 from whisperq.config import Settings
+from whisperq.local import moto_patches
 from whisperq.queue_config import QueueConfig
 
 
 @pytest.fixture(scope="session")
 def moto_endpoint():
+    # The same patched moto as the twin runs (whisperq.local.moto_patches), so every integration test
+    # checks that the patches change no behaviour.
+    moto_patches.apply()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()

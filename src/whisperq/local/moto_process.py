@@ -19,6 +19,10 @@ def serve(conn: Connection, parent_pid: int, log_path: str | None) -> None:
 
     from moto.server import ThreadedMotoServer
 
+    from whisperq.local import moto_patches
+
+    print(moto_patches.apply(), flush=True)
+
     # One access-log line per AWS call drowns the workers' logs in the twin's log file.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
