@@ -44,5 +44,3 @@ class RetryPolicy:
         return retrying(fn)
 
 
-NO_RETRY = RetryPolicy(attempts=1)
-

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import uuid
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -94,6 +94,3 @@ class Job:
     # Filled in as the job advances: timings, engine, outputs. Free-form so that later
     # measurements do not need a schema change.
     details: dict[str, Any] = field(default_factory=dict)
-
-    def with_status(self, status: JobStatus, **changes: Any) -> Job:
-        return replace(self, status=status, **changes)

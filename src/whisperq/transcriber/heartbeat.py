@@ -17,13 +17,11 @@ class Heartbeat:
         self._log = log
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.beats = 0
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):
             try:
                 self._beat()
-                self.beats += 1
             except Exception as exc:  # noqa: BLE001 - a missed beat only risks a harmless duplicate
                 self._log.warning("heartbeat failed", extra={"error": str(exc)})
 
