@@ -20,6 +20,32 @@ ENGINES = ("faster-whisper", "openai-whisper", "synthetic")
 COMPUTE_TYPES = ("int8", "int8_float32", "float32", "float16", "int8_float16", "default")
 
 
+# Each setting and the environment variable it comes from (AWS_DEFAULT_REGION backs up AWS_REGION).
+ENV_VARS: dict[str, str] = {
+    "region": constants.AWS_REGION,
+    "endpoint_url": constants.AWS_ENDPOINT_URL,
+    "bucket": constants.BUCKET,
+    "table": constants.TABLE,
+    "queue_name": constants.QUEUE_NAME,
+    "dlq_name": constants.DLQ_NAME,
+    "upload_url_expiry_s": constants.UPLOAD_URL_EXPIRY_S,
+    "download_url_expiry_s": constants.DOWNLOAD_URL_EXPIRY_S,
+    "max_upload_bytes": constants.MAX_UPLOAD_BYTES,
+    "max_audio_duration_s": constants.MAX_AUDIO_DURATION_S,
+    "job_retention_days": constants.JOB_RETENTION_DAYS,
+    "engine": constants.ENGINE,
+    "model": constants.MODEL,
+    "compute_type": constants.COMPUTE_TYPE,
+    "cpu_threads": constants.CPU_THREADS,
+    "cache_dir": constants.CACHE_DIR,
+    "synthetic_seconds_per_audio_second": constants.SYNTHETIC_SECONDS_PER_AUDIO_SECOND,
+    "synthetic_failure_rate": constants.SYNTHETIC_FAILURE_RATE,
+    "fault_poison_key": constants.FAULT_POISON_KEY,
+    "allow_private_callbacks": constants.ALLOW_PRIVATE_CALLBACKS,
+    "callback_secret": constants.CALLBACK_SECRET,
+}
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything whisperq reads from its environment."""
@@ -53,32 +79,10 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] | None = None, **explicit: Any) -> Settings:
         """Build and validate the settings; explicit keyword arguments win over the environment."""
         env = os.environ if environ is None else environ
-        sources: dict[str, tuple[str, Any]] = {
-            "region": (constants.AWS_REGION, env.get(constants.AWS_DEFAULT_REGION)),
-            "endpoint_url": (constants.AWS_ENDPOINT_URL, None),
-            "bucket": (constants.BUCKET, None),
-            "table": (constants.TABLE, None),
-            "queue_name": (constants.QUEUE_NAME, None),
-            "dlq_name": (constants.DLQ_NAME, None),
-            "upload_url_expiry_s": (constants.UPLOAD_URL_EXPIRY_S, None),
-            "download_url_expiry_s": (constants.DOWNLOAD_URL_EXPIRY_S, None),
-            "max_upload_bytes": (constants.MAX_UPLOAD_BYTES, None),
-            "max_audio_duration_s": (constants.MAX_AUDIO_DURATION_S, None),
-            "job_retention_days": (constants.JOB_RETENTION_DAYS, None),
-            "engine": (constants.ENGINE, None),
-            "model": (constants.MODEL, None),
-            "compute_type": (constants.COMPUTE_TYPE, None),
-            "cpu_threads": (constants.CPU_THREADS, None),
-            "cache_dir": (constants.CACHE_DIR, None),
-            "synthetic_seconds_per_audio_second": (constants.SYNTHETIC_SECONDS_PER_AUDIO_SECOND, None),
-            "synthetic_failure_rate": (constants.SYNTHETIC_FAILURE_RATE, None),
-            "fault_poison_key": (constants.FAULT_POISON_KEY, None),
-            "allow_private_callbacks": (constants.ALLOW_PRIVATE_CALLBACKS, None),
-            "callback_secret": (constants.CALLBACK_SECRET, None),
-        }
         types = {f.name: f.type for f in fields(cls)}
         values: dict[str, Any] = {}
-        for name, (var, fallback) in sources.items():
+        for name, var in ENV_VARS.items():
+            fallback = env.get(constants.AWS_DEFAULT_REGION) if name == "region" else None
             if name in explicit and explicit[name] is not None:
                 raw = explicit[name]
             elif env.get(var):

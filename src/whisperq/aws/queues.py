@@ -35,12 +35,12 @@ class Queue:
         self.retry = retry or RetryPolicy()
 
     @classmethod
-    def by_name(cls, clients: Clients, name: str) -> Queue:
+    def by_name(cls, clients: Clients, name: str, retry: RetryPolicy | None = None) -> Queue:
         try:
             url = clients.sqs.get_queue_url(QueueName=name)["QueueUrl"]
         except (ClientError, BotoCoreError) as exc:
             raise as_core_error(exc, f"finding queue {name}") from exc
-        return cls(clients, url)
+        return cls(clients, url, retry)
 
     @property
     def _sqs(self) -> Any:
@@ -133,7 +133,7 @@ class Queue:
         self.retry.call("change visibility", once)
 
     @classmethod
-    def by_arn(cls, clients: Clients, arn: str) -> Queue:
+    def by_arn(cls, clients: Clients, arn: str, retry: RetryPolicy | None = None) -> Queue:
         """The queue an event source ARN (arn:aws:sqs:REGION:ACCOUNT:NAME) names."""
         parts = arn.split(":")
         if len(parts) != 6 or parts[2] != "sqs":
@@ -142,7 +142,7 @@ class Queue:
             url = clients.sqs.get_queue_url(QueueName=parts[5], QueueOwnerAWSAccountId=parts[4])["QueueUrl"]
         except (ClientError, BotoCoreError) as exc:
             raise as_core_error(exc, f"finding queue {arn}") from exc
-        return cls(clients, url)
+        return cls(clients, url, retry)
 
     def send(self, body: str, attributes: dict[str, Any] | None = None) -> str:
         try:

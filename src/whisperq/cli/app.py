@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 import traceback
 from typing import Any
 
@@ -70,7 +69,7 @@ class WhisperqGroup(click.Group):
     """Turns errors into one line and an exit code; tracebacks only with --debug."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        debug = "--debug" in sys.argv
+        debug = bool(ctx.params.get("debug"))
         try:
             return super().invoke(ctx)
         except WhisperqError as exc:

@@ -12,7 +12,7 @@ import click
 from whisperq import constants, queue_config
 from whisperq.cli.app import Context, cli
 from whisperq.cli.errors import EXIT_NOT_FOUND, EXIT_USAGE, CliError
-from whisperq.config import Settings
+from whisperq.config import ENV_VARS, Settings
 
 
 def _operator_target(obj: Context) -> tuple[Settings, Any]:
@@ -120,17 +120,6 @@ def config() -> None:
     """The settings in force."""
 
 
-_SOURCES = {
-    "region": constants.AWS_REGION, "endpoint_url": constants.AWS_ENDPOINT_URL, "bucket": constants.BUCKET,
-    "table": constants.TABLE, "queue_name": constants.QUEUE_NAME, "dlq_name": constants.DLQ_NAME,
-    "upload_url_expiry_s": constants.UPLOAD_URL_EXPIRY_S, "download_url_expiry_s": constants.DOWNLOAD_URL_EXPIRY_S,
-    "max_upload_bytes": constants.MAX_UPLOAD_BYTES, "max_audio_duration_s": constants.MAX_AUDIO_DURATION_S,
-    "job_retention_days": constants.JOB_RETENTION_DAYS, "engine": constants.ENGINE, "model": constants.MODEL,
-    "compute_type": constants.COMPUTE_TYPE, "cpu_threads": constants.CPU_THREADS, "cache_dir": constants.CACHE_DIR,
-    "synthetic_seconds_per_audio_second": constants.SYNTHETIC_SECONDS_PER_AUDIO_SECOND,
-    "synthetic_failure_rate": constants.SYNTHETIC_FAILURE_RATE, "fault_poison_key": constants.FAULT_POISON_KEY,
-    "allow_private_callbacks": constants.ALLOW_PRIVATE_CALLBACKS, "callback_secret": constants.CALLBACK_SECRET,
-}
 
 
 @config.command("show")
@@ -143,7 +132,7 @@ def config_show(obj: Context, as_json: bool) -> None:
     for f in fields(Settings):
         if f.name == "queue":
             continue
-        var = _SOURCES.get(f.name, "")
+        var = ENV_VARS.get(f.name, "")
         value = getattr(settings, f.name)
         if f.name == "callback_secret" and value:
             value = "(set)"

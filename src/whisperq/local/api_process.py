@@ -5,19 +5,16 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 from multiprocessing.connection import Connection
 
-from whisperq.local.lifecycle import wait_until_stopped
+from whisperq.local.lifecycle import log_to, wait_until_stopped
 
 
 def serve(conn: Connection, parent_pid: int, env: dict[str, str], api_keys: list[str], port: int,
           log_path: str | None) -> None:
     """Process target: serve the API handler on 127.0.0.1, report the URL, run until told to stop
     or until the twin dies."""
-    if log_path:
-        log = open(log_path, "a", buffering=1, encoding="utf-8")  # noqa: SIM115 - lives as long as the process
-        sys.stdout = sys.stderr = log
+    log_to(log_path)
     os.environ.update(env)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the twin decides when we stop
     from whisperq.api_handler import handler as api

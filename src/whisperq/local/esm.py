@@ -20,6 +20,7 @@ from multiprocessing.queues import Queue as ProcessQueue
 from typing import Any
 
 from whisperq.aws.queues import Message, Queue
+from whisperq.local.lifecycle import log_to
 
 
 class _Stop(BaseException):
@@ -164,9 +165,7 @@ class Poller:
 def worker_main(index: int, env: dict[str, str], queue_url: str, queue_arn: str, function_name: str,
                 parent_pid: int, ready: ProcessQueue, log_path: str | None) -> None:
     """Process target of one emulated Lambda worker (one warm container)."""
-    if log_path:
-        log = open(log_path, "a", buffering=1, encoding="utf-8")  # noqa: SIM115 - lives as long as the process
-        sys.stdout = sys.stderr = log
+    log_to(log_path)
     os.environ.update(env)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the twin decides when workers stop
 

@@ -1,10 +1,18 @@
-"""What every child process of the twin does once it serves: wait for SIGTERM, or for the twin to die."""
+"""What every child process of the twin shares: its log, and waiting for SIGTERM or for the twin to die."""
 
 from __future__ import annotations
 
 import os
 import signal
+import sys
 import time
+
+
+def log_to(log_path: str | None) -> None:
+    """Send this process's output to the twin's log file (if it has one) for the rest of its life."""
+    if log_path:
+        log = open(log_path, "a", buffering=1, encoding="utf-8")  # noqa: SIM115 - lives as long as the process
+        sys.stdout = sys.stderr = log
 
 
 def wait_until_stopped(parent_pid: int, poll_s: float = 0.2) -> None:

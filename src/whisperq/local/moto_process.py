@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import signal
-import sys
 from multiprocessing.connection import Connection
 
-from whisperq.local.lifecycle import wait_until_stopped
+from whisperq.local.lifecycle import log_to, wait_until_stopped
 
 
 def serve(conn: Connection, parent_pid: int, log_path: str | None) -> None:
     """Process target: start moto on 127.0.0.1 (a free port), report the port, serve until told to
     stop or until the parent dies (so that a killed twin never leaves a server holding a port)."""
-    if log_path:
-        log = open(log_path, "a", buffering=1, encoding="utf-8")  # noqa: SIM115 - lives as long as the process
-        sys.stdout = sys.stderr = log
+    log_to(log_path)
     import logging
 
     from moto.server import ThreadedMotoServer
@@ -28,7 +25,7 @@ def serve(conn: Connection, parent_pid: int, log_path: str | None) -> None:
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
-    conn.send(server.get_host_and_port()[1])
+    conn.send(("ok", server.get_host_and_port()[1]))
     conn.close()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the twin decides when we stop
     wait_until_stopped(parent_pid)

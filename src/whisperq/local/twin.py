@@ -131,22 +131,28 @@ class Twin:
         self.stop()
 
     # --- parts -------------------------------------------------------------------------
-    def _start_moto(self) -> None:
+    def _start_service(self, attribute: str, target: Any, args: tuple[Any, ...], name: str) -> Any:
+        """Start one child process, kept in `attribute` (so that stop() ends it even if its start
+        fails), and wait for its ("ok", value) or ("error", reason) answer."""
         parent_conn, child_conn = self._ctx.Pipe(duplex=False)
-        self._moto = self._ctx.Process(
-            target=moto_process.serve, args=(child_conn, os.getpid(), self.log_path), name="whisperq-moto",
-            daemon=True,
-        )
-        self._moto.start()
+        process = self._ctx.Process(target=target, args=(child_conn, *args), name=name, daemon=True)
+        process.start()
         child_conn.close()
+        setattr(self, attribute, process)
         if not parent_conn.poll(60):
-            raise TwinStartError("the moto server did not start within 60 s")
-        port = parent_conn.recv()
+            raise TwinStartError(f"{name} did not start within 60 s")
+        outcome, value = parent_conn.recv()
+        if outcome != "ok":
+            raise TwinStartError(value)
+        return value
+
+    def _start_moto(self) -> None:
+        port = self._start_service("_moto", moto_process.serve, (os.getpid(), self.log_path), "whisperq-moto")
         self.endpoint_url = f"http://127.0.0.1:{port}"
 
     def _configure(self) -> None:
-        """The environment every part of the twin runs with: our own process included, since the
-        API handler reads its settings from the environment as it would in Lambda."""
+        """The settings of the twin, and the environment its API and worker processes run with (their
+        handlers read their settings from the environment, as they would in Lambda)."""
         env = {
             **LOCAL_CREDENTIALS,
             constants.AWS_ENDPOINT_URL: self.endpoint_url,
@@ -162,21 +168,11 @@ class Twin:
         self._child_env = {**env, **queue_config.to_environ(settings.queue)}
 
     def _start_front(self) -> None:
-        parent_conn, child_conn = self._ctx.Pipe(duplex=False)
         keys = [self.api_key, *self.extra_api_keys]
-        self._front = self._ctx.Process(
-            target=api_process.serve,
-            args=(child_conn, os.getpid(), self._child_env, keys, self.api_port, self.log_path),
-            name="whisperq-api", daemon=True,
+        self._api_url = self._start_service(
+            "_front", api_process.serve, (os.getpid(), self._child_env, keys, self.api_port, self.log_path),
+            "whisperq-api",
         )
-        self._front.start()
-        child_conn.close()
-        if not parent_conn.poll(60):
-            raise TwinStartError("the API front did not start within 60 s")
-        outcome, value = parent_conn.recv()
-        if outcome != "ok":
-            raise TwinStartError(value)
-        self._api_url = value
 
     def _start_workers(self) -> None:
         assert self.settings is not None and self.resources is not None

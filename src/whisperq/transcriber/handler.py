@@ -60,8 +60,7 @@ def build_runtime(settings: Settings, clients: Clients, engine: Any, log: Any = 
 
     def extend_visibility(queue_arn: str, receipt_handle: str, timeout_s: int) -> None:
         if queue_arn not in queues:
-            queues[queue_arn] = Queue.by_arn(clients, queue_arn)
-            queues[queue_arn].retry = policy
+            queues[queue_arn] = Queue.by_arn(clients, queue_arn, policy)
         queues[queue_arn].change_visibility_by_handle(receipt_handle, timeout_s)
 
     runtime = Transcriber(
@@ -100,7 +99,9 @@ def record_handler(record: SQSRecord) -> list[str]:
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     runtime = warm_up()
-    for raw in event.get("Records", []):
+    # The first record is taken at once; only those that wait behind it in the batch are worth a
+    # QUEUED write (with batch size 1, none: one DynamoDB write per job saved).
+    for raw in event.get("Records", [])[1:]:
         record = SQSRecord(raw)
         runtime.mark_queued(record.body, _delivery(record))
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

@@ -43,8 +43,12 @@ def convert_state_dict(variables: dict[str, np.ndarray], config: dict[str, Any])
     state: dict[str, np.ndarray] = {}
     w = lambda name: _weight(variables, name)  # noqa: E731 - a short local alias reads best here
 
+    def norm(src: str, dst: str) -> None:
+        state[f"{dst}.weight"] = w(f"{src}/gamma")
+        state[f"{dst}.bias"] = w(f"{src}/beta")
+
     def attention(src: str, dst: str, fused: str) -> None:
-        """Split fused projections into query/key/value/out."""
+        """Split fused projections into query/key/value/out; the block's layer norm becomes <dst>_ln."""
         if fused == "qkv":
             qkv_w, qkv_b = w(f"{src}/linear_0/weight"), w(f"{src}/linear_0/bias")
             q_w, k_w, v_w = np.split(qkv_w, 3)
@@ -60,10 +64,7 @@ def convert_state_dict(variables: dict[str, np.ndarray], config: dict[str, Any])
             f"{dst}.value.weight": v_w, f"{dst}.value.bias": v_b,
             f"{dst}.out.weight": w(f"{out}/weight"), f"{dst}.out.bias": w(f"{out}/bias"),
         })
-
-    def norm(src: str, dst: str) -> None:
-        state[f"{dst}.weight"] = w(f"{src}/gamma")
-        state[f"{dst}.bias"] = w(f"{src}/beta")
+        norm(f"{src}/layer_norm", f"{dst}_ln")
 
     def mlp(src: str, dst: str) -> None:
         norm(f"{src}/layer_norm", f"{dst}.mlp_ln")
@@ -79,7 +80,6 @@ def convert_state_dict(variables: dict[str, np.ndarray], config: dict[str, Any])
     for i in range(n_audio_layer):
         src, dst = f"encoder/layer_{i}", f"encoder.blocks.{i}"
         attention(f"{src}/self_attention", f"{dst}.attn", "qkv")
-        norm(f"{src}/self_attention/layer_norm", f"{dst}.attn_ln")
         mlp(f"{src}/ffn", dst)
     norm("encoder/layer_norm", "encoder.ln_post")
 
@@ -89,9 +89,7 @@ def convert_state_dict(variables: dict[str, np.ndarray], config: dict[str, Any])
     for i in range(n_text_layer):
         src, dst = f"decoder/layer_{i}", f"decoder.blocks.{i}"
         attention(f"{src}/self_attention", f"{dst}.attn", "qkv")
-        norm(f"{src}/self_attention/layer_norm", f"{dst}.attn_ln")
         attention(f"{src}/attention", f"{dst}.cross_attn", "kv")
-        norm(f"{src}/attention/layer_norm", f"{dst}.cross_attn_ln")
         mlp(f"{src}/ffn", dst)
     norm("decoder/layer_norm", "decoder.ln")
 
