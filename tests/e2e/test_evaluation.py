@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from tests.e2e.conftest import run_cli
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 pytestmark = pytest.mark.e2e
 
@@ -31,12 +34,20 @@ def test_loadtest_sweep_and_report_when_run_then_every_job_recorded_and_report_h
         assert row["submittedAt"] <= row["uploadedAt"] <= row["startedAt"] <= row["endedAt"]
         assert row["status"] == "COMPLETED" and row["transcribeS"] is not None and row["queueWaitS"] is not None
     assert (run_dirs[0] / "samples.jsonl").read_text().strip()
+    # Every job's stages came back from the twin's X-Ray (collector -> moto's X-Ray API -> the run).
+    for run, run_dir in zip(runs, run_dirs, strict=True):
+        assert run["traces"]["jobsTraced"] == 8, run["traces"]
+        assert run["traces"]["meanStageS"]["transcribe"] > 0 and run["traces"]["meanStageS"]["api"] > 0
+        traced = [json.loads(line) for line in (run_dir / "traces.jsonl").read_text().splitlines()]
+        assert {row["jobId"] for row in traced} == {row["jobId"] for row in rows} if run_dir == run_dirs[0] else True
+        # (modelLoad only where a cold start carried a job: the first message is often S3's TestEvent.)
+        assert {"api", "download", "decode", "transcribe", "upload"} <= {row["stage"] for row in traced}
 
     reported = run_cli(tmp_path / "state", "report", str(out), timeout_s=120)
     assert reported.returncode == 0, reported.stderr
     markdown = (out / "report.md").read_text()
     for figure in ("jobs/s", "audio s / wall s", "p50 s", "p95 s", "p99 s", "upload->start p50 s", "drain s",
-                   "run-01-max_concurrency=1", "run-02-max_concurrency=2", "Stage breakdown"):
+                   "run-01-max_concurrency=1", "run-02-max_concurrency=2", "Stage breakdown", "from X-Ray traces"):
         assert figure in markdown
     page = (out / "report.html").read_text()
     assert page.count("data:image/png;base64,") == 5 and "<table>" in page
@@ -49,3 +60,30 @@ def test_loadtest_when_asked_for_too_much_or_nonsense_then_refused(tmp_path):
     assert result.returncode == 2 and "audio files or synthetic seconds" in result.stderr
     result = run_cli(tmp_path, "loadtest", "--jobs", "20000", "--synthetic-seconds", "1", timeout_s=60)
     assert result.returncode == 2
+
+
+def test_loadtest_when_pointed_at_a_stack_then_it_uses_the_stacks_api_queues_and_traces(twin, tmp_path):
+    # The running twin stands in for a deployed stack: its API URL and key, its resources by name,
+    # its key looked up in (moto's) API Gateway, its traces read through the X-Ray API.
+    state_dir, running = twin
+    resources = running["resources"]
+    env = {"WHISPERQ_BUCKET": resources["bucket"], "WHISPERQ_TABLE": resources["table"],
+           "WHISPERQ_QUEUE_NAME": resources["queue_url"].rsplit("/", 1)[-1],
+           "WHISPERQ_DLQ_NAME": resources["dlq_url"].rsplit("/", 1)[-1],
+           "AWS_ACCESS_KEY_ID": "whisperq-local", "AWS_SECRET_ACCESS_KEY": "whisperq-local",
+           "AWS_REGION": running["region"]}
+    out = tmp_path / "stack-run"
+    result = run_cli(tmp_path / "no-twin-here", "--api-url", running["apiUrl"], "--api-key", running["apiKey"],
+                     "--endpoint-url", running["endpointUrl"], "loadtest", "--stack", "--jobs", "3",
+                     "--audio", str(EXAMPLES / "meeting.wav"), "--trace-filter", "", "--timeout", "120",
+                     "--out", str(out), env=env, timeout_s=200)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["config"]["target"] == "deployed stack"
+    assert summary["completed"] == 3 and summary["traces"]["jobsTraced"] == 3
+    assert (out / "run-01" / "traces.jsonl").read_text().count("transcribe") >= 3
+
+    refused = run_cli(tmp_path / "no-twin-here", "--api-url", running["apiUrl"], "--api-key", running["apiKey"],
+                      "loadtest", "--stack", "--jobs", "1", "--synthetic-seconds", "1", "--sweep", "batch_size=1,2",
+                      env=env, timeout_s=60)
+    assert refused.returncode == 2 and "--stack loads the stack as deployed" in refused.stderr

@@ -21,6 +21,7 @@ from whisperq.aws.clients import Clients
 from whisperq.aws.jobs_table import JobsTable
 from whisperq.config import Settings
 from whisperq.core.errors import InvalidRequest, WhisperqError
+from whisperq.tracing import annotate, stage
 
 logger = Logger(service="whisperq-api")
 metrics = Metrics(namespace="whisperq", service="whisperq-api")
@@ -94,6 +95,7 @@ def query(name: str) -> str | None:
 
 def created(payload: dict[str, Any]) -> Response:
     logger.append_keys(job_id=payload["jobId"])
+    annotate(jobId=payload["jobId"])
     logger.info("job created")
     metrics.add_metric("JobsCreated", "Count", 1)
     return json_response(201, payload)
@@ -190,4 +192,6 @@ def handle_unexpected(exc: Exception) -> Response:
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return app.resolve(event, context)
+    path_parameters = event.get("pathParameters") or {}
+    with stage("api", method=event.get("httpMethod"), path=event.get("path"), jobId=path_parameters.get("job_id")):
+        return app.resolve(event, context)

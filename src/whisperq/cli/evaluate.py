@@ -45,7 +45,6 @@ def _run_on_twin(obj: Context, spec: Any, out_dir: Path, setting: dict[str, str]
     from whisperq.aws.queues import Queue
     from whisperq.cli.client import ApiClient
     from whisperq.evaluation.loadtest import LoadTest
-    from whisperq.local.front import key_id
     from whisperq.local.twin import LOCAL_CREDENTIALS, Twin
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -60,8 +59,51 @@ def _run_on_twin(obj: Context, spec: Any, out_dir: Path, setting: dict[str, str]
         test = LoadTest(spec, out_dir, ApiClient(twin.api_url, api_key=twin.api_key),
                         JobsTable(clients, twin.settings.table), Blobs(clients, twin.settings.bucket),
                         Queue(clients, twin.resources.queue_url), Queue(clients, twin.resources.dlq_url), config,
-                        log=lambda message: obj.err.print(f"{out_dir.name}: {message}"), owner=key_id(twin.api_key))
+                        log=lambda message: obj.err.print(f"{out_dir.name}: {message}"), owner=twin.api_key_id,
+                        xray=clients.get("xray"))
         return test.run()
+
+
+# AWS's X-Ray indexes annotations: the traces with a job id are whisperq's stages.
+AWS_TRACE_FILTER = "annotation.jobId"
+
+
+def _stack_key_id(clients: Any, api_key: str) -> str:
+    """The id API Gateway gives the key (jobs are owned by it): looked up by value."""
+    paginator = clients.get("apigateway").get_paginator("get_api_keys")
+    for page in paginator.paginate(includeValues=True):
+        for item in page.get("items", []):
+            if item.get("value") == api_key:
+                return str(item["id"])
+    raise CliError("the API key is not one of this account's API Gateway keys (is the region right?)", EXIT_USAGE)
+
+
+def _run_on_stack(obj: Context, spec: Any, out_dir: Path, trace_filter: str | None) -> dict[str, Any]:
+    """One run against a deployed stack: its API (--api-url, --api-key), and its queue, table and
+    bucket by the names in the environment (WHISPERQ_QUEUE_NAME, ...), through boto3's usual
+    credentials."""
+    from whisperq.aws.blobs import Blobs
+    from whisperq.aws.clients import Clients
+    from whisperq.aws.jobs_table import JobsTable
+    from whisperq.aws.queues import Queue
+    from whisperq.config import Settings
+    from whisperq.evaluation.loadtest import LoadTest
+
+    if not obj.api_key:
+        raise CliError("--stack needs the stack's API URL and key (--api-url, --api-key or WHISPERQ_API_URL, "
+                       "WHISPERQ_API_KEY)", EXIT_USAGE)
+    settings = Settings.from_env(endpoint_url=obj.endpoint_url)
+    clients = Clients(settings)
+    api = obj.client()
+    owner = "loadtest" if spec.direct else _stack_key_id(clients, obj.api_key)
+    config = {"target": "deployed stack", "apiUrl": api.base_url, "region": settings.region,
+              "queue": settings.queue_name, "queueConfig": settings.queue.to_dict()}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    test = LoadTest(spec, out_dir, api, JobsTable(clients, settings.table), Blobs(clients, settings.bucket),
+                    Queue.by_name(clients, settings.queue_name), Queue.by_name(clients, settings.dlq_name), config,
+                    log=lambda message: obj.err.print(f"{out_dir.name}: {message}"), owner=owner,
+                    xray=clients.get("xray"), trace_filter=trace_filter or None)
+    return test.run()
 
 
 @cli.command()
@@ -81,13 +123,19 @@ def _run_on_twin(obj: Context, spec: Any, out_dir: Path, setting: dict[str, str]
               help="Seconds each run may take before unfinished jobs are reported as such.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Where results go (default: loadtest-<time>).")
+@click.option("--stack", is_flag=True,
+              help="Load a deployed stack (its API from --api-url/--api-key, its queue, table and bucket by the "
+                   "WHISPERQ_* names) instead of private local twins; --set, --sweep, --engine do not apply.")
+@click.option("--trace-filter", default=AWS_TRACE_FILTER, show_default=True,
+              help="X-Ray filter expression for the run's traces on a deployed stack.")
 @click.option("--baseline", is_flag=True,
               help="Also time the bare engine (same engine, threads, audio, one process per worker) and report "
                    "the pipeline efficiency: service audio s per wall s / bare engine's.")
 @click.pass_obj
 def loadtest(obj: Context, job_count: int, rate_per_s: float | None, burst: bool, audio: tuple[str, ...],
              synthetic_seconds: float | None, engine: str | None, direct: bool, settings: tuple[str, ...],
-             sweeps: tuple[str, ...], timeout_s: float, out_dir: str | None, baseline: bool) -> None:
+             sweeps: tuple[str, ...], timeout_s: float, out_dir: str | None, stack: bool, trace_filter: str,
+             baseline: bool) -> None:
     """Flood the queue: submit jobs through the real path on a private local twin (one per
     configuration of a --sweep), wait for all of them, record every job and the queue's depth.
 
@@ -101,6 +149,15 @@ def loadtest(obj: Context, job_count: int, rate_per_s: float | None, burst: bool
                         direct=direct, timeout_s=timeout_s).validate()
     except ValueError as exc:
         raise CliError(str(exc), EXIT_USAGE) from exc
+    root = Path(out_dir or f"loadtest-{time.strftime('%Y%m%d-%H%M%S')}")
+    if stack:
+        if settings or sweeps or engine or baseline:
+            raise CliError("--stack loads the stack as deployed: change its knobs with `make deploy` "
+                           "(--set, --sweep, --engine and --baseline are for local twins)", EXIT_USAGE)
+        summary = _run_on_stack(obj, spec, root / "run-01", trace_filter)
+        click.echo(json.dumps(summary, indent=2))
+        obj.err.print(f"results in {root}; plot them with `whisperq report {root}`")
+        return
     base = {name: values[0] for name, values in _pairs(settings, "--set").items()}
     if engine:
         base["engine"] = engine
@@ -108,7 +165,6 @@ def loadtest(obj: Context, job_count: int, rate_per_s: float | None, burst: bool
         base.setdefault("engine", "synthetic")
     matrix = _pairs(sweeps, "--sweep")
     combos = [dict(zip(matrix, values, strict=True)) for values in itertools.product(*matrix.values())] or [{}]
-    root = Path(out_dir or f"loadtest-{time.strftime('%Y%m%d-%H%M%S')}")
     summaries = []
     for index, combo in enumerate(combos, start=1):
         setting = {**base, **combo}

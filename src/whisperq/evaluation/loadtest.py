@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import statistics
 import threading
 import time
@@ -78,7 +79,8 @@ class LoadTest:
     """Runs one load test against one pipeline (a twin or a deployed stack)."""
 
     def __init__(self, spec: LoadSpec, out_dir: Path, api: ApiClient | None, jobs: JobsTable, blobs: Blobs,
-                 queue: Queue, dlq: Queue, config: dict[str, Any], log: Any = None, owner: str = "loadtest"):
+                 queue: Queue, dlq: Queue, config: dict[str, Any], log: Any = None, owner: str = "loadtest",
+                 xray: Any = None, trace_filter: str | None = None):
         self.spec = spec.validate()
         # Whose jobs these are in the owner index: the API key's id, or "loadtest" for direct jobs.
         self.owner = "loadtest" if spec.direct else owner
@@ -90,6 +92,10 @@ class LoadTest:
         self.dlq = dlq
         self.config = config
         self.log = log or (lambda message: None)
+        # Where traces are read back (an X-Ray client), and a filter expression for AWS's X-Ray.
+        self.xray = xray
+        self.trace_filter = trace_filter
+        self.trace_rows: list[dict[str, Any]] = []
         self.records: list[JobRecord] = []
         self.samples: list[dict[str, Any]] = []
         self._lock = threading.Lock()
@@ -157,6 +163,7 @@ class LoadTest:
         finally:
             stop_sampling.set()
             sampler.join(timeout=5)
+        self._read_traces(started)
         summary = self.summarise(started)
         self._write(summary)
         return summary
@@ -184,9 +191,26 @@ class LoadTest:
                 time.sleep(1.0)
         self.log(f"{len(self.records) - len(pending)} of {len(self.records)} jobs ended")
 
+    def _read_traces(self, started: float) -> None:
+        if self.xray is None:
+            return
+        from whisperq.evaluation import traces
+
+        completed = {r.job_id for r in self.records if r.status == JobStatus.COMPLETED.value}
+        try:
+            self.trace_rows = traces.collect(self.xray, math.floor(started) - 1, math.ceil(time.time()) + 60,
+                                             {r.job_id for r in self.records}, completed, self.trace_filter)
+        except Exception as exc:  # noqa: BLE001 - the run's own results stand without its traces
+            self.log(f"could not read traces: {exc}")
+            return
+        self.log(f"read {len(self.trace_rows)} traced stages of {len({r['jobId'] for r in self.trace_rows})} jobs")
+
     # --- results ---------------------------------------------------------------------
     def summarise(self, started: float) -> dict[str, Any]:
-        return summarise(self.records, self.samples, started, self.config, asdict(self.spec))
+        summary = summarise(self.records, self.samples, started, self.config, asdict(self.spec))
+        if self.xray is not None:
+            summary["traces"] = trace_summary(self.trace_rows, summary["completed"])
+        return summary
 
     def _write(self, summary: dict[str, Any]) -> None:
         with open(self.out_dir / "jobs.jsonl", "w", encoding="utf-8") as handle:
@@ -195,6 +219,10 @@ class LoadTest:
         with open(self.out_dir / "samples.jsonl", "w", encoding="utf-8") as handle:
             for sample in self.samples:
                 handle.write(json.dumps(sample) + "\n")
+        if self.xray is not None:
+            with open(self.out_dir / "traces.jsonl", "w", encoding="utf-8") as handle:
+                for row in self.trace_rows:
+                    handle.write(json.dumps(row) + "\n")
         (self.out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
 
 
@@ -217,6 +245,16 @@ def job_row(record: JobRecord) -> dict[str, Any]:
                                  "coldStart", "audioDurationS", "realTimeFactor", "retries", "engine", "model",
                                  "deadLettered")},
     }
+
+
+def trace_summary(rows: list[dict[str, Any]], completed: int) -> dict[str, Any]:
+    """Mean seconds per stage over the traced jobs, and how many jobs had a trace."""
+    from whisperq.evaluation.traces import TRACE_STAGES, per_job
+
+    jobs = per_job(rows)
+    means = {stage: round(sum(j.get(stage, 0.0) for j in jobs.values()) / len(jobs), 4) if jobs else None
+             for stage in TRACE_STAGES}
+    return {"jobsTraced": len(jobs), "completed": completed, "meanStageS": means}
 
 
 def percentile(values: list[float], q: float) -> float | None:

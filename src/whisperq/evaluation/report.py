@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+# The stage breakdown from job timings, when a run has no traces.
 STAGES = ("queueWaitS", "downloadS", "decodeS", "transcribeS", "uploadS")
 
 
@@ -20,6 +21,7 @@ class Run:
     summary: dict[str, Any]
     jobs: list[dict[str, Any]]
     samples: list[dict[str, Any]]
+    traces: list[dict[str, Any]]
 
 
 def _jsonl(path: Path) -> list[dict[str, Any]]:
@@ -37,7 +39,8 @@ def find_runs(dirs: list[Path]) -> list[Run]:
             # Runs from several result folders are told apart by their folder's name.
             name = f"{root.name}/{folder.name}" if len(dirs) > 1 and folder != root else folder.name
             runs.append(Run(name, folder, json.loads(summary_path.read_text(encoding="utf-8")),
-                            _jsonl(folder / "jobs.jsonl"), _jsonl(folder / "samples.jsonl")))
+                            _jsonl(folder / "jobs.jsonl"), _jsonl(folder / "samples.jsonl"),
+                            _jsonl(folder / "traces.jsonl")))
     return runs
 
 
@@ -93,8 +96,25 @@ def plot_latency_cdf(runs: list[Run], path: Path) -> Path:
     return _save(fig, path)
 
 
+def stage_source(run: Run) -> str:
+    return "X-Ray traces" if run.traces else "job timings"
+
+
 def stage_means(run: Run) -> dict[str, float]:
+    """Mean seconds per completed job in each stage: from the run's X-Ray traces where it has them
+    (queue wait, which no function sees, from the job's enqueue and start times), else from the
+    timings each job records."""
     done = [j for j in run.jobs if j.get("status") == "COMPLETED"]
+    if run.traces:
+        from whisperq.evaluation.traces import TRACE_STAGES, per_job
+
+        stages = per_job(run.traces)
+        traced = [j for j in done if j["jobId"] in stages]
+        waits = [j["queueWaitS"] for j in traced if j.get("queueWaitS") is not None]
+        means = {"queue wait": sum(waits) / len(waits) if waits else 0.0}
+        for name in TRACE_STAGES:
+            means[name] = (sum(stages[j["jobId"]].get(name, 0.0) for j in traced) / len(traced)) if traced else 0.0
+        return means
     means = {}
     for stage in STAGES:
         values = [j[stage] for j in done if j.get(stage) is not None]
@@ -105,12 +125,16 @@ def stage_means(run: Run) -> dict[str, float]:
 
 
 def plot_stages(runs: list[Run], path: Path) -> Path:
-    fig, ax = _figure("Where a job's time goes (mean seconds per completed job)", "seconds", "")
+    sources = sorted({stage_source(run) for run in runs})
+    fig, ax = _figure(f"Where a job's time goes (mean s per completed job, from {' and '.join(sources)})",
+                      "seconds", "")
     left = [0.0] * len(runs)
     names = [run.name for run in runs]
-    for stage in [*STAGES, "modelLoadS (cold starts)"]:
-        widths = [stage_means(run)[stage] for run in runs]
-        ax.barh(names, widths, left=left, label=stage.replace("S", " ").strip())
+    all_means = [stage_means(run) for run in runs]
+    stages = list(dict.fromkeys(name for means in all_means for name in means))
+    for stage in stages:
+        widths = [means.get(stage, 0.0) for means in all_means]
+        ax.barh(names, widths, left=left, label=stage.replace("S", " ").strip() if stage.endswith("S") else stage)
         left = [a + b for a, b in zip(left, widths, strict=True)]
     ax.legend(fontsize=7, ncol=6, loc="upper center", bbox_to_anchor=(0.5, -0.18), frameon=False)
     return _save(fig, path)
@@ -189,7 +213,7 @@ def write_report(runs: list[Run], out_dir: Path) -> tuple[Path, Path]:
     md += ["", "## Stage breakdown (mean seconds per completed job)", ""]
     for run in runs:
         parts = ", ".join(f"{k} {v:.3f}" for k, v in stage_means(run).items())
-        md.append(f"- **{run.name}**: {parts}")
+        md.append(f"- **{run.name}** (from {stage_source(run)}): {parts}")
     md += [""] + [f"![{title}]({path.name})" for title, path in plots] + [""]
     markdown_path = out_dir / "report.md"
     markdown_path.write_text("\n".join(md), encoding="utf-8")

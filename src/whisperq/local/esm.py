@@ -20,6 +20,7 @@ from multiprocessing.queues import Queue as ProcessQueue
 from typing import Any
 
 from whisperq.aws.queues import Message, Queue
+from whisperq.local import xray
 from whisperq.local.lifecycle import log_to
 
 
@@ -94,6 +95,9 @@ class Poller:
         self.log = log
         self.stopping = False
         self.polling = False
+        # Where Lambda's X-Ray segments go (None: untraced), and the cold start's init, traced once.
+        self.daemon_address = os.environ.get(xray.DAEMON_ADDRESS_ENV)
+        self.initialization: tuple[float, float] | None = None
 
     def request_stop(self) -> None:
         self.stopping = True
@@ -139,12 +143,15 @@ class Poller:
         event = {"Records": [lambda_record(m, self.queue_arn, self.region) for m in batch]}
         context = LocalLambdaContext(function_name=self.function_name, timeout_s=self.timeout_s,
                                      region=self.region)
-        try:
-            response = self.handler(event, context)
-            failed = failed_ids(response, batch)
-        except Exception:  # noqa: BLE001 - a function error fails the whole batch, as in Lambda
-            self.log.write(traceback.format_exc())
-            failed = {m.message_id for m in batch}
+        init, self.initialization = self.initialization, None
+        with xray.Invocation(self.function_name, self.daemon_address, init) as invocation:
+            try:
+                response = self.handler(event, context)
+                failed = failed_ids(response, batch)
+            except Exception:  # noqa: BLE001 - a function error fails the whole batch, as in Lambda
+                self.log.write(traceback.format_exc())
+                failed = {m.message_id for m in batch}
+            invocation.error = bool(failed)
         succeeded = [m for m in batch if m.message_id not in failed]
         if succeeded:
             self.queue.delete(succeeded)
@@ -174,6 +181,7 @@ def worker_main(index: int, env: dict[str, str], queue_url: str, queue_arn: str,
     from whisperq.transcriber import handler as function
 
     settings = Settings.from_env()
+    init_started = time.time()
     try:
         runtime = function.warm_up(settings)
     except Exception as exc:  # noqa: BLE001 - report why we cannot start, then exit
@@ -185,6 +193,7 @@ def worker_main(index: int, env: dict[str, str], queue_url: str, queue_arn: str,
         config.max_batching_window_s, config.wait_time_s, function.handler, function_name,
         config.function_timeout_s, sys.stderr,
     )
+    poller.initialization = (init_started, time.time())
 
     def on_sigterm(signum: int, frame: object) -> None:
         poller.request_stop()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import threading
 import time
 import uuid
@@ -14,6 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from whisperq.local import xray
 from whisperq.local.lambda_context import LocalLambdaContext
 
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # API Gateway's limit
@@ -77,12 +79,14 @@ class ApiFront:
     (a request without a valid x-api-key never reaches the function)."""
 
     def __init__(self, handler: Handler, port: int = 0, function_name: str = "whisperq-api",
-                 api_keys: list[str] | None = None):
+                 api_keys: list[str] | dict[str, str] | None = None):
+        """`api_keys`: the keys API Gateway would accept, each with its key id (or a list, ids made up)."""
         self._handler = handler
         self._function_name = function_name
-        self._keys = {key: key_id(key) for key in (api_keys or [])}
+        self._keys = dict(api_keys) if isinstance(api_keys, dict) else {key: key_id(key) for key in (api_keys or [])}
         # One request at a time through the handler, as one Lambda container would take them.
         self._invoke_lock = threading.Lock()
+        self._daemon_address = os.environ.get(xray.DAEMON_ADDRESS_ENV)
         front = self
 
         class RequestHandler(BaseHTTPRequestHandler):
@@ -148,8 +152,9 @@ class ApiFront:
     def invoke(self, event: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
         context = LocalLambdaContext(function_name=self._function_name, timeout_s=29)
         try:
-            with self._invoke_lock:
+            with self._invoke_lock, xray.Invocation(self._function_name, self._daemon_address) as invocation:
                 result = self._handler(event, context)
+                invocation.error = int(result.get("statusCode", 200)) >= 400
         except Exception:  # noqa: BLE001 - API Gateway answers 502 when the function itself fails
             body = json.dumps({"error": {"code": "bad_gateway", "message": "the API function failed"}})
             return 502, {"Content-Type": "application/json"}, body.encode()

@@ -18,7 +18,7 @@ from whisperq.aws.clients import Clients
 from whisperq.aws.provision import Resources, provision
 from whisperq.config import Settings
 from whisperq.core.errors import WhisperqError
-from whisperq.local import api_process, esm, moto_process, state
+from whisperq.local import api_process, esm, moto_process, state, xray
 
 # moto accepts any credentials; fixed ones keep a user's real AWS keys out of the twin.
 LOCAL_CREDENTIALS = {
@@ -27,6 +27,7 @@ LOCAL_CREDENTIALS = {
     "AWS_SESSION_TOKEN": "whisperq-local",
 }
 TRANSCRIBER_FUNCTION = "whisperq-transcriber"
+API_FUNCTION = "whisperq-api"
 
 
 class TwinAlreadyRunning(WhisperqError):
@@ -53,11 +54,13 @@ class Twin:
     environ: dict[str, str] = field(default_factory=dict)
     log_file: str | None = None  # default: twin.log in the state directory, else the terminal
     extra_api_keys: list[str] = field(default_factory=list)  # more clients (tests of key isolation)
+    tracing: bool = True  # an X-Ray collector where the daemon would be, traces kept in moto's X-Ray
 
     def __post_init__(self) -> None:
         self._ctx = multiprocessing.get_context("spawn")
         self._moto: Any = None
         self._front: Any = None
+        self._collector: xray.Collector | None = None
         self._api_url = ""
         self._workers: list[Any] = []
         self._ready: Any = None
@@ -69,6 +72,7 @@ class Twin:
         # API Gateway would issue these: one key for this twin's user, and a callback signing secret.
         self.api_key = "wq_" + secrets.token_urlsafe(24)
         self.callback_secret = secrets.token_urlsafe(32)
+        self.api_key_ids: dict[str, str] = {}
 
     # --- lifecycle ---------------------------------------------------------------------
     def start(self) -> Twin:
@@ -83,9 +87,11 @@ class Twin:
             self.log_path = str(self.state_directory / "twin.log")
         try:
             self._start_moto()
+            self._start_collector()
             self._configure()
             assert self.settings is not None
             self.resources = provision(Clients(self.settings, LOCAL_CREDENTIALS), self.settings)
+            self._register_keys()
             self._start_front()
             self._start_workers()
             if self.state_directory is not None:
@@ -114,6 +120,9 @@ class Twin:
                 self._front.kill()
                 self._front.join(timeout=5)
             self._front = None
+        if self._collector is not None:
+            self._collector.stop()  # forwards what the functions sent last
+            self._collector = None
         if self._moto is not None:
             self._moto.terminate()
             self._moto.join(timeout=10)
@@ -150,6 +159,19 @@ class Twin:
         port = self._start_service("_moto", moto_process.serve, (os.getpid(), self.log_path), "whisperq-moto")
         self.endpoint_url = f"http://127.0.0.1:{port}"
 
+    def _start_collector(self) -> None:
+        if not self.tracing:
+            return
+        xray_client = Clients(Settings.from_env({constants.AWS_ENDPOINT_URL: self.endpoint_url,
+                                                  constants.AWS_REGION: "us-east-1"}), LOCAL_CREDENTIALS).get("xray")
+        self._collector = xray.Collector(
+            lambda documents: xray_client.put_trace_segments(TraceSegmentDocuments=documents)
+        ).start()
+
+    @property
+    def xray_daemon_address(self) -> str | None:
+        return self._collector.address if self._collector else None
+
     def _configure(self) -> None:
         """The settings of the twin, and the environment its API and worker processes run with (their
         handlers read their settings from the environment, as they would in Lambda)."""
@@ -167,11 +189,24 @@ class Twin:
         self.settings = settings
         self._child_env = {**env, **queue_config.to_environ(settings.queue)}
 
+    def _register_keys(self) -> None:
+        """The API keys in moto's API Gateway, as a deployed stack has them: a key's id (which owns its
+        jobs) is API Gateway's, and `whisperq loadtest --stack` finds it the same way on both."""
+        assert self.settings is not None
+        gateway = Clients(self.settings, LOCAL_CREDENTIALS).get("apigateway")
+        for index, key in enumerate([self.api_key, *self.extra_api_keys]):
+            created = gateway.create_api_key(name=f"whisperq-local-{index}", value=key, enabled=True)
+            self.api_key_ids[key] = created["id"]
+
+    @property
+    def api_key_id(self) -> str:
+        return self.api_key_ids[self.api_key]
+
     def _start_front(self) -> None:
-        keys = [self.api_key, *self.extra_api_keys]
+        keys = self.api_key_ids
+        env = {**self._child_env, **xray.lambda_environment(API_FUNCTION, self.xray_daemon_address)}
         self._api_url = self._start_service(
-            "_front", api_process.serve, (os.getpid(), self._child_env, keys, self.api_port, self.log_path),
-            "whisperq-api",
+            "_front", api_process.serve, (os.getpid(), env, keys, self.api_port, self.log_path), API_FUNCTION,
         )
 
     def _start_workers(self) -> None:
@@ -197,8 +232,9 @@ class Twin:
         assert self.resources is not None
         process = self._ctx.Process(
             target=esm.worker_main,
-            args=(index, self._child_env, self.resources.queue_url, self.resources.queue_arn,
-                  TRANSCRIBER_FUNCTION, os.getpid(), self._ready, self.log_path),
+            args=(index, {**self._child_env, **xray.lambda_environment(TRANSCRIBER_FUNCTION, self.xray_daemon_address)},
+                  self.resources.queue_url, self.resources.queue_arn, TRANSCRIBER_FUNCTION, os.getpid(), self._ready,
+                  self.log_path),
             name=f"whisperq-worker-{index}",
             daemon=False,
         )
@@ -227,6 +263,7 @@ class Twin:
             "apiKey": self.api_key,
             "callbackSecret": self.callback_secret,
             "endpointUrl": self.endpoint_url,
+            "xrayDaemonAddress": self.xray_daemon_address,
             "region": self.settings.region,
             "resources": self.resources.to_dict(),
             "workers": len(self._workers),

@@ -37,7 +37,7 @@ from whisperq.core.options import TranscribeOptions
 from whisperq.transcriber import audio, callbacks
 from whisperq.transcriber.engines import Engine
 from whisperq.transcriber.heartbeat import Heartbeat
-from whisperq.transcriber.tracing import stage
+from whisperq.tracing import stage
 
 
 class UnprocessableMessage(WhisperqError):

@@ -1,6 +1,7 @@
-"""X-Ray subsegments for the transcriber's stages, annotated so a trace shows where a job's time
-went. In Lambda (and in the twin's emulated Lambda) the recorder has a segment to hang them on;
-anywhere else there is none and the stages are not recorded."""
+"""X-Ray subsegments for the functions' stages (the transcriber's download, decode, transcribe,
+upload; the API's request), annotated with the job id so that a trace shows where a job's time went
+and `whisperq report` can read it back. In Lambda (and in the twin's emulated Lambda) the recorder
+has a segment to hang them on; anywhere else there is none and nothing is recorded."""
 
 from __future__ import annotations
 
@@ -33,3 +34,15 @@ def stage(name: str, **annotations: Any) -> Iterator[None]:
                 if value is not None:
                     subsegment.put_annotation(key, value)
         yield
+
+
+def annotate(**annotations: Any) -> None:
+    """Annotate the open subsegment (a job id learnt inside a stage), if a trace is open."""
+    if not _has_segment():
+        return
+    entity = xray_recorder.get_trace_entity()
+    if entity is None or type(entity).__name__ in ("FacadeSegment", "DummySegment"):
+        return  # a facade (Lambda's own segment) takes no annotations
+    for key, value in annotations.items():
+        if value is not None:
+            entity.put_annotation(key, value)
