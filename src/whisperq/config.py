@@ -41,6 +41,7 @@ ENV_VARS: dict[str, str] = {
     "synthetic_seconds_per_audio_second": constants.SYNTHETIC_SECONDS_PER_AUDIO_SECOND,
     "synthetic_failure_rate": constants.SYNTHETIC_FAILURE_RATE,
     "fault_poison_key": constants.FAULT_POISON_KEY,
+    "faults": constants.FAULTS,
     "allow_private_callbacks": constants.ALLOW_PRIVATE_CALLBACKS,
     "callback_secret": constants.CALLBACK_SECRET,
 }
@@ -70,6 +71,7 @@ class Settings:
     synthetic_seconds_per_audio_second: float = 0.05
     synthetic_failure_rate: float = 0.0
     fault_poison_key: str | None = None
+    faults: str = ""  # chaos runs only: a whisperq.faults spec, off when empty
     # Callbacks to private or loopback addresses: refused in AWS, allowed in the twin (tests listen locally).
     allow_private_callbacks: bool = False
     callback_secret: str = ""  # HMAC key that signs callbacks; callbacks are not sent without one
@@ -111,6 +113,12 @@ class Settings:
             problems.append("synthetic_failure_rate must be between 0 and 1")
         if self.upload_url_expiry_s > 7 * 24 * 3600 or self.download_url_expiry_s > 7 * 24 * 3600:
             problems.append("pre-signed URLs cannot live longer than 7 days (604800 s)")
+        try:
+            from whisperq.faults import FaultSpec
+
+            FaultSpec.parse(self.faults)
+        except ValueError as exc:
+            problems.append(f"{constants.FAULTS}: {exc}")
         if problems:
             raise ConfigError("invalid settings: " + "; ".join(problems))
         return self

@@ -27,6 +27,7 @@ SYNTHETIC_FAILURE_RATE = "WHISPERQ_SYNTHETIC_FAILURE_RATE"
 
 # Fault injection, off unless set (tests and chaos runs only).
 FAULT_POISON_KEY = "WHISPERQ_FAULT_POISON_KEY"
+FAULTS = "WHISPERQ_FAULTS"  # fault injection for chaos runs: see whisperq.faults
 
 # queue_config overrides: WHISPERQ_QUEUE_<FIELD NAME IN CAPITALS>, e.g. WHISPERQ_QUEUE_BATCH_SIZE.
 QUEUE_CONFIG_PREFIX = "WHISPERQ_QUEUE_"

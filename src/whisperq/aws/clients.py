@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import boto3
@@ -17,7 +17,8 @@ class Clients:
 
     Clients are thread-safe; the session that makes them is not, hence the lock."""
 
-    def __init__(self, settings: Settings, credentials: Mapping[str, str] | None = None):
+    def __init__(self, settings: Settings, credentials: Mapping[str, str] | None = None,
+                 customize: Callable[[Any], None] | None = None):
         """`credentials` (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN) override boto3's
         usual chain; the local twin passes its own so that a user's real keys never reach it."""
         self.settings = settings
@@ -29,6 +30,7 @@ class Clients:
             aws_session_token=creds.get("AWS_SESSION_TOKEN"),
         )
         self._clients: dict[str, Any] = {}
+        self._customize = customize
         self._lock = threading.Lock()
 
     def _make(self, service: str) -> Any:
@@ -48,7 +50,10 @@ class Clients:
     def get(self, service: str) -> Any:
         with self._lock:
             if service not in self._clients:
-                self._clients[service] = self._make(service)
+                client = self._make(service)
+                if self._customize is not None:
+                    self._customize(client)
+                self._clients[service] = client
             return self._clients[service]
 
     @property

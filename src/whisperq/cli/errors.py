@@ -16,6 +16,7 @@ EXIT_TIMEOUT = 8
 EXIT_AUTH = 9
 EXIT_TWIN_RUNNING = 10
 EXIT_TWIN_START = 11
+EXIT_INVARIANT = 12  # a chaos run found an invariant broken
 EXIT_INTERRUPTED = 130
 
 

@@ -12,7 +12,7 @@ import click
 
 from whisperq import constants
 from whisperq.cli.app import Context, cli
-from whisperq.cli.errors import EXIT_USAGE, CliError
+from whisperq.cli.errors import EXIT_INVARIANT, EXIT_USAGE, CliError
 
 
 def _pairs(items: tuple[str, ...], option: str) -> dict[str, list[str]]:
@@ -38,17 +38,25 @@ def _environ(setting: dict[str, str]) -> dict[str, str]:
     return env
 
 
-def _run_on_twin(obj: Context, spec: Any, out_dir: Path, setting: dict[str, str]) -> dict[str, Any]:
+def _run_on_twin(obj: Context, spec: Any, out_dir: Path, setting: dict[str, str],
+                 fault_spec: Any = None) -> dict[str, Any]:
     from whisperq.aws.blobs import Blobs
     from whisperq.aws.clients import Clients
     from whisperq.aws.jobs_table import JobsTable
     from whisperq.aws.queues import Queue
     from whisperq.cli.client import ApiClient
     from whisperq.evaluation.loadtest import LoadTest
+    from whisperq.faults import ENV as FAULTS_ENV
+    from whisperq.faults import POISON_MARK
     from whisperq.local.twin import LOCAL_CREDENTIALS, Twin
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    twin = Twin(environ=_environ(setting), log_file=str(out_dir / "twin.log"))
+    environ = _environ(setting)
+    if fault_spec is not None:
+        environ[FAULTS_ENV] = str(fault_spec)
+        if fault_spec.poison:
+            environ[constants.FAULT_POISON_KEY] = POISON_MARK
+    twin = Twin(environ=environ, log_file=str(out_dir / "twin.log"))
     obj.err.print(f"{out_dir.name}: starting a twin with {setting or 'the defaults'}")
     with twin:
         assert twin.settings is not None and twin.resources is not None
@@ -60,8 +68,13 @@ def _run_on_twin(obj: Context, spec: Any, out_dir: Path, setting: dict[str, str]
                         JobsTable(clients, twin.settings.table), Blobs(clients, twin.settings.bucket),
                         Queue(clients, twin.resources.queue_url), Queue(clients, twin.resources.dlq_url), config,
                         log=lambda message: obj.err.print(f"{out_dir.name}: {message}"), owner=twin.api_key_id,
-                        xray=clients.get("xray"))
-        return test.run()
+                        xray=clients.get("xray"), faults=fault_spec)
+        if fault_spec is None:
+            return test.run()
+        from whisperq.evaluation import chaos
+
+        verdict = chaos.run(twin, test, clients, test.log)
+        return json.loads((out_dir / "summary.json").read_text(encoding="utf-8")) | {"chaos": verdict.to_dict()}
 
 
 # AWS's X-Ray indexes annotations: the traces with a job id are whisperq's stages.
@@ -128,6 +141,10 @@ def _run_on_stack(obj: Context, spec: Any, out_dir: Path, trace_filter: str | No
                    "WHISPERQ_* names) instead of private local twins; --set, --sweep, --engine do not apply.")
 @click.option("--trace-filter", default=AWS_TRACE_FILTER, show_default=True,
               help="X-Ray filter expression for the run's traces on a deployed stack.")
+@click.option("--faults", "fault_text", metavar="SPEC",
+              help="A chaos run: faults for the twin (aws_errors=0.2,crash=0.05,kill_every_s=5,slow=0.1,slow_s=6,"
+                   "poison=0.05,corrupt=0.05,seed=1); then the faults go off, the DLQ is replayed and the "
+                   "invariants are checked (exit 12 if one fails).")
 @click.option("--baseline", is_flag=True,
               help="Also time the bare engine (same engine, threads, audio, one process per worker) and report "
                    "the pipeline efficiency: service audio s per wall s / bare engine's.")
@@ -135,7 +152,7 @@ def _run_on_stack(obj: Context, spec: Any, out_dir: Path, trace_filter: str | No
 def loadtest(obj: Context, job_count: int, rate_per_s: float | None, burst: bool, audio: tuple[str, ...],
              synthetic_seconds: float | None, engine: str | None, direct: bool, settings: tuple[str, ...],
              sweeps: tuple[str, ...], timeout_s: float, out_dir: str | None, stack: bool, trace_filter: str,
-             baseline: bool) -> None:
+             fault_text: str | None, baseline: bool) -> None:
     """Flood the queue: submit jobs through the real path on a private local twin (one per
     configuration of a --sweep), wait for all of them, record every job and the queue's depth.
 
@@ -150,6 +167,16 @@ def loadtest(obj: Context, job_count: int, rate_per_s: float | None, burst: bool
     except ValueError as exc:
         raise CliError(str(exc), EXIT_USAGE) from exc
     root = Path(out_dir or f"loadtest-{time.strftime('%Y%m%d-%H%M%S')}")
+    fault_spec = None
+    if fault_text is not None:
+        from whisperq.faults import FaultSpec, FaultSpecError
+
+        try:
+            fault_spec = FaultSpec.parse(fault_text)
+        except FaultSpecError as exc:
+            raise CliError(f"--faults: {exc}", EXIT_USAGE) from exc
+        if stack or sweeps or baseline:
+            raise CliError("--faults runs on one private twin: not with --stack, --sweep or --baseline", EXIT_USAGE)
     if stack:
         if settings or sweeps or engine or baseline:
             raise CliError("--stack loads the stack as deployed: change its knobs with `make deploy` "
@@ -170,7 +197,7 @@ def loadtest(obj: Context, job_count: int, rate_per_s: float | None, burst: bool
         setting = {**base, **combo}
         label = ",".join(f"{k}={v}" for k, v in combo.items()) or "run"
         run_dir = root / (f"run-{index:02d}-{label}" if matrix else "run-01")
-        summary = _run_on_twin(obj, spec, run_dir, setting)
+        summary = _run_on_twin(obj, spec, run_dir, setting, fault_spec)
         if baseline:
             summary = _with_baseline(obj, summary, run_dir, setting, spec)
         summaries.append(summary)
@@ -180,6 +207,23 @@ def loadtest(obj: Context, job_count: int, rate_per_s: float | None, burst: bool
     click.echo(json.dumps({"out": str(root), "runs": summaries}, indent=2) if len(summaries) > 1
                else json.dumps(summaries[0], indent=2))
     obj.err.print(f"results in {root}; plot them with `whisperq report {root}`")
+    if fault_spec is not None:
+        _show_verdict(obj, summaries[0]["chaos"])
+
+
+def _show_verdict(obj: Context, verdict: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    table = Table(title="chaos run: invariants", title_justify="left")
+    for column in ("invariant", "result", "detail"):
+        table.add_column(column, overflow="fold")
+    for check in verdict["checks"]:
+        table.add_row(check["invariant"], "ok" if check["ok"] else "FAILED", check["detail"])
+    obj.err.print(table)
+    if not verdict["ok"]:
+        failed = sum(not c["ok"] for c in verdict["checks"])
+        raise CliError(f"{failed} invariant(s) failed under faults (details in the table and summary.json)",
+                       EXIT_INVARIANT)
 
 
 def _with_baseline(obj: Context, summary: dict[str, Any], run_dir: Path, setting: dict[str, str],

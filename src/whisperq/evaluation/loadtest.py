@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import random
 import statistics
 import threading
 import time
@@ -73,6 +74,8 @@ class JobRecord:
     details: dict[str, Any] = field(default_factory=dict)
     attempts: int = 0
     error: str | None = None
+    kind: str = "audio"  # chaos runs: "poison" or "corrupt" uploads are meant to fail
+    history: list[str] = field(default_factory=list)  # the statuses seen, in order, each once
 
 
 class LoadTest:
@@ -80,7 +83,7 @@ class LoadTest:
 
     def __init__(self, spec: LoadSpec, out_dir: Path, api: ApiClient | None, jobs: JobsTable, blobs: Blobs,
                  queue: Queue, dlq: Queue, config: dict[str, Any], log: Any = None, owner: str = "loadtest",
-                 xray: Any = None, trace_filter: str | None = None):
+                 xray: Any = None, trace_filter: str | None = None, faults: Any = None):
         self.spec = spec.validate()
         # Whose jobs these are in the owner index: the API key's id, or "loadtest" for direct jobs.
         self.owner = "loadtest" if spec.direct else owner
@@ -96,6 +99,9 @@ class LoadTest:
         self.xray = xray
         self.trace_filter = trace_filter
         self.trace_rows: list[dict[str, Any]] = []
+        # A chaos run's whisperq.faults.FaultSpec: its poison and corrupt shares pick uploads.
+        self.faults = faults
+        self._chooser = random.Random(getattr(faults, "seed", None))
         self.records: list[JobRecord] = []
         self.samples: list[dict[str, Any]] = []
         self._lock = threading.Lock()
@@ -107,8 +113,23 @@ class LoadTest:
         return [(Path(p).name, Path(p).read_bytes()) for p in self.spec.audio]
 
     # --- submitting ------------------------------------------------------------------
-    def _submit(self, index: int) -> None:
+    def _payload(self, index: int) -> tuple[str, bytes, str]:
+        """The file for submission `index`: the next payload, or in a chaos run maybe a poison one
+        (named so that the transcriber's poison fault fires) or a corrupt one (cut short, then garbage)."""
         name, data = self._payloads[index % len(self._payloads)]
+        if self.faults is not None:
+            from whisperq.faults import POISON_MARK
+
+            draw = self._chooser.random()
+            if draw < self.faults.poison:
+                return f"{POISON_MARK}-{index}-{name}", data, "poison"
+            if draw < self.faults.poison + self.faults.corrupt:
+                garbage = bytes(self._chooser.getrandbits(8) for _ in range(256))
+                return f"corrupt-{index}-{name}", data[:64] + garbage, "corrupt"
+        return name, data, "audio"
+
+    def _submit(self, index: int, payload: tuple[str, bytes, str]) -> None:
+        name, data, kind = payload
         content_type = content_type_for(name)
         submitted = time.time()
         if self.spec.direct:
@@ -117,12 +138,12 @@ class LoadTest:
             key = audio_key(job_id, name)
             self.jobs.create(Job(job_id, JobStatus.UPLOADING, name, content_type, key, now, now,
                                  details={"owner": self.owner, "expiresAt": int(time.time()) + 86400}))
-            record = JobRecord(job_id, name, submitted)
+            record = JobRecord(job_id, name, submitted, kind=kind)
             self.blobs.put_bytes(key, data, content_type)
         else:
             assert self.api is not None
             created = self.api.create_upload(name, content_type)
-            record = JobRecord(created["jobId"], name, submitted)
+            record = JobRecord(created["jobId"], name, submitted, kind=kind)
             response = self.api.session.put(created["uploadUrl"], data=data, headers=created["uploadHeaders"],
                                             timeout=120)
             response.raise_for_status()
@@ -155,7 +176,7 @@ class LoadTest:
                         delay = started + index / self.spec.rate_per_s - time.time()
                         if delay > 0:
                             time.sleep(delay)
-                    futures.append(pool.submit(self._submit, index))
+                    futures.append(pool.submit(self._submit, index, self._payload(index)))
                 for future in futures:
                     future.result()
             self.log(f"submitted {len(self.records)} jobs in {time.time() - started:.1f} s; waiting")
@@ -169,10 +190,14 @@ class LoadTest:
         return summary
 
     def _wait(self, started: float) -> None:
-        # One query of the owner index a second (not a read per job): the observer should not take
-        # the CPU the workers need.
-        deadline = started + self.spec.timeout_s
-        pending = {r.job_id: r for r in self.records}
+        self.wait_for({r.job_id for r in self.records}, started + self.spec.timeout_s)
+
+    def wait_for(self, job_ids: set[str], deadline: float) -> None:
+        """Follow the jobs until each is final or the deadline passes, noting every status seen.
+        One query of the owner index a second (not a read per job): the observer should not take
+        the CPU the workers need."""
+        pending = {r.job_id: r for r in self.records if r.job_id in job_ids}
+        quiet = 0
         while pending and time.time() < deadline:
             cursor = None
             while True:
@@ -182,14 +207,28 @@ class LoadTest:
                     if record is None:
                         continue
                     record.status, record.attempts, record.error = job.status.value, job.attempts, job.error
+                    if not record.history or record.history[-1] != record.status:
+                        record.history.append(record.status)
                     record.details = {k: v for k, v in job.details.items() if k not in ("leaseId", "transcriptKeys")}
                     if job.status.is_final:
                         del pending[job.job_id]
                 if not cursor:
                     break
-            if pending:
+            # Jobs left while the queue stays empty with nothing in flight will not move (their
+            # messages are in the dead-letter queue, or never came): stop after three quiet polls.
+            quiet = quiet + 1 if pending and self._queue_idle() else 0
+            if pending and quiet < 3:
                 time.sleep(1.0)
-        self.log(f"{len(self.records) - len(pending)} of {len(self.records)} jobs ended")
+            elif pending:
+                break
+        self.log(f"{len(job_ids) - len(pending)} of {len(job_ids)} jobs ended")
+
+    def _queue_idle(self) -> bool:
+        try:
+            depth = self.queue.depth()
+        except Exception:  # noqa: BLE001 - unknown counts as busy
+            return False
+        return depth["visible"] == 0 and depth["in_flight"] == 0 and depth.get("delayed", 0) == 0
 
     def _read_traces(self, started: float) -> None:
         if self.xray is None:
@@ -236,7 +275,8 @@ def job_row(record: JobRecord) -> dict[str, Any]:
     ended = _ts(d.get("completedAt")) or _ts(d.get("failedAt"))
     return {
         "jobId": record.job_id, "file": record.file, "status": record.status, "attempts": record.attempts,
-        "error": record.error, "submittedAt": record.submitted_at, "uploadedAt": record.uploaded_at,
+        "error": record.error, "kind": record.kind, "history": record.history,
+        "submittedAt": record.submitted_at, "uploadedAt": record.uploaded_at,
         "enqueuedAt": _ts(d.get("enqueuedAt")), "startedAt": _ts(d.get("startedAt")), "endedAt": ended,
         "latencyS": round(ended - record.uploaded_at, 3) if ended and record.uploaded_at else None,
         "uploadToStartS": (round(_ts(d["startedAt"]) - record.uploaded_at, 3)

@@ -6,14 +6,17 @@ from __future__ import annotations
 import multiprocessing
 import os
 import queue as stdlib_queue
+import random
 import secrets
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from whisperq import constants, queue_config
+from whisperq import constants, faults, queue_config
 from whisperq.aws.clients import Clients
 from whisperq.aws.provision import Resources, provision
 from whisperq.config import Settings
@@ -73,6 +76,12 @@ class Twin:
         self.api_key = "wq_" + secrets.token_urlsafe(24)
         self.callback_secret = secrets.token_urlsafe(32)
         self.api_key_ids: dict[str, str] = {}
+        # Chaos runs: a thread that kills workers (kill_every_s) and replaces the dead, as Lambda does.
+        self._chaos: threading.Thread | None = None
+        self._chaos_stop = threading.Event()
+        self._workers_lock = threading.Lock()
+        self.workers_killed = 0
+        self.workers_replaced = 0
 
     # --- lifecycle ---------------------------------------------------------------------
     def start(self) -> Twin:
@@ -94,6 +103,7 @@ class Twin:
             self._register_keys()
             self._start_front()
             self._start_workers()
+            self._start_chaos()
             if self.state_directory is not None:
                 state.write_state(self.state_directory, self.describe())
         except BaseException:
@@ -103,16 +113,8 @@ class Twin:
 
     def stop(self) -> None:
         """Stop workers (they finish or release what they hold), the front, then moto."""
-        for process in self._workers:
-            if process.is_alive():
-                process.terminate()  # SIGTERM: the worker stops polling and finishes its batch
-        deadline = time.monotonic() + self.stop_grace_s
-        for process in self._workers:
-            process.join(timeout=max(0.1, deadline - time.monotonic()))
-            if process.is_alive():
-                process.kill()  # its messages return after the visibility timeout: nothing is lost
-                process.join(timeout=5)
-        self._workers = []
+        self._stop_chaos()
+        self.stop_workers()
         if self._front is not None:
             self._front.terminate()
             self._front.join(timeout=10)
@@ -132,6 +134,64 @@ class Twin:
             self._moto = None
         if self.state_directory is not None:
             state.remove_state(self.state_directory, os.getpid())
+
+    def stop_workers(self) -> None:
+        """SIGTERM every worker: each stops polling, finishes its batch (or gives back, at visibility
+        0, what it had received and not started) and exits; one that outlives the grace period is
+        killed, and its messages return after their visibility timeout: nothing is lost."""
+        with self._workers_lock:
+            for process in self._workers:
+                if process.is_alive():
+                    process.terminate()
+            deadline = time.monotonic() + self.stop_grace_s
+            for process in self._workers:
+                process.join(timeout=max(0.1, deadline - time.monotonic()))
+                if process.is_alive():
+                    process.kill()
+                    process.join(timeout=5)
+            self._workers = []
+
+    def restart_workers(self, environ: dict[str, str | None]) -> None:
+        """Stop the workers, change their environment (None removes a variable), start them again:
+        a new deployment of the function, as when a chaos run switches its faults off."""
+        self._stop_chaos()
+        self.stop_workers()
+        for name, value in environ.items():
+            if value is None:
+                self._child_env.pop(name, None)
+            else:
+                self._child_env[name] = value
+        self._start_workers()
+        self._start_chaos()
+
+    def _start_chaos(self) -> None:
+        spec = faults.FaultSpec.parse(self._child_env.get(faults.ENV))
+        if not spec.active:
+            return
+        self._chaos_stop.clear()
+        self._chaos = threading.Thread(target=self._chaos_loop, args=(spec,), name="twin-chaos", daemon=True)
+        self._chaos.start()
+
+    def _stop_chaos(self) -> None:
+        if self._chaos is not None:
+            self._chaos_stop.set()
+            self._chaos.join(timeout=10)
+            self._chaos = None
+
+    def _chaos_loop(self, spec: faults.FaultSpec) -> None:
+        chooser = random.Random(spec.seed)
+        next_kill = time.monotonic() + spec.kill_every_s if spec.kill_every_s else float("inf")
+        while not self._chaos_stop.wait(0.3):
+            with self._workers_lock:
+                if time.monotonic() >= next_kill:
+                    alive = [p for p in self._workers if p.is_alive()]
+                    if alive:
+                        victim = chooser.choice(alive)
+                        os.kill(victim.pid, signal.SIGKILL)
+                        victim.join(timeout=5)
+                        self.workers_killed += 1
+                    next_kill = time.monotonic() + spec.kill_every_s
+                self.workers_replaced += len(self._replace_dead())
 
     def __enter__(self) -> Twin:
         return self.start()
@@ -213,8 +273,9 @@ class Twin:
         assert self.settings is not None and self.resources is not None
         count = self.workers or self.settings.queue.max_concurrency
         self._ready = self._ctx.Queue()
-        for index in range(count):
-            self._workers.append(self._spawn_worker(index))
+        with self._workers_lock:
+            for index in range(count):
+                self._workers.append(self._spawn_worker(index))
         waiting = set(range(count))
         deadline = time.monotonic() + self.worker_ready_timeout_s
         while waiting:
@@ -243,6 +304,10 @@ class Twin:
 
     def supervise(self) -> list[int]:
         """Replace workers that died (as Lambda replaces a crashed container); returns their indexes."""
+        with self._workers_lock:
+            return self._replace_dead()
+
+    def _replace_dead(self) -> list[int]:
         replaced = []
         for index, process in enumerate(self._workers):
             if not process.is_alive():

@@ -12,6 +12,7 @@ same GetTraceSummaries / BatchGetTraces calls as in AWS.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -52,11 +53,8 @@ def send(address: str, document: dict[str, Any]) -> None:
     """One segment document to a daemon, as the SDK's UDP emitter sends it. Best effort, as UDP is."""
     host, _, port = address.rpartition(":")
     data = _DATAGRAM_HEADER + json.dumps(document, separators=(",", ":")).encode("utf-8")
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        try:
-            sock.sendto(data, (host, int(port)))
-        except OSError:
-            pass
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock, contextlib.suppress(OSError):
+        sock.sendto(data, (host, int(port)))
 
 
 class Invocation:

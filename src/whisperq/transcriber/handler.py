@@ -13,6 +13,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
+from whisperq import faults
 from whisperq.aws.blobs import Blobs
 from whisperq.aws.clients import Clients
 from whisperq.aws.jobs_table import JobsTable
@@ -38,11 +39,15 @@ def warm_up(settings: Settings | None = None) -> Transcriber:
     with _runtime_lock:
         if _runtime is None:
             settings = settings or Settings.from_env()
-            clients = Clients(settings)
+            injector = faults.Injector(faults.FaultSpec.parse(settings.faults))
+            if injector.spec.active:
+                logger.warning("fault injection is on", extra={"faults": str(injector.spec)})
+            clients = Clients(settings, customize=injector.install_aws_errors)
             engine = load_engine(settings)
             logger.info("model loaded", extra={"engine": engine.name, "model": engine.model_name,
                                                "model_load_s": round(engine.load_time_s, 3)})
             _runtime = build_runtime(settings, clients, engine)
+            _runtime.faults = injector
         return _runtime
 
 

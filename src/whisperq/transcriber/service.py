@@ -34,10 +34,12 @@ from whisperq.core.errors import (
 from whisperq.core.jobs import Job, JobStatus, iso, utc_now
 from whisperq.core.keys import job_id_from_audio_key, transcript_key
 from whisperq.core.options import TranscribeOptions
+from whisperq.core.transcript import Transcript
+from whisperq.faults import Injector
+from whisperq.tracing import stage
 from whisperq.transcriber import audio, callbacks
 from whisperq.transcriber.engines import Engine
 from whisperq.transcriber.heartbeat import Heartbeat
-from whisperq.tracing import stage
 
 
 class UnprocessableMessage(WhisperqError):
@@ -122,6 +124,7 @@ class Transcriber:
         self.extend_visibility = extend_visibility
         self.callback_sleep: Callable[[float], None] = time.sleep
         self._cold = True
+        self.faults: Injector | None = None  # chaos runs only (WHISPERQ_FAULTS)
         self._retries = 0
         self._queue_wait_s: float | None = None
 
@@ -394,8 +397,17 @@ class Transcriber:
             )
         started = time.perf_counter()
         with stage("transcribe", **notes):
-            transcript = self.engine.transcribe(samples, options)
+            if is_silent(samples):
+                # Whisper invents words for pure silence ("you", "Thank you."): say nothing instead.
+                transcript = Transcript((), options.language or "en", 0.0, duration_s, self.engine.name,
+                                        self.engine.model_name, {"silent": True})
+            else:
+                transcript = self.engine.transcribe(samples, options)
+            if self.faults is not None:
+                time.sleep(self.faults.extra_delay_s())
         timings["transcribeS"] = time.perf_counter() - started
+        if self.faults is not None:
+            self.faults.maybe_crash()  # mid-batch: the job taken, its transcript not yet written
         started = time.perf_counter()
         outputs: dict[str, str] = {}
         with stage("upload", **notes):
@@ -418,6 +430,14 @@ class Transcriber:
             "transcriptKeys": outputs,
             "completedAt": iso(utc_now()),
         }
+
+
+SILENCE_PEAK = 10 ** (-60 / 20)  # -60 dBFS: below any recording's noise floor
+
+
+def is_silent(samples: Any) -> bool:
+    """Digital silence: no sample reaches -60 dBFS."""
+    return bool(samples.size) and float(abs(samples).max()) < SILENCE_PEAK
 
 
 def iso_from_ms(epoch_ms: int) -> str:

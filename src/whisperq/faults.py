@@ -1,0 +1,139 @@
+"""Fault injection, for chaos runs on the local twin. Off unless WHISPERQ_FAULTS says otherwise.
+
+One spec, NAME=VALUE pairs separated by commas, read by each part that plays a fault:
+
+- `aws_errors=R`: the transcriber function's AWS calls fail at rate R (botocore event hooks): a
+  throttle or a connection error before the call is sent, or a 500 / a read timeout after it was
+  carried out (the answer is lost; the caller cannot tell whether it happened).
+- `crash=R`: a worker process SIGKILLs itself at rate R per job, in the middle of its batch (after
+  taking the job, before its transcript is written).
+- `slow=R`, `slow_s=S`: at rate R a transcription takes S seconds longer (more than the visibility
+  timeout, so only the visibility heartbeat keeps the message from a second worker).
+- `kill_every_s=S`: the twin SIGKILLs a random worker every S seconds (Lambda replaces it).
+- `poison=R`: the load generator names a share R of its uploads so that they crash the transcriber
+  on every attempt (the worker-side poison key fault) until the faults are switched off.
+- `corrupt=R`: the load generator uploads a share R of truncated or garbage audio.
+- `seed=N`: the random stream, so that a run can be repeated.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import threading
+from dataclasses import dataclass, fields
+from typing import Any
+
+from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
+
+ENV = "WHISPERQ_FAULTS"
+POISON_MARK = "poison-fault"
+
+
+class FaultSpecError(ValueError):
+    """The fault spec does not parse."""
+
+
+@dataclass(frozen=True)
+class FaultSpec:
+    aws_errors: float = 0.0
+    crash: float = 0.0
+    slow: float = 0.0
+    slow_s: float = 0.0
+    kill_every_s: float = 0.0
+    poison: float = 0.0
+    corrupt: float = 0.0
+    seed: int | None = None
+
+    @classmethod
+    def parse(cls, text: str | None) -> FaultSpec:
+        if not text or not text.strip():
+            return cls()
+        known = {f.name: f for f in fields(cls)}
+        values: dict[str, Any] = {}
+        for item in text.split(","):
+            name, sep, raw = item.strip().partition("=")
+            if not sep or name not in known:
+                raise FaultSpecError(f"unknown fault {item.strip()!r}; known: {', '.join(known)} (NAME=VALUE,...)")
+            try:
+                values[name] = int(raw) if name == "seed" else float(raw)
+            except ValueError:
+                raise FaultSpecError(f"fault {name} takes a number, got {raw!r}") from None
+        spec = cls(**values)
+        for name in ("aws_errors", "crash", "slow", "poison", "corrupt"):
+            if not 0.0 <= getattr(spec, name) <= 1.0:
+                raise FaultSpecError(f"fault {name} is a rate between 0 and 1")
+        if spec.slow_s < 0 or spec.kill_every_s < 0:
+            raise FaultSpecError("slow_s and kill_every_s cannot be negative")
+        return spec
+
+    @property
+    def active(self) -> bool:
+        return any((self.aws_errors, self.crash, self.slow and self.slow_s, self.kill_every_s, self.poison,
+                    self.corrupt))
+
+    def __str__(self) -> str:
+        return ",".join(f"{f.name}={getattr(self, f.name):g}" for f in fields(self)
+                        if getattr(self, f.name) not in (0, 0.0, None))
+
+
+def from_env(environ: Any = None) -> FaultSpec:
+    return FaultSpec.parse((environ if environ is not None else os.environ).get(ENV))
+
+
+class Injector:
+    """Plays the worker-side faults of one spec, with its own random stream."""
+
+    def __init__(self, spec: FaultSpec):
+        self.spec = spec
+        # Each worker process draws its own stream (seeded runs stay repeatable per worker).
+        self._random = random.Random(None if spec.seed is None else spec.seed * 7919 + os.getpid())
+        self._lock = threading.Lock()
+        self.injected: dict[str, int] = {}
+
+    def _draw(self, rate: float, what: str) -> bool:
+        if rate <= 0:
+            return False
+        with self._lock:
+            hit = self._random.random() < rate
+            if hit:
+                self.injected[what] = self.injected.get(what, 0) + 1
+        return hit
+
+    # --- transient AWS errors --------------------------------------------------------
+    def install_aws_errors(self, client: Any) -> None:
+        """Hook the client's calls: before the request is sent (throttle, connection error) or after
+        the service answered (a 500 or a timeout in place of the answer: the call did happen)."""
+        if self.spec.aws_errors <= 0:
+            return
+        events = client.meta.events
+        events.register("before-call.*.*", self._before_call)
+        events.register("after-call.*.*", self._after_call)
+
+    def _before_call(self, model: Any, **kwargs: Any) -> None:
+        if self._draw(self.spec.aws_errors / 2, "aws-before"):
+            if self._random.random() < 0.5:
+                raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "injected throttle"},
+                                   "ResponseMetadata": {"HTTPStatusCode": 400}}, model.name)
+            raise EndpointConnectionError(endpoint_url="injected://connection-refused")
+
+    def _after_call(self, model: Any, **kwargs: Any) -> None:
+        if self._draw(self.spec.aws_errors / 2, "aws-after"):
+            if self._random.random() < 0.5:
+                raise ClientError({"Error": {"Code": "InternalError", "Message": "injected 500, answer lost"},
+                                   "ResponseMetadata": {"HTTPStatusCode": 500}}, model.name)
+            raise ReadTimeoutError(endpoint_url="injected://read-timeout")
+
+    # --- the worker itself -----------------------------------------------------------
+    def maybe_crash(self) -> None:
+        """SIGKILL this process at the configured rate: nothing runs after it, as with a real crash."""
+        if self._draw(self.spec.crash, "crash"):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    def extra_delay_s(self) -> float:
+        return self.spec.slow_s if self._draw(self.spec.slow, "slow") else 0.0
+
+
+# Connection errors a fault may raise, for callers that classify them (all are retryable).
+INJECTED_CONNECTION_ERRORS = (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError)
