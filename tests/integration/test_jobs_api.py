@@ -8,86 +8,16 @@ import threading
 from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import jsonschema
 import pytest
 import requests
-from aws_lambda_powertools import Logger
 
-from tests.conftest import EXAMPLES, load_event
+from tests.conftest import EXAMPLES
+from tests.integration.conftest import BOB, post_form
 from whisperq.api_handler import handler as api
 from whisperq.api_handler import service as service_module
-from whisperq.api_handler.openapi import document
 from whisperq.api_handler.service import JobService
 from whisperq.core.callbacks import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 from whisperq.core.jobs import JobStatus
-from whisperq.local.esm import lambda_record
-from whisperq.local.lambda_context import LocalLambdaContext
-from whisperq.transcriber import handler as function
-from whisperq.transcriber.engines.synthetic import SyntheticEngine
-
-DOC = document()
-ALICE, BOB = "key-alice", "key-bob"
-
-
-def check_schema(payload, schema: dict) -> None:
-    jsonschema.validate(payload, {**schema, "components": DOC["components"]},
-                        cls=jsonschema.Draft202012Validator)
-
-
-def response_schema(path: str, method: str, status: int) -> dict:
-    operation = DOC["paths"][path][method.lower()]
-    response = operation["responses"][str(status)]
-    return response["content"]["application/json"]["schema"]
-
-
-@pytest.fixture
-def settings(stack):
-    return replace(stack.settings, allow_private_callbacks=True, callback_secret="s3cret")
-
-
-@pytest.fixture
-def call(stack, settings):
-    service = JobService(settings, stack.jobs, stack.blobs, allow_private_callbacks=True)
-    api.reset(service)
-    base = load_event("api_post_upload.json")
-
-    def invoke(method, path, body=None, key=ALICE, query=None, template=None, raw=None):
-        event = json.loads(json.dumps(base))
-        event.update(httpMethod=method, path=path, resource=path, queryStringParameters=query)
-        event["body"] = raw if raw is not None else (json.dumps(body) if body is not None else None)
-        event["requestContext"]["identity"]["apiKeyId"] = key
-        response = api.handler(event, LocalLambdaContext("whisperq-api"))
-        payload = json.loads(response["body"])
-        headers = {k: v[-1] for k, v in (response.get("multiValueHeaders") or {}).items()}
-        template_path = template or path
-        if template_path in DOC["paths"]:
-            check_schema(payload, response_schema(template_path, method, response["statusCode"]))
-        return response["statusCode"], payload, headers
-
-    yield invoke
-    api.reset()
-
-
-@pytest.fixture
-def transcriber(stack, settings):
-    runtime = function.build_runtime(settings, stack.clients, SyntheticEngine(0.0), Logger(service="t"),
-                                     sleep=lambda s: None)
-    runtime.callback_sleep = lambda s: None
-    function.reset(runtime)
-
-    def run():
-        messages = stack.receive_all(1)
-        records = [lambda_record(m, stack.resources.queue_arn, "us-east-1") for m in messages]
-        return function.handler({"Records": records}, LocalLambdaContext("whisperq-transcriber"))
-
-    yield run
-    function.reset()
-
-
-def post_form(created: dict, data: bytes) -> requests.Response:
-    upload = created["upload"]
-    return requests.post(upload["url"], data=upload["fields"], files={upload["fileField"]: ("a.wav", data)},
-                         timeout=30)
 
 
 def test_create_job_when_valid_then_pre_signed_post_that_uploads_and_transcribes(call, stack, transcriber):

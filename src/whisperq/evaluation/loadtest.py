@@ -124,8 +124,11 @@ class LoadTest:
             if draw < self.faults.poison:
                 return f"{POISON_MARK}-{index}-{name}", data, "poison"
             if draw < self.faults.poison + self.faults.corrupt:
-                garbage = bytes(self._chooser.getrandbits(8) for _ in range(256))
-                return f"corrupt-{index}-{name}", data[:64] + garbage, "corrupt"
+                # Cut off inside the container's header, or garbage from the first byte: not audio.
+                # (Garbage after an intact WAV header would be valid audio: noise.)
+                if self._chooser.random() < 0.5:
+                    return f"corrupt-{index}-{name}", data[:20], "corrupt"
+                return f"corrupt-{index}-{name}", self._chooser.randbytes(4096), "corrupt"
         return name, data, "audio"
 
     def _submit(self, index: int, payload: tuple[str, bytes, str]) -> None:
@@ -222,6 +225,10 @@ class LoadTest:
             elif pending:
                 break
         self.log(f"{len(job_ids) - len(pending)} of {len(job_ids)} jobs ended")
+
+    def queue_idle(self) -> bool:
+        """Nothing visible, in flight or delayed: every message was deleted or dead-lettered."""
+        return self._queue_idle()
 
     def _queue_idle(self) -> bool:
         try:
