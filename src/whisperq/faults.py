@@ -92,13 +92,13 @@ class Injector:
         self._lock = threading.Lock()
         self.injected: dict[str, int] = {}
 
-    def _draw(self, rate: float, what: str) -> bool:
+    def _draw(self, rate: float, what: str | None = None) -> bool:
         if rate <= 0:
             return False
         with self._lock:
             hit = self._random.random() < rate
-            if hit:
-                self.injected[what] = self.injected.get(what, 0) + 1
+        if hit and what in ("crash", "slow"):
+            self._count(what)
         return hit
 
     # --- transient AWS errors --------------------------------------------------------
@@ -111,19 +111,33 @@ class Injector:
         events.register("before-call.*.*", self._before_call)
         events.register("after-call.*.*", self._after_call)
 
-    def _before_call(self, model: Any, **kwargs: Any) -> None:
-        if self._draw(self.spec.aws_errors / 2, "aws-before"):
-            if self._random.random() < 0.5:
-                raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "injected throttle"},
-                                   "ResponseMetadata": {"HTTPStatusCode": 400}}, model.name)
-            raise EndpointConnectionError(endpoint_url="injected://connection-refused")
+    def _before_call(self, model: Any, context: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        """At the configured rate a call fails: half the time before it is sent, half after."""
+        if not self._draw(self.spec.aws_errors):
+            return
+        kind = self._random.random()
+        if kind < 0.5 and context is not None:
+            context["whisperq_fault_after_kind"] = "timeout" if kind < 0.25 else "500"
+            context["whisperq_fault_after"] = True
+            self._count("aws-after")
+            return
+        self._count("aws-before")
+        if kind < 0.75:
+            raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "injected throttle"},
+                               "ResponseMetadata": {"HTTPStatusCode": 400}}, model.name)
+        raise EndpointConnectionError(endpoint_url="injected://connection-refused")
 
-    def _after_call(self, model: Any, **kwargs: Any) -> None:
-        if self._draw(self.spec.aws_errors / 2, "aws-after"):
-            if self._random.random() < 0.5:
-                raise ClientError({"Error": {"Code": "InternalError", "Message": "injected 500, answer lost"},
-                                   "ResponseMetadata": {"HTTPStatusCode": 500}}, model.name)
+    def _after_call(self, model: Any, context: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        if not context or not context.pop("whisperq_fault_after", False):
+            return
+        if context.pop("whisperq_fault_after_kind", "500") == "timeout":
             raise ReadTimeoutError(endpoint_url="injected://read-timeout")
+        raise ClientError({"Error": {"Code": "InternalError", "Message": "injected 500, answer lost"},
+                           "ResponseMetadata": {"HTTPStatusCode": 500}}, model.name)
+
+    def _count(self, what: str) -> None:
+        with self._lock:
+            self.injected[what] = self.injected.get(what, 0) + 1
 
     # --- the worker itself -----------------------------------------------------------
     def maybe_crash(self) -> None:

@@ -1,0 +1,83 @@
+"""Reliability on the real twin: a bounded chaos run (AWS errors, crashes, killed workers, slow,
+poison and corrupt uploads) judged by its invariants, and a graceful stop that loses nothing."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from tests.e2e.conftest import run_cli
+from whisperq.aws.blobs import Blobs
+from whisperq.aws.clients import Clients
+from whisperq.aws.jobs_table import JobsTable
+from whisperq.aws.queues import Queue
+from whisperq.core.jobs import JobStatus
+from whisperq.evaluation.loadtest import LoadSpec, LoadTest, tone_wav
+from whisperq.local.twin import LOCAL_CREDENTIALS, Twin
+
+pytestmark = pytest.mark.e2e
+
+FAST = {"WHISPERQ_QUEUE_VISIBILITY_TIMEOUT_S": "3", "WHISPERQ_QUEUE_MAX_RECEIVE_COUNT": "3",
+        "WHISPERQ_QUEUE_WAIT_TIME_S": "1"}
+
+
+def test_chaos_run_when_faults_strike_then_every_invariant_holds_and_the_table_says_so(tmp_path):
+    out = tmp_path / "chaos"
+    result = run_cli(tmp_path / "state", "loadtest", "--jobs", "24", "--synthetic-seconds", "2",
+                     "--set", "synthetic_seconds_per_audio_second=0.1",
+                     "--faults", "aws_errors=0.2,crash=0.05,slow=0.1,slow_s=5,kill_every_s=4,poison=0.1,corrupt=0.1,"
+                                 "seed=1",
+                     "--timeout", "150", "--out", str(out), env=FAST, timeout_s=400)
+    assert result.returncode == 0, result.stderr[-3000:]
+    chaos = json.loads(result.stdout)["chaos"]
+    assert chaos["ok"] and len(chaos["checks"]) == 8
+    for line in ("nothing lost", "no job went backwards", "replay brings dead-lettered jobs", "ok"):
+        assert line in result.stderr
+    facts = chaos["facts"]
+    # The faults really struck: otherwise the invariants prove nothing.
+    assert facts["workersKilledByTheTwin"] >= 1 and facts["workersReplaced"] >= facts["workersKilledByTheTwin"]
+    assert facts["retries"] > 0 and facts["attempts"] > facts["jobs"] - facts["kinds"]["corrupt"]
+    assert facts["kinds"]["poison"] >= 1 and facts["kinds"]["corrupt"] >= 1 and facts["deadLettered"] >= 1
+    assert facts["final"]["COMPLETED"] == facts["jobs"] - facts["kinds"]["corrupt"]
+    assert facts["final"]["FAILED"] == facts["kinds"]["corrupt"]
+
+
+def test_chaos_run_when_the_spec_is_nonsense_then_usage_error_before_anything_starts(tmp_path):
+    result = run_cli(tmp_path, "loadtest", "--jobs", "2", "--synthetic-seconds", "1", "--faults", "explode=1",
+                     timeout_s=60)
+    assert result.returncode == 2 and "unknown fault 'explode=1'" in result.stderr
+
+
+def test_stop_when_workers_hold_jobs_then_they_finish_or_release_and_nothing_is_lost(tmp_path):
+    env = {**FAST, "WHISPERQ_ENGINE": "synthetic", "WHISPERQ_SYNTHETIC_SECONDS_PER_AUDIO_SECOND": "0.5",
+           "WHISPERQ_QUEUE_VISIBILITY_TIMEOUT_S": "60", "WHISPERQ_QUEUE_BATCH_SIZE": "3",
+           "WHISPERQ_QUEUE_MAX_BATCHING_WINDOW_S": "1"}
+    with Twin(environ=env, log_file=str(tmp_path / "twin.log")) as twin:
+        clients = Clients(twin.settings, LOCAL_CREDENTIALS)
+        jobs, queue = JobsTable(clients, twin.settings.table), Queue(clients, twin.resources.queue_url)
+        test = LoadTest(LoadSpec(jobs=8, synthetic_seconds=4, direct=True), tmp_path / "run", None, jobs,
+                        Blobs(clients, twin.settings.bucket), queue, Queue(clients, twin.resources.dlq_url), {})
+        for index in range(8):
+            test._submit(index, (f"tone-{index}.wav", tone_wav(4), "audio"))
+        ids = [r.job_id for r in test.records]
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not any(jobs.get(i).status is JobStatus.PROCESSING for i in ids):
+            time.sleep(0.1)
+        assert any(jobs.get(i).status is JobStatus.PROCESSING for i in ids), "no job started"
+        twin.stop_workers()  # SIGTERM, as `whisperq local down` sends
+        statuses = {i: jobs.get(i).status for i in ids}
+        # Nothing is left half-done: no job is still PROCESSING, and no message stays invisible
+        # (each was deleted after its job completed, or given back at once for the next worker).
+        assert JobStatus.PROCESSING not in statuses.values(), statuses
+        depth = queue.depth()
+        assert depth["in_flight"] == 0
+        assert depth["visible"] == sum(s is not JobStatus.COMPLETED for s in statuses.values())
+        finished_before_restart = sum(s is JobStatus.COMPLETED for s in statuses.values())
+        assert 1 <= finished_before_restart < 8
+        twin.restart_workers({})
+        test.wait_for(set(ids), time.time() + 60)
+        final = [jobs.get(i) for i in ids]
+        assert all(j.status is JobStatus.COMPLETED for j in final)
+        assert all(j.attempts == 1 for j in final)  # finished or given back: never an attempt lost
