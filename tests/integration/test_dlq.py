@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from aws_lambda_powertools import Logger
 
@@ -73,3 +75,12 @@ def test_replay_when_job_already_completed_then_not_reset_but_message_still_move
     )
     report = dlq.replay(job_ids=[job_id])
     assert report.jobs_reset == [] and "is COMPLETED, not reset" in report.skipped[0] and len(report.moved) == 1
+
+
+def test_peek_when_more_than_ten_dead_letters_then_sees_them_all_and_leaves_them_visible(stack, dlq):
+    # Found by the 500-job chaos run: receives at visibility 0 kept returning the same ten messages,
+    # so `dlq replay --all` left the rest behind.
+    sent = {stack.dlq.send(json.dumps({"n": n})) for n in range(25)}
+    assert {letter.message_id for letter in dlq.peek(limit=1000)} == sent
+    assert stack.dlq.depth()["visible"] == 25 and stack.dlq.depth()["in_flight"] == 0
+    assert len(dlq.peek(limit=7)) == 7

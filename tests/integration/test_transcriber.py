@@ -166,10 +166,31 @@ def test_handler_when_job_leased_by_live_worker_then_duplicate_acked_without_wor
     job_id = stack.upload(EXAMPLES / "meeting.wav")
     [message] = stack.receive_all(1)
     stack.jobs.transition(job_id, JobStatus.PROCESSING,
-                          changes={"leaseId": "other-worker", "leaseExpiresAt": time.time() + 300})
+                          changes={"leaseId": "other-worker", "leaseExpiresAt": time.time() + 300,
+                                   "leaseMessageId": "the-message-the-other-worker-holds"})
     assert invoke([message]) == {"batchItemFailures": []}
     job = stack.jobs.get(job_id)
     assert job.status is JobStatus.PROCESSING and job.details["leaseId"] == "other-worker"
+
+
+def test_handler_when_the_lease_holders_own_message_returns_early_then_not_acked_so_the_job_is_not_lost(
+        stack, invoke, engine):
+    # Found by the 500-job chaos run: a worker was killed, its message came back a moment before its
+    # lease ran out, was acknowledged as a "duplicate", and the job stayed PROCESSING with no message.
+    function.reset(function.build_runtime(stack.settings, stack.clients, engine, Logger(service="test")))
+    job_id = stack.upload(EXAMPLES / "meeting.wav")
+    [message] = stack.receive_all(1)
+    stack.jobs.transition(job_id, JobStatus.PROCESSING, increment_attempts=True,
+                          changes={"leaseId": "dead-worker", "leaseExpiresAt": time.time() + 2,
+                                   "leaseMessageId": message.message_id})
+    assert invoke([message]) == {"batchItemFailures": [{"itemIdentifier": message.message_id}]}
+    assert stack.jobs.get(job_id).status is JobStatus.PROCESSING
+    # The message returns once the lease has run out, and that delivery takes the job over.
+    time.sleep(2.2)
+    [again] = [m for m in stack.queue.receive(10, 5) if m.message_id == message.message_id]
+    assert invoke([again]) == {"batchItemFailures": []}
+    job = stack.jobs.get(job_id)
+    assert job.status is JobStatus.COMPLETED and job.attempts == 2
 
 
 def test_handler_when_lease_expired_then_new_attempt_takes_over_and_completes(stack, invoke):

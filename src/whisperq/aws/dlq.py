@@ -7,6 +7,7 @@ moves messages itself, send first and delete second: a crash in between can dupl
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable, Iterable
@@ -20,7 +21,7 @@ from whisperq.aws.clients import Clients
 from whisperq.aws.errors import as_core_error, error_code
 from whisperq.aws.jobs_table import JobsTable
 from whisperq.aws.queues import Message, Queue
-from whisperq.core.errors import InvalidTransition, JobNotFound
+from whisperq.core.errors import InvalidTransition, JobNotFound, WhisperqError
 from whisperq.core.jobs import JobStatus, iso, utc_now
 from whisperq.core.keys import job_id_from_audio_key
 
@@ -72,18 +73,28 @@ class DeadLetterQueue:
         self.jobs = jobs
         self.sleep = sleep
 
-    def peek(self, limit: int = 100, rounds: int = 5) -> list[DeadLetter]:
-        """The dead letters (up to `limit`), without taking them: received with a visibility timeout of
-        0, so they stay where they are. SQS has no paging: a few rounds of receives collect what shows."""
+    def peek(self, limit: int = 100, rounds: int = 3, hold_s: int = 30) -> list[DeadLetter]:
+        """The dead letters (up to `limit`), without taking them.
+
+        SQS has no paging and a receive of visibility 0 can return the same ten messages every time
+        (moto always does), so each message seen is held for `hold_s` while the next receives find
+        the others, then all are given back at once (visibility 0). A few empty rounds end it: a
+        short poll samples only some of SQS's servers."""
         seen: dict[str, Message] = {}
         quiet = 0
-        while len(seen) < limit and quiet < rounds:
-            batch = self.dlq.receive(10, 0, visibility_timeout_s=0)
-            fresh = [m for m in batch if m.message_id not in seen]
-            quiet = 0 if fresh else quiet + 1
-            for message in fresh:
-                seen[message.message_id] = message
-        return [self._describe(m) for m in list(seen.values())[:limit]]
+        try:
+            while len(seen) < limit and quiet < rounds:
+                batch = self.dlq.receive(min(10, limit - len(seen)), 0, visibility_timeout_s=hold_s)
+                fresh = [m for m in batch if m.message_id not in seen]
+                quiet = 0 if fresh else quiet + 1
+                for message in fresh:
+                    seen[message.message_id] = message
+        finally:
+            for message in seen.values():
+                # Best effort: a message not given back returns by itself after hold_s.
+                with contextlib.suppress(WhisperqError):
+                    self.dlq.change_visibility(message, 0)
+        return [self._describe(m) for m in seen.values()]
 
     def _describe(self, message: Message) -> DeadLetter:
         key = _key_of(message.body)

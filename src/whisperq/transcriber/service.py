@@ -29,6 +29,7 @@ from whisperq.core.errors import (
     InvalidTransition,
     JobNotFound,
     PermanentJobError,
+    TransientError,
     WhisperqError,
 )
 from whisperq.core.jobs import Job, JobStatus, iso, utc_now
@@ -108,6 +109,10 @@ def parse_s3_notification(body: str) -> list[ObjectEvent]:
         if name.startswith("ObjectCreated"):
             events.append(ObjectEvent(bucket, key, int(size) if size is not None else None, name))
     return events
+
+
+class LeaseStillHeld(TransientError):
+    """A job's own message came back while an earlier attempt's lease is live: retry later."""
 
 
 class Transcriber:
@@ -208,6 +213,7 @@ class Transcriber:
             "leaseExpiresAt": now + self.settings.queue.visibility_timeout_s,
             "startedAt": iso(utc_now()),
             "receiveCount": delivery.receive_count,
+            "leaseMessageId": delivery.message_id,
             **self._enqueue_fields(delivery),
         }
         self._queue_wait_s = None
@@ -216,10 +222,22 @@ class Transcriber:
             changes["queueWaitS"] = self._queue_wait_s
         try:
             if job.status is JobStatus.PROCESSING:
-                if float(job.details.get("leaseExpiresAt", 0)) > now:
-                    self.log.info("job is leased by another worker; acknowledging duplicate",
-                                  extra={"job_id": job.job_id})
-                    return None
+                lease_left_s = float(job.details.get("leaseExpiresAt", 0)) - now
+                if lease_left_s > 0:
+                    if job.details.get("leaseMessageId") not in (None, delivery.message_id):
+                        # Another copy of the event while the job runs: the holder's own message
+                        # carries the job (and returns if the holder dies), so this one can go.
+                        self.log.info("job is leased by another worker; acknowledging duplicate",
+                                      extra={"job_id": job.job_id})
+                        return None
+                    # The lease holder's own message is back: the holder died, or could not extend
+                    # the message's visibility. Acknowledging it would lose the job if the holder is
+                    # dead, so hand it back to return when the lease has run out.
+                    self._return_after(delivery, lease_left_s)
+                    raise LeaseStillHeld(
+                        f"job {job.job_id} is still leased by an earlier attempt for {lease_left_s:.1f} s; "
+                        "its message will return when the lease runs out"
+                    )
                 self.jobs.transition(
                     job.job_id, JobStatus.PROCESSING, expected=[JobStatus.PROCESSING], changes=changes,
                     increment_attempts=True,
@@ -235,12 +253,21 @@ class Transcriber:
             return None
         return lease
 
+    def _return_after(self, delivery: Delivery, seconds: float) -> None:
+        """Best effort: make the message visible again just after `seconds`."""
+        if not (self.extend_visibility and delivery.receipt_handle and delivery.queue_arn):
+            return
+        try:
+            self.extend_visibility(delivery.queue_arn, delivery.receipt_handle, min(43_200, int(seconds) + 1))
+        except WhisperqError as exc:
+            self.log.warning("could not delay the message", extra={"error": str(exc)})
+
     def _finish(self, job_id: str, lease: str, status: JobStatus, changes: dict[str, Any],
                 remove: tuple[str, ...] = ()) -> bool:
         try:
             job = self.jobs.transition(
                 job_id, status, expected=[JobStatus.PROCESSING], changes=changes,
-                remove=("leaseId", "leaseExpiresAt", *remove),
+                remove=("leaseId", "leaseExpiresAt", "leaseMessageId", *remove),
                 extra_condition=("#leaseId = :lease", {":lease": lease}),
             )
         except InvalidTransition as exc:
