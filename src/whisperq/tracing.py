@@ -10,16 +10,20 @@ from collections.abc import Iterator
 from typing import Any
 
 from aws_xray_sdk.core import xray_recorder
+from aws_xray_sdk.core.models.dummy_entities import DummySegment, DummySubsegment
 
 # Outside a traced invocation there is no segment: carry on untraced instead of raising.
 xray_recorder.configure(context_missing="IGNORE_ERROR")
 
 
 def _has_segment() -> bool:
+    """A real segment to record under: not outside Lambda (none), and not an unsampled or
+    header-less invocation (a dummy, on which the SDK would only log warnings)."""
     try:
-        return xray_recorder.get_trace_entity() is not None
+        entity = xray_recorder.get_trace_entity()
     except Exception:  # noqa: BLE001 - no context at all is the same as no segment
         return False
+    return entity is not None and not isinstance(entity, DummySegment | DummySubsegment)
 
 
 @contextlib.contextmanager

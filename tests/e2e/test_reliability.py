@@ -42,6 +42,10 @@ def test_chaos_run_when_faults_strike_then_every_invariant_holds_and_the_table_s
     assert facts["kinds"]["poison"] >= 1 and facts["kinds"]["corrupt"] >= 1 and facts["deadLettered"] >= 1
     assert facts["final"]["COMPLETED"] == facts["jobs"] - facts["kinds"]["corrupt"]
     assert facts["final"]["FAILED"] == facts["kinds"]["corrupt"]
+    reported = run_cli(tmp_path / "state", "report", str(out), timeout_s=120)
+    assert reported.returncode == 0, reported.stderr
+    markdown = (out / "report.md").read_text()
+    assert "## Chaos run invariants: run-01 (all hold)" in markdown and "| nothing lost" in markdown
 
 
 def test_chaos_run_when_the_spec_is_nonsense_then_usage_error_before_anything_starts(tmp_path):

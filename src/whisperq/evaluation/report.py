@@ -214,6 +214,12 @@ def write_report(runs: list[Run], out_dir: Path) -> tuple[Path, Path]:
     for run in runs:
         parts = ", ".join(f"{k} {v:.3f}" for k, v in stage_means(run).items())
         md.append(f"- **{run.name}** (from {stage_source(run)}): {parts}")
+    for run in runs:
+        chaos = run.summary.get("chaos")
+        if chaos:
+            md += ["", f"## Chaos run invariants: {run.name} ({'all hold' if chaos['ok'] else 'BROKEN'})", "",
+                   "| invariant | result | detail |", "|---|---|---|"]
+            md += [f"| {c['invariant']} | {'ok' if c['ok'] else 'FAILED'} | {c['detail']} |" for c in chaos["checks"]]
     md += [""] + [f"![{title}]({path.name})" for title, path in plots] + [""]
     markdown_path = out_dir / "report.md"
     markdown_path.write_text("\n".join(md), encoding="utf-8")
@@ -230,10 +236,16 @@ def write_report(runs: list[Run], out_dir: Path) -> tuple[Path, Path]:
     )
     configs = "".join(f"<li><b>{html.escape(r.name)}</b>: <code>{html.escape(json.dumps(r.summary['config']))}"
                       "</code></li>" for r in runs)
+    verdicts = "".join(
+        f"<h2>Chaos run invariants: {html.escape(r.name)}</h2><table><tr><th>invariant</th><th>result</th>"
+        "<th>detail</th></tr>" + "".join(
+            f"<tr>{cell('td', c['invariant'])}{cell('td', 'ok' if c['ok'] else 'FAILED')}{cell('td', c['detail'])}</tr>"
+            for c in r.summary["chaos"]["checks"]) + "</table>"
+        for r in runs if r.summary.get("chaos"))
     page = ("<!doctype html><html><head><meta charset='utf-8'><title>whisperq load-test report</title><style>"
             "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;"
             "padding:4px 8px;text-align:right}th{background:#eee}</style></head><body>"
-            f"<h1>whisperq load-test report</h1>{table}<h2>Configuration</h2><ul>{configs}</ul>{images}"
+            f"<h1>whisperq load-test report</h1>{table}<h2>Configuration</h2><ul>{configs}</ul>{verdicts}{images}"
             "</body></html>")
     html_path = out_dir / "report.html"
     html_path.write_text(page, encoding="utf-8")
