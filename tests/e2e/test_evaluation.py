@@ -31,7 +31,8 @@ def test_loadtest_sweep_and_report_when_run_then_every_job_recorded_and_report_h
     rows = [json.loads(line) for line in (run_dirs[0] / "jobs.jsonl").read_text().splitlines()]
     assert len(rows) == 8
     for row in rows:
-        assert row["submittedAt"] <= row["uploadedAt"] <= row["startedAt"] <= row["endedAt"]
+        assert row["submittedAt"] <= row["uploadedAt"] <= row["startedAt"] <= row["transcribedAt"] <= row["endedAt"]
+        assert row["modelReadyAt"] <= row["startedAt"] and row["enqueuedAt"] <= row["startedAt"]
         assert row["status"] == "COMPLETED" and row["transcribeS"] is not None and row["queueWaitS"] is not None
     assert (run_dirs[0] / "samples.jsonl").read_text().strip()
     # Every job's stages came back from the twin's X-Ray (collector -> moto's X-Ray API -> the run).

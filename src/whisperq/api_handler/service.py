@@ -24,8 +24,9 @@ UPLOAD_GRACE_S = 60
 
 # Job details the status response shows, by the name it shows them under.
 PUBLIC_DETAILS = (
-    "enqueuedAt", "startedAt", "completedAt", "failedAt", "cancelledAt", "queueWaitS", "downloadS", "decodeS",
-    "transcribeS", "uploadS", "audioDurationS", "realTimeFactor", "engine", "model", "modelLoadS",
+    "enqueuedAt", "startedAt", "modelReadyAt", "transcribedAt", "completedAt", "failedAt", "cancelledAt",
+    "queueWaitS", "downloadS", "decodeS", "transcribeS", "uploadS", "audioDurationS", "realTimeFactor", "engine",
+    "model", "modelLoadS",
     "coldStart", "language", "languageProbability", "lastError", "retries", "callbackStatus",
 )
 

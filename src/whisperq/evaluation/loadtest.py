@@ -284,7 +284,8 @@ def job_row(record: JobRecord) -> dict[str, Any]:
         "jobId": record.job_id, "file": record.file, "status": record.status, "attempts": record.attempts,
         "error": record.error, "kind": record.kind, "history": record.history,
         "submittedAt": record.submitted_at, "uploadedAt": record.uploaded_at,
-        "enqueuedAt": _ts(d.get("enqueuedAt")), "startedAt": _ts(d.get("startedAt")), "endedAt": ended,
+        "enqueuedAt": _ts(d.get("enqueuedAt")), "startedAt": _ts(d.get("startedAt")),
+        "modelReadyAt": _ts(d.get("modelReadyAt")), "transcribedAt": _ts(d.get("transcribedAt")), "endedAt": ended,
         "latencyS": round(ended - record.uploaded_at, 3) if ended and record.uploaded_at else None,
         "uploadToStartS": (round(_ts(d["startedAt"]) - record.uploaded_at, 3)
                            if d.get("startedAt") and record.uploaded_at else None),

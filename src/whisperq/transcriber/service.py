@@ -129,6 +129,8 @@ class Transcriber:
         self.extend_visibility = extend_visibility
         self.callback_sleep: Callable[[float], None] = time.sleep
         self._cold = True
+        # When this worker's model was ready (the engine is loaded before the transcriber is built).
+        self.model_ready_at = iso(utc_now())
         self.faults: Injector | None = None  # chaos runs only (WHISPERQ_FAULTS)
         self._retries = 0
         self._queue_wait_s: float | None = None
@@ -433,6 +435,7 @@ class Transcriber:
             if self.faults is not None:
                 time.sleep(self.faults.extra_delay_s())
         timings["transcribeS"] = time.perf_counter() - started
+        transcribed_at = iso(utc_now())
         if self.faults is not None:
             self.faults.maybe_crash()  # mid-batch: the job taken, its transcript not yet written
         started = time.perf_counter()
@@ -455,6 +458,8 @@ class Transcriber:
             "language": transcript.language,
             "languageProbability": transcript.language_probability,
             "transcriptKeys": outputs,
+            "modelReadyAt": self.model_ready_at,
+            "transcribedAt": transcribed_at,
             "completedAt": iso(utc_now()),
         }
 
