@@ -5,6 +5,8 @@ One spec, NAME=VALUE pairs separated by commas, read by each part that plays a f
 - `aws_errors=R`: the transcriber function's AWS calls fail at rate R (botocore event hooks): a
   throttle or a connection error before the call is sent, or a 500 / a read timeout after it was
   carried out (the answer is lost; the caller cannot tell whether it happened).
+- `api_errors=R`: the same for the API function's AWS calls (the API retries them; what still fails
+  is a 503, which clients send again).
 - `crash=R`: a worker process SIGKILLs itself at rate R per job, in the middle of its batch (after
   taking the job, before its transcript is written).
 - `slow=R`, `slow_s=S`: at rate R a transcription takes S seconds longer (more than the visibility
@@ -38,6 +40,7 @@ class FaultSpecError(ValueError):
 @dataclass(frozen=True)
 class FaultSpec:
     aws_errors: float = 0.0
+    api_errors: float = 0.0
     crash: float = 0.0
     slow: float = 0.0
     slow_s: float = 0.0
@@ -61,7 +64,7 @@ class FaultSpec:
             except ValueError:
                 raise FaultSpecError(f"fault {name} takes a number, got {raw!r}") from None
         spec = cls(**values)
-        for name in ("aws_errors", "crash", "slow", "poison", "corrupt"):
+        for name in ("aws_errors", "api_errors", "crash", "slow", "poison", "corrupt"):
             if not 0.0 <= getattr(spec, name) <= 1.0:
                 raise FaultSpecError(f"fault {name} is a rate between 0 and 1")
         if spec.slow_s < 0 or spec.kill_every_s < 0:
@@ -70,8 +73,8 @@ class FaultSpec:
 
     @property
     def active(self) -> bool:
-        return any((self.aws_errors, self.crash, self.slow and self.slow_s, self.kill_every_s, self.poison,
-                    self.corrupt))
+        return any((self.aws_errors, self.api_errors, self.crash, self.slow and self.slow_s, self.kill_every_s,
+                    self.poison, self.corrupt))
 
     def __str__(self) -> str:
         return ",".join(f"{f.name}={getattr(self, f.name):g}" for f in fields(self)
@@ -83,10 +86,12 @@ def from_env(environ: Any = None) -> FaultSpec:
 
 
 class Injector:
-    """Plays the worker-side faults of one spec, with its own random stream."""
+    """Plays the function-side faults of one spec, with its own random stream. `aws_error_rate`:
+    the rate for this function's AWS calls (the transcriber's aws_errors, the API's api_errors)."""
 
-    def __init__(self, spec: FaultSpec):
+    def __init__(self, spec: FaultSpec, aws_error_rate: float | None = None):
         self.spec = spec
+        self.aws_error_rate = spec.aws_errors if aws_error_rate is None else aws_error_rate
         # Each worker process draws its own stream (seeded runs stay repeatable per worker).
         self._random = random.Random(None if spec.seed is None else spec.seed * 7919 + os.getpid())
         self._lock = threading.Lock()
@@ -105,7 +110,7 @@ class Injector:
     def install_aws_errors(self, client: Any) -> None:
         """Hook the client's calls: before the request is sent (throttle, connection error) or after
         the service answered (a 500 or a timeout in place of the answer: the call did happen)."""
-        if self.spec.aws_errors <= 0:
+        if self.aws_error_rate <= 0:
             return
         events = client.meta.events
         events.register("before-call.*.*", self._before_call)
@@ -113,7 +118,7 @@ class Injector:
 
     def _before_call(self, model: Any, context: dict[str, Any] | None = None, **kwargs: Any) -> None:
         """At the configured rate a call fails: half the time before it is sent, half after."""
-        if not self._draw(self.spec.aws_errors):
+        if not self._draw(self.aws_error_rate):
             return
         kind = self._random.random()
         if kind < 0.5 and context is not None:

@@ -27,7 +27,8 @@ def test_chaos_run_when_faults_strike_then_every_invariant_holds_and_the_table_s
     out = tmp_path / "chaos"
     result = run_cli(tmp_path / "state", "loadtest", "--jobs", "24", "--synthetic-seconds", "2",
                      "--set", "synthetic_seconds_per_audio_second=0.1",
-                     "--faults", "aws_errors=0.2,crash=0.05,slow=0.1,slow_s=5,kill_every_s=4,poison=0.1,corrupt=0.1,"
+                     "--faults", "aws_errors=0.2,api_errors=0.2,crash=0.05,slow=0.1,slow_s=5,kill_every_s=4,poison=0.1,"
+                                 "corrupt=0.1,"
                                  "seed=1",
                      "--timeout", "150", "--out", str(out), env=FAST, timeout_s=400)
     assert result.returncode == 0, result.stderr[-3000:]

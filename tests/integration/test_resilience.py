@@ -91,6 +91,34 @@ def test_conditional_write_when_answer_lost_after_success_then_not_mistaken_for_
     assert job.status is JobStatus.QUEUED and state["calls"] == 2
 
 
+def test_create_when_answer_lost_after_success_then_the_job_is_not_mistaken_for_a_taken_id(stack):
+    # Found by a chaos run with api_errors: the API answered 503 for a job it had stored.
+    from whisperq.aws.jobs_table import JobIdTaken
+    from whisperq.core.jobs import Job, iso, new_job_id, utc_now
+
+    ddb = stack.clients.dynamodb
+    state = {"calls": 0}
+
+    def lose_first_answer(http_response, **kwargs):
+        state["calls"] += 1
+        if state["calls"] == 1:
+            raise EndpointConnectionError(endpoint_url="dynamodb")
+
+    ddb.meta.events.register("after-call.dynamodb.PutItem", lose_first_answer)
+    jobs = replace_retry(stack.jobs)
+    now = iso(utc_now())
+    job_id = new_job_id()
+    job = Job(job_id, JobStatus.UPLOADING, "a.wav", "audio/wav", f"audio/{job_id}/a.wav", now, now,
+              details={"owner": "alice"})
+    assert jobs.create(job) == job and state["calls"] == 2
+    assert stack.jobs.get(job.job_id).status is JobStatus.UPLOADING
+    # A genuinely taken id is still refused, retry or not.
+    other = Job(job_id, JobStatus.UPLOADING, "b.wav", "audio/wav", f"audio/{job_id}/b.wav", now, now,
+                details={"owner": "bob"})
+    with pytest.raises(JobIdTaken):
+        jobs.create(other)
+
+
 def replace_retry(jobs):
     from whisperq.aws.jobs_table import JobsTable
     from whisperq.aws.retry import RetryPolicy

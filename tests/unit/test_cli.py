@@ -84,3 +84,35 @@ def test_infra_params_when_out_of_aws_limits_then_refused(run):
 def test_shell_completion_when_asked_then_click_writes_a_script():
     result = CliRunner().invoke(cli, [], prog_name="whisperq", env={"_WHISPERQ_COMPLETE": "bash_source"})
     assert result.exit_code == 0 and "_WHISPERQ_COMPLETE" in result.output and "complete " in result.output
+
+
+def test_api_client_when_the_service_says_try_again_then_retried_with_backoff_and_other_errors_not(monkeypatch):
+    from whisperq.cli.client import ApiClient
+    from whisperq.cli.errors import CliError
+
+    answers = iter([503, 429, 201, 400, 503, 503, 503, 503])
+    sent, slept = [], []
+
+    class Response:
+        def __init__(self, status):
+            self.status_code = status
+
+        def json(self):
+            return {"jobId": "x"} if self.status_code == 201 else {"error": {"message": f"status {self.status_code}"}}
+
+    class Session:
+        headers: dict = {}
+
+        def request(self, method, url, **kwargs):
+            sent.append(method)
+            return Response(next(answers))
+
+    client = ApiClient("http://127.0.0.1:1", session=Session(), sleep=slept.append)
+    assert client.create_upload("a.wav", "audio/wav") == {"jobId": "x"}
+    assert slept == [0.5, 1.0] and len(sent) == 3
+    with pytest.raises(CliError) as bad:  # a 400 is the caller's to fix: not sent again
+        client.create_upload("a.wav", "audio/wav")
+    assert bad.value.exit_code == 2 and len(sent) == 4
+    with pytest.raises(CliError) as down:  # still unavailable after 3 retries: exit 7
+        client.create_upload("a.wav", "audio/wav")
+    assert down.value.exit_code == 7 and len(sent) == 8 and slept[-3:] == [0.5, 1.0, 2.0]

@@ -14,6 +14,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 
+from whisperq import faults
 from whisperq.api_handler.openapi import document as openapi_document
 from whisperq.api_handler.service import JobService
 from whisperq.aws.blobs import Blobs
@@ -43,7 +44,10 @@ def service() -> JobService:
     global _service
     if _service is None:
         settings = Settings.from_env()
-        clients = Clients(settings)
+        spec = faults.FaultSpec.parse(settings.faults)
+        if spec.api_errors:
+            logger.warning("fault injection is on", extra={"faults": str(spec)})
+        clients = Clients(settings, customize=faults.Injector(spec, spec.api_errors).install_aws_errors)
         _service = JobService(settings, JobsTable(clients, settings.table), Blobs(clients, settings.bucket),
                               allow_private_callbacks=settings.allow_private_callbacks)
     return _service

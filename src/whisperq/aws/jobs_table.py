@@ -15,7 +15,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from whisperq.aws.clients import Clients
 from whisperq.aws.errors import as_core_error, error_code
 from whisperq.aws.retry import RetryPolicy
-from whisperq.core.errors import InvalidRequest, InvalidTransition, JobNotFound
+from whisperq.core.errors import InvalidRequest, InvalidTransition, JobNotFound, WhisperqError
 from whisperq.core.jobs import Job, JobStatus, iso, sources_of, utc_now
 
 _serializer = TypeSerializer()
@@ -72,6 +72,10 @@ def job_to_item(job: Job) -> dict[str, Any]:
     return {k: _serializer.serialize(_to_dynamo(v)) for k, v in plain.items()}
 
 
+class JobIdTaken(WhisperqError):
+    """A new job's id is already in the table."""
+
+
 class JobsTable:
     """Reads and conditionally writes jobs."""
 
@@ -85,8 +89,26 @@ class JobsTable:
         return self._clients.dynamodb
 
     def create(self, job: Job) -> Job:
-        """Store a new job; fails if the id is taken (it never should be: ids are uuid4)."""
-        return self.retry.call("create job", lambda: self._create(job))
+        """Store a new job; fails if the id is taken (it never should be: ids are uuid4).
+
+        Retry-safe: when an earlier attempt stored the job but its answer was lost, the retry's
+        failed condition finds this very job (same item) and counts as success."""
+        attempt = 0
+
+        def once() -> Job:
+            nonlocal attempt
+            attempt += 1
+            try:
+                return self._create(job)
+            except JobIdTaken:
+                if attempt > 1:
+                    stored = self._get(job.job_id)
+                    if (stored.created_at, stored.audio_key, stored.details.get("owner")) == (
+                            job.created_at, job.audio_key, job.details.get("owner")):
+                        return job
+                raise
+
+        return self.retry.call("create job", once)
 
     def _create(self, job: Job) -> Job:
         try:
@@ -95,7 +117,11 @@ class JobsTable:
                 Item=job_to_item(job),
                 ConditionExpression="attribute_not_exists(jobId)",
             )
-        except (ClientError, BotoCoreError) as exc:
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                raise JobIdTaken(f"job id {job.job_id} is already taken") from exc
+            raise as_core_error(exc, f"storing job {job.job_id}") from exc
+        except BotoCoreError as exc:
             raise as_core_error(exc, f"storing job {job.job_id}") from exc
         return job
 

@@ -42,11 +42,22 @@ class _ProgressReader:
         return chunk
 
 
+# Answers that say "try again later": throttled, or a dependency of the API failing for now.
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+
+
 class ApiClient:
     def __init__(self, base_url: str, timeout_s: float = 30.0, session: requests.Session | None = None,
-                 api_key: str | None = None):
+                 api_key: str | None = None, retries: int = 3, backoff_s: float = 0.5,
+                 sleep: Callable[[float], None] = time.sleep):
+        """`retries`: how often a request answered 429, 502, 503 or 504 is sent again, with
+        exponential backoff. (A create retried after such an answer may leave one extra job that
+        never gets an upload; it ends FAILED "upload not received".)"""
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
+        self.retries = retries
+        self.backoff_s = backoff_s
+        self.sleep = sleep
         self.session = session or requests.Session()
         if api_key:
             # API Gateway checks it against its usage plan (a deployed stack requires it).
@@ -54,14 +65,24 @@ class ApiClient:
 
     def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         url = f"{self.base_url}{path}"
+        for attempt in range(self.retries + 1):
+            response = self._send(method, url, **kwargs)
+            if response.status_code not in RETRY_STATUSES or attempt == self.retries:
+                break
+            self.sleep(self.backoff_s * 2 ** attempt)
+        return self._payload(response, url)
+
+    def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
         try:
-            response = self.session.request(method, url, timeout=self.timeout_s, **kwargs)
+            return self.session.request(method, url, timeout=self.timeout_s, **kwargs)
         except requests.ConnectionError as exc:
             raise CliError(f"cannot reach the whisperq API at {self.base_url} ({type(exc).__name__})",
                            EXIT_UNREACHABLE) from exc
         except requests.Timeout as exc:
             raise CliError(f"the whisperq API at {self.base_url} did not answer in {self.timeout_s:.0f} s",
                            EXIT_TIMEOUT) from exc
+
+    def _payload(self, response: requests.Response, url: str) -> dict[str, Any]:
         try:
             payload = response.json()
         except ValueError:
