@@ -122,9 +122,12 @@ def call(stack, settings):
     api.reset(service)
     base = load_event("api_post_upload.json")
 
-    def invoke(method, path, body=None, key=ALICE, query=None, template=None, raw=None):
+    def invoke(method, path, body=None, key=ALICE, query=None, template=None, raw=None, headers=None):
         event = json.loads(json.dumps(base))
         event.update(httpMethod=method, path=path, resource=path, queryStringParameters=query)
+        for name, value in (headers or {}).items():
+            event["headers"][name] = value
+            event["multiValueHeaders"][name] = [value]
         event["body"] = raw if raw is not None else (json.dumps(body) if body is not None else None)
         event["requestContext"]["identity"]["apiKeyId"] = key
         response = api.handler(event, LocalLambdaContext("whisperq-api"))

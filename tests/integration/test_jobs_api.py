@@ -207,3 +207,31 @@ def test_callback_when_receiver_keeps_failing_then_bounded_retries_and_job_still
     assert len(receiver.requests) == 4
     job = stack.jobs.get(created["jobId"])
     assert job.status is JobStatus.COMPLETED and job.details["callbackStatus"].startswith("failed")
+
+
+@pytest.mark.parametrize(("path", "template"), [("/jobs", "/jobs"), ("/upload", "/upload")])
+def test_create_when_sent_again_with_its_idempotency_key_then_the_same_job_not_a_second(call, stack, path, template):
+    body = {"filename": "meeting.wav", "contentType": "audio/wav"}
+    status, first, _ = call("POST", path, body, headers={"Idempotency-Key": "order-7781"})
+    assert status == 201 and "idempotentReplayed" not in first
+    # Header names are case-insensitive, as in HTTP.
+    status, again, _ = call("POST", path, body, headers={"idempotency-key": "order-7781"})
+    assert status == 201 and again["jobId"] == first["jobId"] and again["idempotentReplayed"] is True
+    assert stack.clients.dynamodb.scan(TableName=stack.settings.table)["Count"] == 1
+    # Another key makes another job; the same key from another API key is that caller's own.
+    assert call("POST", path, body, headers={"Idempotency-Key": "order-7782"})[1]["jobId"] != first["jobId"]
+    _, bobs, _ = call("POST", path, body, key=BOB, headers={"Idempotency-Key": "order-7781"})
+    assert bobs["jobId"] != first["jobId"] and "idempotentReplayed" not in bobs
+    # The same key with a different request is refused, and changes nothing.
+    status, payload, _ = call("POST", path, {**body, "filename": "other.wav"},
+                              headers={"Idempotency-Key": "order-7781"})
+    assert status == 409 and "different request" in payload["error"]["message"]
+    assert stack.jobs.get(first["jobId"]).filename == "meeting.wav"
+
+
+@pytest.mark.parametrize("key", ["", "has space", "x" * 256, "naïve"])
+def test_create_when_idempotency_key_malformed_then_400_and_no_job(call, stack, key):
+    status, payload, _ = call("POST", "/jobs", {"filename": "a.wav", "contentType": "audio/wav"},
+                              headers={"Idempotency-Key": key})
+    assert status == 400 and "Idempotency-Key" in payload["error"]["message"]
+    assert stack.clients.dynamodb.scan(TableName=stack.settings.table)["Count"] == 0

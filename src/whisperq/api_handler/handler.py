@@ -16,7 +16,7 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 
 from whisperq import faults
 from whisperq.api_handler.openapi import document as openapi_document
-from whisperq.api_handler.service import JobService
+from whisperq.api_handler.service import JobService, validate_idempotency_key
 from whisperq.aws.blobs import Blobs
 from whisperq.aws.clients import Clients
 from whisperq.aws.jobs_table import JobsTable
@@ -100,8 +100,11 @@ def query(name: str) -> str | None:
 def created(payload: dict[str, Any]) -> Response:
     logger.append_keys(job_id=payload["jobId"])
     annotate(jobId=payload["jobId"])
-    logger.info("job created")
-    metrics.add_metric("JobsCreated", "Count", 1)
+    if payload.get("idempotentReplayed"):
+        logger.info("create replayed with its Idempotency-Key")
+    else:
+        logger.info("job created")
+        metrics.add_metric("JobsCreated", "Count", 1)
     return json_response(201, payload)
 
 
@@ -116,9 +119,14 @@ def openapi() -> dict[str, Any]:
     return openapi_document()
 
 
+def idempotency_key() -> str | None:
+    # Powertools v3 headers are case-insensitive.
+    return validate_idempotency_key(app.current_event.headers.get("Idempotency-Key"))
+
+
 @app.post("/upload")
 def create_upload() -> Response:
-    return created(service().create_upload(json_body(), owner()))
+    return created(service().create_upload(json_body(), owner(), idempotency_key()))
 
 
 @app.get("/status/<job_id>")
@@ -128,7 +136,7 @@ def get_status(job_id: str) -> dict[str, Any]:
 
 @app.post("/jobs")
 def create_job() -> Response:
-    return created(service().create_job(json_body(), owner()))
+    return created(service().create_job(json_body(), owner(), idempotency_key()))
 
 
 @app.get("/jobs")

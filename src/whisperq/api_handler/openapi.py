@@ -43,6 +43,16 @@ _CREATE = {
         },
     },
 }
+IDEMPOTENCY_PARAM = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "Send a create again with the same key (after a timeout or a 5xx) and get the same job back, "
+                   "not a second one: the answer then carries idempotentReplayed: true. The same key with a "
+                   "different body is a 409. Scoped to the API key; 1 to 255 printable ASCII characters.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[\\x21-\\x7e]+$"},
+}
+_REPLAYED = {"type": "boolean", "description": "true when an Idempotency-Key matched an earlier create"}
 _JOB = {
     "type": "object",
     "required": ["jobId", "status", "filename", "contentType", "createdAt", "updatedAt", "attempts", "options"],
@@ -61,6 +71,7 @@ _JOB = {
         "transcriptUrls": {"type": "object", "additionalProperties": {"type": "string"}},
         "expiresIn": {"type": "integer"},
         "error": {"type": "string", "description": "why the job FAILED"},
+        "idempotentReplayed": _REPLAYED,
     },
 }
 
@@ -121,6 +132,7 @@ def document() -> dict[str, Any]:
             "/upload": {
                 "post": {
                     "operationId": "createUpload",
+                    "parameters": [IDEMPOTENCY_PARAM],
                     "summary": "create a job; upload with a pre-signed PUT (original API)",
                     "requestBody": {
                         "required": True,
@@ -129,6 +141,7 @@ def document() -> dict[str, Any]:
                     "responses": {
                         "201": _json("Upload", "job created, waiting for its upload"),
                         "400": _error("malformed or invalid request"),
+                        "409": _error("the Idempotency-Key was used with a different request"),
                         **_COMMON_ERRORS,
                     },
                 }
@@ -144,6 +157,7 @@ def document() -> dict[str, Any]:
             "/jobs": {
                 "post": {
                     "operationId": "createJob",
+                    "parameters": [IDEMPOTENCY_PARAM],
                     "summary": "create a job; upload with the pre-signed POST form",
                     "requestBody": {
                         "required": True,
@@ -152,6 +166,7 @@ def document() -> dict[str, Any]:
                     "responses": {
                         "201": _json("CreatedJob", "job created, waiting for its upload"),
                         "400": _error("malformed or invalid request"),
+                        "409": _error("the Idempotency-Key was used with a different request"),
                         **_COMMON_ERRORS,
                     },
                 },
@@ -280,10 +295,12 @@ def document() -> dict[str, Any]:
                     ],
                     "properties": {
                         "jobId": _JOB_ID,
-                        "status": {"const": "UPLOADING"},
+                        "status": {"type": "string", "enum": [s.value for s in JobStatus],
+                                   "description": "UPLOADING; a replayed create shows the job as it is now"},
                         "uploadUrl": {"type": "string"},
                         "uploadMethod": {"const": "PUT"},
                         "uploadHeaders": {"type": "object"},
+                        "idempotentReplayed": _REPLAYED,
                         "expiresIn": {"type": "integer"},
                         "options": {"$ref": "#/components/schemas/Options"},
                     },

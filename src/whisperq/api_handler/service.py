@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import re
 import time
+import uuid
 from typing import Any
 
 from whisperq.aws.blobs import Blobs
-from whisperq.aws.jobs_table import JobsTable
+from whisperq.aws.jobs_table import JobIdTaken, JobsTable
 from whisperq.config import Settings
 from whisperq.core.audio import validate_content_type
 from whisperq.core.callbacks import validate_callback_url
@@ -39,6 +43,27 @@ class Conflict(WhisperqError):
     exit_code = 4
 
 
+IDEMPOTENCY_NAMESPACE = uuid.UUID("6f0c3b1e-8a5d-4f7e-9c2b-3d4e5f607182")
+_IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
+
+
+def validate_idempotency_key(raw: str | None) -> str | None:
+    if raw is None:
+        return None
+    if not _IDEMPOTENCY_KEY.fullmatch(raw):
+        raise InvalidRequest("Idempotency-Key must be 1 to 255 printable ASCII characters without spaces")
+    return raw
+
+
+def idempotent_job_id(owner: str, key: str) -> str:
+    """The job id an idempotency key names, for one owner (uuid5: the same inputs, the same id)."""
+    return str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{owner}\n{key}"))
+
+
+def request_hash(body: Any) -> str:
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode("utf-8")).hexdigest()
+
+
 class JobService:
     def __init__(self, settings: Settings, jobs: JobsTable, blobs: Blobs, allow_private_callbacks: bool = False):
         self.settings = settings
@@ -47,7 +72,7 @@ class JobService:
         self.allow_private_callbacks = allow_private_callbacks
 
     # --- creating ------------------------------------------------------------------------
-    def _new_job(self, body: Any, owner: str, allowed: set[str]) -> Job:
+    def _new_job(self, body: Any, owner: str, allowed: set[str], idempotency_key: str | None = None) -> Job:
         if not isinstance(body, dict):
             raise InvalidRequest("the request body must be a JSON object with filename and contentType")
         unknown = sorted(set(body) - allowed)
@@ -65,18 +90,40 @@ class JobService:
         if body.get("callbackUrl") is not None:
             details["callbackUrl"] = validate_callback_url(body["callbackUrl"], self.allow_private_callbacks)
         job_id = new_job_id()
+        if idempotency_key is not None:
+            # The same key (for the same API key) names the same job: a create sent again finds it.
+            job_id = idempotent_job_id(owner, idempotency_key)
+            details["idempotencyKey"] = idempotency_key
+            details["requestHash"] = request_hash(body)
         now = iso(utc_now())
         return Job(job_id=job_id, status=JobStatus.UPLOADING, filename=filename, content_type=content_type,
                    audio_key=audio_key(job_id, filename), created_at=now, updated_at=now, details=details)
 
-    def create_upload(self, body: Any, owner: str = DEFAULT_OWNER) -> dict[str, Any]:
+    def _store(self, job: Job) -> tuple[Job, bool]:
+        """Store the new job; with an idempotency key already used, the job it made (and True)."""
+        try:
+            return self.jobs.create(job), False
+        except JobIdTaken:
+            key = job.details.get("idempotencyKey")
+            if key is None:
+                raise
+        earlier = self.jobs.get(job.job_id)
+        if earlier.details.get("owner") != job.details.get("owner") or \
+                earlier.details.get("requestHash") != job.details.get("requestHash"):
+            raise Conflict("this Idempotency-Key was already used with a different request; use a new key "
+                           "for a new job")
+        return earlier, True
+
+    def create_upload(self, body: Any, owner: str = DEFAULT_OWNER,
+                      idempotency_key: str | None = None) -> dict[str, Any]:
         """POST /upload: a job in UPLOADING and a pre-signed PUT URL (the original contract)."""
-        job = self._new_job(body, owner, {"filename", "contentType", "options", "callbackUrl"})
+        job = self._new_job(body, owner, {"filename", "contentType", "options", "callbackUrl"}, idempotency_key)
         expires_in = self.settings.upload_url_expiry_s
         # Sign first: if signing fails, no job is left behind waiting for an upload.
         url = self.blobs.presign_put(job.audio_key, job.content_type, expires_in)
-        self.jobs.create(job)
+        job, replayed = self._store(job)
         return {
+            **({"idempotentReplayed": True} if replayed else {}),
             "jobId": job.job_id,
             "status": job.status.value,
             "uploadUrl": url,
@@ -86,13 +133,15 @@ class JobService:
             "options": job.details["options"],
         }
 
-    def create_job(self, body: Any, owner: str = DEFAULT_OWNER) -> dict[str, Any]:
+    def create_job(self, body: Any, owner: str = DEFAULT_OWNER, idempotency_key: str | None = None) -> dict[str, Any]:
         """POST /jobs: a job and a pre-signed POST form whose policy S3 enforces (size, type, key)."""
-        job = self._new_job(body, owner, {"filename", "contentType", "options", "callbackUrl"})
+        job = self._new_job(body, owner, {"filename", "contentType", "options", "callbackUrl"}, idempotency_key)
         expires_in = self.settings.upload_url_expiry_s
         form = self.blobs.presign_post(job.audio_key, job.content_type, self.settings.max_upload_bytes, expires_in)
-        self.jobs.create(job)
+        job, replayed = self._store(job)
         view = self.describe(job)
+        if replayed:
+            view["idempotentReplayed"] = True
         view["upload"] = {
             "method": "POST",
             "url": form["url"],

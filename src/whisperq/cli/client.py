@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
@@ -51,8 +52,7 @@ class ApiClient:
                  api_key: str | None = None, retries: int = 3, backoff_s: float = 0.5,
                  sleep: Callable[[float], None] = time.sleep):
         """`retries`: how often a request answered 429, 502, 503 or 504 is sent again, with
-        exponential backoff. (A create retried after such an answer may leave one extra job that
-        never gets an upload; it ends FAILED "upload not received".)"""
+        exponential backoff (a create with the same Idempotency-Key, so never a second job)."""
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
         self.retries = retries
@@ -104,7 +104,8 @@ class ApiClient:
         body: dict[str, Any] = {"filename": filename, "contentType": content_type}
         if options:
             body["options"] = options
-        return self._request("POST", "/upload", json=body)
+        # One key for this create and every retry of it: a lost answer never makes a second job.
+        return self._request("POST", "/upload", json=body, headers={"Idempotency-Key": str(uuid.uuid4())})
 
     def list_jobs(self, status: str | None = None, limit: int = 20, cursor: str | None = None) -> dict[str, Any]:
         params: dict[str, Any] = {"limit": limit}
