@@ -11,6 +11,7 @@ from typing import Any
 
 from aws_xray_sdk.core import xray_recorder
 from aws_xray_sdk.core.models.dummy_entities import DummySegment, DummySubsegment
+from aws_xray_sdk.core.models.facade_segment import FacadeSegment
 
 # Outside a traced invocation there is no segment: carry on untraced instead of raising.
 xray_recorder.configure(context_missing="IGNORE_ERROR")
@@ -45,8 +46,8 @@ def annotate(**annotations: Any) -> None:
     if not _has_segment():
         return
     entity = xray_recorder.get_trace_entity()
-    if entity is None or type(entity).__name__ in ("FacadeSegment", "DummySegment"):
-        return  # a facade (Lambda's own segment) takes no annotations
+    if isinstance(entity, FacadeSegment):
+        return  # Lambda's own segment takes no annotations: only an open subsegment does
     for key, value in annotations.items():
         if value is not None:
             entity.put_annotation(key, value)

@@ -205,5 +205,6 @@ def handle_unexpected(exc: Exception) -> Response:
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     path_parameters = event.get("pathParameters") or {}
-    with stage("api", method=event.get("httpMethod"), path=event.get("path"), jobId=path_parameters.get("job_id")):
+    path = str(event.get("path") or "")[:200]  # X-Ray keeps annotation values short
+    with stage("api", method=event.get("httpMethod"), path=path, jobId=path_parameters.get("job_id")):
         return app.resolve(event, context)
