@@ -154,5 +154,15 @@ class Injector:
         return self.spec.slow_s if self._draw(self.spec.slow, "slow") else 0.0
 
 
+def injector_for(settings_faults: str, function: str, log: Any) -> Injector:
+    """The injector of one function ("transcriber" or "api") from the settings' spec, saying so in
+    the log when it will inject anything."""
+    spec = FaultSpec.parse(settings_faults)
+    rate = spec.api_errors if function == "api" else spec.aws_errors
+    if (spec.active if function == "transcriber" else rate):
+        log.warning("fault injection is on", extra={"faults": str(spec)})
+    return Injector(spec, rate)
+
+
 # Connection errors a fault may raise, for callers that classify them (all are retryable).
 INJECTED_CONNECTION_ERRORS = (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError)

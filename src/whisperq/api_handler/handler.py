@@ -44,10 +44,7 @@ def service() -> JobService:
     global _service
     if _service is None:
         settings = Settings.from_env()
-        spec = faults.FaultSpec.parse(settings.faults)
-        if spec.api_errors:
-            logger.warning("fault injection is on", extra={"faults": str(spec)})
-        clients = Clients(settings, customize=faults.Injector(spec, spec.api_errors).install_aws_errors)
+        clients = Clients(settings, customize=faults.injector_for(settings.faults, "api", logger).install_aws_errors)
         _service = JobService(settings, JobsTable(clients, settings.table), Blobs(clients, settings.bucket),
                               allow_private_callbacks=settings.allow_private_callbacks)
     return _service

@@ -125,7 +125,7 @@ class DeadLetterQueue:
             self._reset_job(letter, report)
         # The native move task takes every message in the DLQ, so only when the peek saw them all (and
         # reset all their jobs): a message whose job was not reset would be acknowledged as FAILED.
-        saw_everything = len(letters) >= self._depth()
+        saw_everything = len(letters) >= self.depth()
         if native and wanted is None and max_messages is None and saw_everything and self._start_move_task(rate_per_s):
             report.method = "StartMessageMoveTask"
             report.moved = [d.message_id for d in letters]
@@ -150,7 +150,8 @@ class DeadLetterQueue:
         except JobNotFound:
             report.skipped.append(f"{letter.message_id}: job {letter.job_id} does not exist")
 
-    def _depth(self) -> int:
+    def depth(self) -> int:
+        """Every message in the DLQ: visible, in flight or delayed."""
         depth = self.dlq.depth()
         return depth["visible"] + depth["in_flight"] + depth["delayed"]
 

@@ -60,16 +60,20 @@ def enable_versioning(s3: Any, bucket: str) -> None:
     s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
 
 
-def transcript_versions(s3: Any, bucket: str, job_ids: set[str]) -> dict[str, list[str]]:
-    """The ETag of every version (every write) of every transcript of the given jobs, by key."""
+def transcript_versions(s3: Any, bucket: str, job_ids: set[str]) -> tuple[dict[str, list[str]], set[str]]:
+    """The ETag of every version (every write) of every transcript of the given jobs, by key; and
+    the keys whose current version is an object (not deleted)."""
     etags: dict[str, list[str]] = defaultdict(list)
+    current: set[str] = set()
     paginator = s3.get_paginator("list_object_versions")
     for page in paginator.paginate(Bucket=bucket, Prefix="transcripts/"):
         for version in page.get("Versions", []):
             job_id = version["Key"].split("/")[1] if version["Key"].count("/") >= 2 else ""
             if job_id in job_ids:
                 etags[version["Key"]].append(version["ETag"])
-    return etags
+                if version.get("IsLatest"):
+                    current.add(version["Key"])
+    return etags, current
 
 
 def check_after_faults(rows: list[dict[str, Any]], dead_job_ids: set[str], versions: dict[str, list[str]],
@@ -136,9 +140,10 @@ def wait_until(predicate: Any, timeout_s: float, poll_s: float = 1.0) -> bool:
     return predicate()
 
 
-def run(twin: Any, test: Any, clients: Any, log: Any, replay_timeout_s: float = 300.0) -> Verdict:
+def run(twin: Any, test: Any, clients: Any, log: Any, replay_timeout_s: float = 300.0) -> dict[str, Any]:
     """The whole chaos run on a started twin whose workers run with faults: the load test, the
-    checks, the faults switched off (a redeployment of the workers), the replay, the last checks."""
+    checks, the faults switched off (a redeployment of the workers), the replay, the last checks.
+    Returns the run's summary with the verdict under "chaos" (also written to summary.json)."""
     from whisperq import constants, faults
     from whisperq.aws.dlq import DeadLetterQueue
     from whisperq.aws.queues import Queue
@@ -157,9 +162,8 @@ def run(twin: Any, test: Any, clients: Any, log: Any, replay_timeout_s: float = 
     dlq = DeadLetterQueue(clients, Queue(clients, twin.resources.dlq_url), Queue(clients, twin.resources.queue_url),
                           test.jobs)
     dead = {letter.job_id for letter in dlq.peek(limit=10_000) if letter.job_id}
-    existing = {obj["Key"] for page in clients.s3.get_paginator("list_objects_v2").paginate(
-        Bucket=bucket, Prefix="transcripts/") for obj in page.get("Contents", [])}
-    verdict = check_after_faults(rows, dead, transcript_versions(clients.s3, bucket, job_ids), existing)
+    versions, existing = transcript_versions(clients.s3, bucket, job_ids)
+    verdict = check_after_faults(rows, dead, versions, existing)
     verdict.facts = {
         "jobs": len(rows), "kinds": {k: sum(r["kind"] == k for r in rows) for k in ("audio", "poison", "corrupt")},
         "afterFaults": {s.value: sum(r["status"] == s.value for r in rows) for s in JobStatus},
@@ -175,8 +179,9 @@ def run(twin: Any, test: Any, clients: Any, log: Any, replay_timeout_s: float = 
     test.wait_for(replayed | unfinished, time.time() + replay_timeout_s)
     wait_until(test.queue_idle, settle_s)
     rows = [job_row(r) for r in test.records]
-    check_after_replay(verdict, rows, replayed, dlq._depth())
+    check_after_replay(verdict, rows, replayed, dlq.depth())
     verdict.facts["replay"] = {"method": report.method, "moved": len(report.moved), "jobsReset": len(report.jobs_reset)}
     verdict.facts["final"] = {s.value: sum(r["status"] == s.value for r in rows) for s in JobStatus}
-    test._write({**summary, "chaos": verdict.to_dict()})
-    return verdict
+    summary = {**summary, "chaos": verdict.to_dict()}
+    test.write(summary)
+    return summary

@@ -189,7 +189,7 @@ class LoadTest:
             sampler.join(timeout=5)
         self._read_traces(started)
         summary = self.summarise(started)
-        self._write(summary)
+        self.write(summary)
         return summary
 
     def _wait(self, started: float) -> None:
@@ -219,7 +219,7 @@ class LoadTest:
                     break
             # Jobs left while the queue stays empty with nothing in flight will not move (their
             # messages are in the dead-letter queue, or never came): stop after three quiet polls.
-            quiet = quiet + 1 if pending and self._queue_idle() else 0
+            quiet = quiet + 1 if pending and self.queue_idle() else 0
             if pending and quiet < 3:
                 time.sleep(1.0)
             elif pending:
@@ -228,9 +228,6 @@ class LoadTest:
 
     def queue_idle(self) -> bool:
         """Nothing visible, in flight or delayed: every message was deleted or dead-lettered."""
-        return self._queue_idle()
-
-    def _queue_idle(self) -> bool:
         try:
             depth = self.queue.depth()
         except Exception:  # noqa: BLE001 - unknown counts as busy
@@ -258,7 +255,8 @@ class LoadTest:
             summary["traces"] = trace_summary(self.trace_rows, summary["completed"])
         return summary
 
-    def _write(self, summary: dict[str, Any]) -> None:
+    def write(self, summary: dict[str, Any]) -> None:
+        """The run's files: jobs.jsonl, samples.jsonl, traces.jsonl (with traces), summary.json."""
         with open(self.out_dir / "jobs.jsonl", "w", encoding="utf-8") as handle:
             for record in self.records:
                 handle.write(json.dumps(job_row(record)) + "\n")
@@ -297,11 +295,10 @@ def job_row(record: JobRecord) -> dict[str, Any]:
 
 def trace_summary(rows: list[dict[str, Any]], completed: int) -> dict[str, Any]:
     """Mean seconds per stage over the traced jobs, and how many jobs had a trace."""
-    from whisperq.evaluation.traces import TRACE_STAGES, per_job
+    from whisperq.evaluation.traces import per_job, stage_means
 
     jobs = per_job(rows)
-    means = {stage: round(sum(j.get(stage, 0.0) for j in jobs.values()) / len(jobs), 4) if jobs else None
-             for stage in TRACE_STAGES}
+    means = {stage: round(mean, 4) if jobs else None for stage, mean in stage_means(jobs).items()}
     return {"jobsTraced": len(jobs), "completed": completed, "meanStageS": means}
 
 

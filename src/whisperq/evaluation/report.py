@@ -106,15 +106,13 @@ def stage_means(run: Run) -> dict[str, float]:
     timings each job records."""
     done = [j for j in run.jobs if j.get("status") == "COMPLETED"]
     if run.traces:
-        from whisperq.evaluation.traces import TRACE_STAGES, per_job
+        from whisperq.evaluation import traces
 
-        stages = per_job(run.traces)
+        stages = traces.per_job(run.traces)
         traced = [j for j in done if j["jobId"] in stages]
         waits = [j["queueWaitS"] for j in traced if j.get("queueWaitS") is not None]
-        means = {"queue wait": sum(waits) / len(waits) if waits else 0.0}
-        for name in TRACE_STAGES:
-            means[name] = (sum(stages[j["jobId"]].get(name, 0.0) for j in traced) / len(traced)) if traced else 0.0
-        return means
+        return {"queue wait": sum(waits) / len(waits) if waits else 0.0,
+                **traces.stage_means(stages, [j["jobId"] for j in traced])}
     means = {}
     for stage in STAGES:
         values = [j[stage] for j in done if j.get(stage) is not None]

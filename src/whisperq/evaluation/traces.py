@@ -91,6 +91,12 @@ def per_job(rows: Iterable[dict[str, Any]]) -> dict[str, dict[str, float]]:
     return {job: dict(stages) for job, stages in jobs.items()}
 
 
+def stage_means(jobs: dict[str, dict[str, float]], job_ids: Iterable[str] | None = None) -> dict[str, float]:
+    """Mean seconds per stage over the given traced jobs (all of `jobs` by default); 0.0 for none."""
+    chosen = [jobs[j] for j in (jobs if job_ids is None else job_ids) if j in jobs]
+    return {stage: sum(j.get(stage, 0.0) for j in chosen) / len(chosen) if chosen else 0.0 for stage in TRACE_STAGES}
+
+
 def collect(xray: Any, start: float, end: float, job_ids: set[str], completed: set[str],
             filter_expression: str | None = None, settle_s: float = 10.0, poll_s: float = 1.0) -> list[dict[str, Any]]:
     """The stage rows of the run's jobs (`job_ids`). Segments reach the API a moment after a job

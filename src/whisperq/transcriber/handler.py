@@ -39,20 +39,17 @@ def warm_up(settings: Settings | None = None) -> Transcriber:
     with _runtime_lock:
         if _runtime is None:
             settings = settings or Settings.from_env()
-            injector = faults.Injector(faults.FaultSpec.parse(settings.faults))
-            if injector.spec.active:
-                logger.warning("fault injection is on", extra={"faults": str(injector.spec)})
+            injector = faults.injector_for(settings.faults, "transcriber", logger)
             clients = Clients(settings, customize=injector.install_aws_errors)
             engine = load_engine(settings)
             logger.info("model loaded", extra={"engine": engine.name, "model": engine.model_name,
                                                "model_load_s": round(engine.load_time_s, 3)})
-            _runtime = build_runtime(settings, clients, engine)
-            _runtime.faults = injector
+            _runtime = build_runtime(settings, clients, engine, faults=injector)
         return _runtime
 
 
 def build_runtime(settings: Settings, clients: Clients, engine: Any, log: Any = logger,
-                  sleep: Any = time.sleep) -> Transcriber:
+                  sleep: Any = time.sleep, faults: faults.Injector | None = None) -> Transcriber:
     """The transcriber with its adapters; their retries are counted on the job being worked on."""
     runtime: Transcriber | None = None
 
@@ -70,7 +67,7 @@ def build_runtime(settings: Settings, clients: Clients, engine: Any, log: Any = 
 
     runtime = Transcriber(
         settings, JobsTable(clients, settings.table, policy), Blobs(clients, settings.bucket, policy), engine,
-        log, metrics=metrics, extend_visibility=extend_visibility,
+        log, metrics=metrics, extend_visibility=extend_visibility, faults=faults,
     )
     return runtime
 

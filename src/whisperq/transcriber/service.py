@@ -119,7 +119,8 @@ class Transcriber:
     """Turns S3 upload events into transcripts and job status changes."""
 
     def __init__(self, settings: Settings, jobs: JobsTable, blobs: Blobs, engine: Engine, logger: Any,
-                 metrics: Metrics | None = None, extend_visibility: ExtendVisibility | None = None):
+                 metrics: Metrics | None = None, extend_visibility: ExtendVisibility | None = None,
+                 faults: Injector | None = None):
         self.settings = settings
         self.jobs = jobs
         self.blobs = blobs
@@ -131,7 +132,7 @@ class Transcriber:
         self._cold = True
         # When this worker's model was ready (the engine is loaded before the transcriber is built).
         self.model_ready_at = iso(utc_now())
-        self.faults: Injector | None = None  # chaos runs only (WHISPERQ_FAULTS)
+        self.faults = faults  # chaos runs only (WHISPERQ_FAULTS)
         self._retries = 0
         self._queue_wait_s: float | None = None
 
@@ -469,7 +470,7 @@ SILENCE_PEAK = 10 ** (-60 / 20)  # -60 dBFS: below any recording's noise floor
 
 def is_silent(samples: Any) -> bool:
     """Digital silence: no sample reaches -60 dBFS."""
-    return bool(samples.size) and float(abs(samples).max()) < SILENCE_PEAK
+    return bool(samples.size) and max(float(samples.max()), -float(samples.min())) < SILENCE_PEAK
 
 
 def iso_from_ms(epoch_ms: int) -> str:
