@@ -3,7 +3,7 @@ import json
 import pytest
 
 from tests.conftest import load_event
-from whisperq.transcriber.service import UnprocessableMessage, parse_s3_notification
+from whisperq.transcriber.messages import UnprocessableMessage, parse_s3_notification
 
 
 def test_parse_when_test_event_then_nothing_to_do():

@@ -66,7 +66,8 @@ _JOB = {
         "attempts": {"type": "integer", "minimum": 0},
         "options": {"$ref": "#/components/schemas/Options"},
         "callbackUrl": {"type": "string"},
-        "details": {"type": "object", "description": "timings, engine, model, language, retries"},
+        "details": {"type": "object", "description": "timings, engine, model, language, retries; for a long "
+                    "file fanned out across workers, chunks and chunksDone (its progress)"},
         "transcriptUrl": {"type": ["string", "null"], "description": "the txt transcript, when COMPLETED"},
         "transcriptUrls": {"type": "object", "additionalProperties": {"type": "string"}},
         "expiresIn": {"type": "integer"},

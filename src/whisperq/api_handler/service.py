@@ -16,7 +16,7 @@ from whisperq.core.audio import validate_content_type
 from whisperq.core.callbacks import validate_callback_url
 from whisperq.core.errors import InvalidRequest, InvalidTransition, JobNotFound, WhisperqError
 from whisperq.core.jobs import Job, JobStatus, iso, new_job_id, parse_iso, utc_now, validate_job_id
-from whisperq.core.keys import audio_key, clean_filename
+from whisperq.core.keys import audio_key, chunk_audio_key, chunk_result_key, clean_filename
 from whisperq.core.options import TranscribeOptions
 from whisperq.core.writers import WRITERS
 
@@ -32,6 +32,8 @@ PUBLIC_DETAILS = (
     "queueWaitS", "downloadS", "decodeS", "transcribeS", "uploadS", "audioDurationS", "realTimeFactor", "engine",
     "model", "modelLoadS",
     "coldStart", "language", "languageProbability", "lastError", "retries", "callbackStatus",
+    # Fan-out of a long file: how many chunks, how many are done, the chunk that failed, split and merge times.
+    "fannedOutAt", "chunks", "chunksDone", "failedChunk", "splitS", "mergeS",
 )
 
 
@@ -226,6 +228,9 @@ class JobService:
             raise Conflict(f"job {job.job_id} ended {exc.current} before it could be cancelled") from exc
         keys = [job.audio_key, *job.details.get("transcriptKeys", {}).values()]
         keys += [f"transcripts/{job.job_id}/{job.job_id}.{fmt}" for fmt in WRITERS]
+        # A fanned-out job's chunks: their workers skip them from now on (and delete what they write late).
+        for index in range(int(job.details.get("chunks") or 0)):
+            keys += [chunk_audio_key(job.job_id, index), chunk_result_key(job.job_id, index)]
         self.blobs.delete(sorted(set(keys)))
         return self.describe(job)
 

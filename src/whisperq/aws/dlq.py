@@ -22,6 +22,7 @@ from whisperq.aws.errors import as_core_error, error_code
 from whisperq.aws.jobs_table import JobsTable
 from whisperq.aws.queues import Message, Queue
 from whisperq.core.errors import InvalidTransition, JobNotFound, WhisperqError
+from whisperq.core.fanout import parse_chunk_message
 from whisperq.core.jobs import JobStatus, iso, utc_now
 from whisperq.core.keys import job_id_from_audio_key
 
@@ -99,6 +100,12 @@ class DeadLetterQueue:
     def _describe(self, message: Message) -> DeadLetter:
         key = _key_of(message.body)
         job_id = job_id_from_audio_key(key) if key else None
+        try:
+            chunk = parse_chunk_message(message.body)
+        except ValueError:
+            chunk = None
+        if chunk is not None:  # one chunk of a fanned-out job: replaying it resumes the job
+            key, job_id = chunk.key, chunk.job_id
         error = status = None
         if job_id:
             try:

@@ -10,6 +10,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from whisperq.aws.clients import Clients
 from whisperq.aws.errors import as_core_error
 from whisperq.aws.retry import RetryPolicy
+from whisperq.core.errors import TransientError
 
 
 @dataclass(frozen=True)
@@ -150,3 +151,22 @@ class Queue:
         except (ClientError, BotoCoreError) as exc:
             raise as_core_error(exc, f"sending to {self.url}") from exc
         return response["MessageId"]
+
+    def send_batch(self, bodies: list[str]) -> None:
+        """Send messages, ten to a call; what SQS refuses (or a retryable error) is sent again."""
+        for start in range(0, len(bodies), 10):
+            pending = dict(enumerate(bodies[start : start + 10]))
+
+            def once(pending: dict[int, str] = pending) -> None:
+                try:
+                    response = self._sqs.send_message_batch(
+                        QueueUrl=self.url, Entries=[{"Id": str(i), "MessageBody": b} for i, b in pending.items()])
+                except (ClientError, BotoCoreError) as exc:
+                    raise as_core_error(exc, f"sending to {self.url}") from exc
+                for ok in response.get("Successful", []):
+                    pending.pop(int(ok["Id"]), None)
+                if pending:
+                    codes = {f.get("Code", "") for f in response.get("Failed", [])}
+                    raise TransientError(f"SQS refused {len(pending)} message(s) of a batch: {', '.join(codes)}")
+
+            self.retry.call("send messages", once)

@@ -50,3 +50,21 @@ def job_id_from_audio_key(key: str) -> str | None:
 def transcript_key(job_id: str, fmt: str) -> str:
     """The key of one output format of a job."""
     return f"{TRANSCRIPTS_PREFIX}{job_id}/{job_id}.{fmt}"
+
+
+CHUNKS_PREFIX = "chunks/"
+
+
+def chunks_prefix(job_id: str) -> str:
+    """Where a fanned-out job keeps its chunks' audio and results until it ends."""
+    return f"{CHUNKS_PREFIX}{job_id}/"
+
+
+def chunk_audio_key(job_id: str, index: int) -> str:
+    """The FLAC audio of one chunk of a job."""
+    return f"{chunks_prefix(job_id)}{index:05d}.flac"
+
+
+def chunk_result_key(job_id: str, index: int) -> str:
+    """One chunk's transcript (JSON, timestamps of the whole file)."""
+    return f"{chunks_prefix(job_id)}{index:05d}.json"

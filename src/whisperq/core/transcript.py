@@ -48,3 +48,14 @@ class Transcript:
             seg["words"] = list(seg["words"])
         data["segments"] = list(data["segments"])
         return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Transcript:
+        """The transcript `to_dict` wrote (a chunk's result read back for the merge)."""
+        segments = tuple(
+            Segment(int(seg["id"]), float(seg["start"]), float(seg["end"]), seg["text"], float(seg["avg_logprob"]),
+                    float(seg["no_speech_prob"]), tuple(Word(**word) for word in seg.get("words", ())))
+            for seg in data["segments"]
+        )
+        return cls(segments, data["language"], float(data["language_probability"]), float(data["duration_s"]),
+                   data.get("engine", ""), data.get("model", ""), dict(data.get("extra") or {}))

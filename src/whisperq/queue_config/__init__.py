@@ -34,6 +34,10 @@ class QueueConfig:
     wait_time_s: int = 20
     # Dead-letter queue: kept longer than the queue so a replay is still possible.
     dlq_retention_s: int = 14 * 24 * 3600
+    # Fan-out: audio longer than this is cut at pauses into chunks of about chunk_s seconds, each
+    # its own message on the same queue, so every worker can take a slice (0 turns fan-out off).
+    fanout_min_duration_s: int = 300
+    chunk_s: int = 60
 
     def validate(self, target: str = "local") -> QueueConfig:
         """Check every value against the limits of SQS and Lambda; `target` is "aws" or "local".
@@ -58,6 +62,12 @@ class QueueConfig:
         check(60 <= self.dlq_retention_s <= 1_209_600, "dlq_retention_s must be 60..1209600")
         check(0 <= self.wait_time_s <= 20, "wait_time_s must be 0..20")
         check(1 <= self.function_timeout_s <= 900, "function_timeout_s must be 1..900 (the Lambda maximum)")
+        check(self.fanout_min_duration_s >= 0, "fanout_min_duration_s must be 0 (off) or more")
+        check(10 <= self.chunk_s <= 3600, "chunk_s must be 10..3600")
+        check(
+            self.fanout_min_duration_s == 0 or self.fanout_min_duration_s >= self.chunk_s,
+            "fanout_min_duration_s must be 0 (off) or at least chunk_s (shorter files would make one chunk)",
+        )
         check(
             self.dlq_retention_s >= self.retention_s,
             "dlq_retention_s must be at least retention_s, or dead letters expire before they can be replayed",

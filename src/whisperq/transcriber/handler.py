@@ -60,14 +60,20 @@ def build_runtime(settings: Settings, clients: Clients, engine: Any, log: Any = 
     policy = RetryPolicy(on_retry=on_retry, sleep=sleep)
     queues: dict[str, Queue] = {}
 
-    def extend_visibility(queue_arn: str, receipt_handle: str, timeout_s: int) -> None:
+    def queue(queue_arn: str) -> Queue:
         if queue_arn not in queues:
             queues[queue_arn] = Queue.by_arn(clients, queue_arn, policy)
-        queues[queue_arn].change_visibility_by_handle(receipt_handle, timeout_s)
+        return queues[queue_arn]
+
+    def extend_visibility(queue_arn: str, receipt_handle: str, timeout_s: int) -> None:
+        queue(queue_arn).change_visibility_by_handle(receipt_handle, timeout_s)
+
+    def send_messages(queue_arn: str, bodies: list[str]) -> None:
+        queue(queue_arn).send_batch(bodies)
 
     runtime = Transcriber(
         settings, JobsTable(clients, settings.table, policy), Blobs(clients, settings.bucket, policy), engine,
-        log, metrics=metrics, extend_visibility=extend_visibility, faults=faults,
+        log, metrics=metrics, extend_visibility=extend_visibility, faults=faults, send_messages=send_messages,
     )
     return runtime
 

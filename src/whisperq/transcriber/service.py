@@ -7,22 +7,14 @@ A duplicate delivery finds the job COMPLETED, FAILED or leased, and is acknowled
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Protocol
-from urllib.parse import unquote_plus
 
 from whisperq.aws.blobs import Blobs
 from whisperq.aws.jobs_table import JobsTable
 from whisperq.config import Settings
-from whisperq.core import writers
-from whisperq.core.audio import AUDIO_CONTENT_TYPES
 from whisperq.core.errors import (
     InjectedFault,
     InvalidRequest,
@@ -32,32 +24,24 @@ from whisperq.core.errors import (
     TransientError,
     WhisperqError,
 )
+from whisperq.core.fanout import parse_chunk_message
 from whisperq.core.jobs import Job, JobStatus, iso, utc_now
-from whisperq.core.keys import job_id_from_audio_key, transcript_key
+from whisperq.core.keys import job_id_from_audio_key
 from whisperq.core.options import TranscribeOptions
-from whisperq.core.transcript import Transcript
 from whisperq.faults import Injector
 from whisperq.tracing import stage
-from whisperq.transcriber import audio, callbacks
+from whisperq.transcriber import callbacks, work
 from whisperq.transcriber.engines import Engine
 from whisperq.transcriber.heartbeat import Heartbeat
+from whisperq.transcriber.messages import (
+    Delivery,
+    ObjectEvent,
+    UnprocessableMessage,
+    iso_from_ms,
+    parse_s3_notification,
+)
 
-
-class UnprocessableMessage(WhisperqError):
-    """A queue message that is not an S3 event; it is failed so that it ends in the DLQ for a person."""
-
-    code = "unprocessable_message"
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """What the queue tells us about one message: enough to reason about retries."""
-
-    message_id: str
-    receive_count: int
-    sent_timestamp_ms: int | None
-    receipt_handle: str | None = None
-    queue_arn: str | None = None
+__all__ = ["Delivery", "ObjectEvent", "Transcriber", "UnprocessableMessage", "parse_s3_notification"]
 
 
 class Metrics(Protocol):
@@ -71,44 +55,8 @@ class _NoMetrics:
 
 # Extends a received message's visibility: (queue ARN, receipt handle, seconds).
 ExtendVisibility = Callable[[str, str, int], None]
-
-
-@dataclass(frozen=True)
-class ObjectEvent:
-    bucket: str
-    key: str
-    size_bytes: int | None
-    event_name: str
-
-
-def parse_s3_notification(body: str) -> list[ObjectEvent]:
-    """The ObjectCreated records of an S3 notification body; [] for s3:TestEvent.
-
-    Keys arrive URL-encoded (spaces as '+'), as in AWS; they are decoded here."""
-    try:
-        payload = json.loads(body)
-    except (json.JSONDecodeError, TypeError) as exc:
-        raise UnprocessableMessage(f"message body is not JSON: {body[:200]!r}") from exc
-    if not isinstance(payload, dict):
-        raise UnprocessableMessage(f"message body is not an S3 event: {body[:200]!r}")
-    if payload.get("Event") == "s3:TestEvent":
-        return []
-    records = payload.get("Records")
-    if not isinstance(records, list):
-        raise UnprocessableMessage(f"message body has no S3 Records: {body[:200]!r}")
-    events = []
-    for record in records:
-        try:
-            s3 = record["s3"]
-            name = str(record.get("eventName", ""))
-            key = unquote_plus(s3["object"]["key"])
-            bucket = s3["bucket"]["name"]
-            size = s3["object"].get("size")
-        except (KeyError, TypeError) as exc:
-            raise UnprocessableMessage(f"S3 record without bucket or key: {str(record)[:200]}") from exc
-        if name.startswith("ObjectCreated"):
-            events.append(ObjectEvent(bucket, key, int(size) if size is not None else None, name))
-    return events
+# Sends message bodies to the queue a delivery came from: (queue ARN, bodies).
+SendMessages = Callable[[str, list[str]], None]
 
 
 class LeaseStillHeld(TransientError):
@@ -120,7 +68,9 @@ class Transcriber:
 
     def __init__(self, settings: Settings, jobs: JobsTable, blobs: Blobs, engine: Engine, logger: Any,
                  metrics: Metrics | None = None, extend_visibility: ExtendVisibility | None = None,
-                 faults: Injector | None = None):
+                 faults: Injector | None = None, send_messages: SendMessages | None = None):
+        from whisperq.transcriber.fanout import FanOut  # fan-out builds on this module
+
         self.settings = settings
         self.jobs = jobs
         self.blobs = blobs
@@ -133,12 +83,13 @@ class Transcriber:
         # When this worker's model was ready (the engine is loaded before the transcriber is built).
         self.model_ready_at = iso(utc_now())
         self.faults = faults  # chaos runs only (WHISPERQ_FAULTS)
-        self._retries = 0
+        self.retries = 0  # AWS call retries during the current job
         self._queue_wait_s: float | None = None
+        self.fanout = FanOut(self, send_messages)
 
     def note_retry(self, what: str, error: BaseException, attempt: int) -> None:
         """Called by the adapters' retry policy before each retry of an AWS call."""
-        self._retries += 1
+        self.retries += 1
         self.metrics.add_metric("Retries", "Count", 1)
         self.log.warning("retrying", extra={"call": what, "attempt": attempt, "error": str(error)})
 
@@ -148,6 +99,12 @@ class Transcriber:
 
         Raises for anything that should be retried (or dead-lettered): the batch processor
         reports that record as failed."""
+        try:
+            chunk = parse_chunk_message(body)
+        except ValueError as exc:
+            raise UnprocessableMessage(str(exc)) from exc
+        if chunk is not None:
+            return [self.fanout.handle_chunk(chunk, delivery)]
         outcomes = []
         for event in parse_s3_notification(body):
             outcomes.append(self.handle_object(event, delivery))
@@ -196,6 +153,9 @@ class Transcriber:
         if job.status.is_final:
             self.log.info("job already final; duplicate delivery acknowledged", extra={"job_id": job_id})
             return f"skipped:{job.status.value}"
+        if job.details.get("chunksSentAt"):
+            self.log.info("job was fanned out; its chunk messages carry it", extra={"job_id": job_id})
+            return "skipped:fanned-out"
         lease = self._take(job, delivery)
         if lease is None:
             return "skipped:leased-elsewhere"
@@ -236,7 +196,7 @@ class Transcriber:
                     # The lease holder's own message is back: the holder died, or could not extend
                     # the message's visibility. Acknowledging it would lose the job if the holder is
                     # dead, so hand it back to return when the lease has run out.
-                    self._return_after(delivery, lease_left_s)
+                    self.return_after(delivery, lease_left_s)
                     raise LeaseStillHeld(
                         f"job {job.job_id} is still leased by an earlier attempt for {lease_left_s:.1f} s; "
                         "its message will return when the lease runs out"
@@ -256,7 +216,15 @@ class Transcriber:
             return None
         return lease
 
-    def _return_after(self, delivery: Delivery, seconds: float) -> None:
+    def extend_message(self, delivery: Delivery, seconds: int) -> None:
+        """Hide the delivered message for `seconds` more (the heartbeat of a long transcription)."""
+        if self.extend_visibility and delivery.receipt_handle and delivery.queue_arn:
+            self.extend_visibility(delivery.queue_arn, delivery.receipt_handle, seconds)
+
+    def reset_retries(self) -> None:
+        self.retries = 0
+
+    def return_after(self, delivery: Delivery, seconds: float) -> None:
         """Best effort: make the message visible again just after `seconds`."""
         if not (self.extend_visibility and delivery.receipt_handle and delivery.queue_arn):
             return
@@ -265,7 +233,7 @@ class Transcriber:
         except WhisperqError as exc:
             self.log.warning("could not delay the message", extra={"error": str(exc)})
 
-    def _finish(self, job_id: str, lease: str, status: JobStatus, changes: dict[str, Any],
+    def finish(self, job_id: str, lease: str, status: JobStatus, changes: dict[str, Any],
                 remove: tuple[str, ...] = ()) -> bool:
         try:
             job = self.jobs.transition(
@@ -285,10 +253,10 @@ class Transcriber:
                              extra={"job_id": job_id, "error": str(exc)})
             return False
         if status.is_final:
-            self._callback(job)
+            self.callback(job)
         return True
 
-    def _callback(self, job: Job) -> None:
+    def callback(self, job: Job) -> None:
         """Tell the job's callback URL, if it has one; failures are recorded, never raised."""
         url = job.details.get("callbackUrl")
         if not url:
@@ -314,12 +282,11 @@ class Transcriber:
         except WhisperqError as exc:
             self.log.warning("could not record the callback outcome", extra={"error": str(exc)})
 
-    def _heartbeat(self, job_id: str, lease: str, delivery: Delivery) -> Heartbeat:
+    def heartbeat(self, job_id: str, lease: str, delivery: Delivery) -> Heartbeat:
         visibility_s = self.settings.queue.visibility_timeout_s
 
         def beat() -> None:
-            if self.extend_visibility and delivery.receipt_handle and delivery.queue_arn:
-                self.extend_visibility(delivery.queue_arn, delivery.receipt_handle, visibility_s)
+            self.extend_message(delivery, visibility_s)
             self.jobs.transition(
                 job_id, JobStatus.PROCESSING, expected=[JobStatus.PROCESSING],
                 changes={"leaseExpiresAt": time.time() + visibility_s},
@@ -331,25 +298,33 @@ class Transcriber:
 
     def _run(self, job: Job, event: ObjectEvent, delivery: Delivery, lease: str) -> str:
         job_id = job.job_id
-        self._retries = 0
+        self.retries = 0
         try:
             options = TranscribeOptions.from_api(job.details.get("options"), self.engine.model_name)
-            with self._heartbeat(job_id, lease, delivery):
-                changes = self._transcribe(job_id, event, options)
+            with self.heartbeat(job_id, lease, delivery):
+                fetched = self._fetch(job_id, event)
+                if self.fanout.wanted(fetched):
+                    return self.fanout.split(job, lease, delivery, fetched)
+                changes = self._transcribe(job_id, fetched, options)
         except (InvalidRequest, PermanentJobError) as exc:
             # Not transcribable however often we try (InvalidRequest: options stored at creation that
             # this worker's model cannot honour): FAILED with the reason, and acknowledged.
             self.log.warning("job failed permanently", extra={"job_id": job_id, "error": exc.message})
             with stage("status-update", jobId=job_id):
-                self._finish(job_id, lease, JobStatus.FAILED, {"error": exc.message, "failedAt": iso(utc_now())})
+                self.finish(job_id, lease, JobStatus.FAILED, {"error": exc.message, "failedAt": iso(utc_now())})
             self.metrics.add_metric("JobsFailed", "Count", 1)
             return "failed"
         except Exception as exc:
-            self._after_retryable(job_id, lease, delivery, exc)
+            self.after_retryable(job_id, lease, delivery, exc)
             raise
-        changes["retries"] = self._retries
+        changes["retries"] = self.retries
         with stage("status-update", jobId=job_id):
-            self._finish(job_id, lease, JobStatus.COMPLETED, changes, remove=("lastError", "error"))
+            self.finish(job_id, lease, JobStatus.COMPLETED, changes, remove=("lastError", "error"))
+        self.record_completion(job_id, changes)
+        return "completed"
+
+    def record_completion(self, job_id: str, changes: dict[str, Any]) -> None:
+        """Metrics and the log line of a completed job."""
         self.metrics.add_metric("JobsCompleted", "Count", 1)
         self.metrics.add_metric("AudioSeconds", "Seconds", changes["audioDurationS"])
         self.metrics.add_metric("TranscribeTime", "Seconds", changes["transcribeS"])
@@ -358,9 +333,8 @@ class Transcriber:
             self.metrics.add_metric("QueueWait", "Seconds", self._queue_wait_s)
         self.log.info("job completed", extra={"job_id": job_id, "audio_s": changes["audioDurationS"],
                                               "rtf": changes["realTimeFactor"]})
-        return "completed"
 
-    def _after_retryable(self, job_id: str, lease: str, delivery: Delivery, exc: Exception) -> None:
+    def after_retryable(self, job_id: str, lease: str, delivery: Delivery, exc: Exception) -> None:
         """Release the job for the next delivery, or, on the last one, end it FAILED with the reason.
 
         Either way the caller re-raises, so SQS redelivers the message or dead-letters it."""
@@ -374,104 +348,65 @@ class Transcriber:
                     f"transcription failed on all {max_receives} attempts; last error: {reason}. "
                     "The upload's message was moved to the dead-letter queue, where an operator can inspect it"
                 )
-                self._finish(job_id, lease, JobStatus.FAILED,
+                self.finish(job_id, lease, JobStatus.FAILED,
                              {"error": message, "lastError": reason, "failedAt": iso(utc_now()),
                               "deadLettered": True})
                 self.metrics.add_metric("JobsFailed", "Count", 1)
             else:
-                self._finish(job_id, lease, JobStatus.QUEUED, {"lastError": reason})
+                self.finish(job_id, lease, JobStatus.QUEUED, {"lastError": reason})
         except WhisperqError as bookkeeping_error:
             # The message still returns after its visibility timeout; the lease then expires.
             self.log.warning("could not record the failed attempt",
                              extra={"job_id": job_id, "error": str(bookkeeping_error)})
 
     # --- the work ------------------------------------------------------------------------
-    def _transcribe(self, job_id: str, event: ObjectEvent, options: TranscribeOptions) -> dict[str, Any]:
+    def notes(self, job_id: str) -> dict[str, Any]:
+        """The annotations of this job's trace subsegments."""
+        return {"jobId": job_id, "engine": self.engine.name, "model": self.engine.model_name}
+
+    def _fetch(self, job_id: str, event: ObjectEvent) -> work.Fetched:
         settings = self.settings
         if settings.fault_poison_key and settings.fault_poison_key in event.key:
             raise InjectedFault(f"injected poison fault: key contains {settings.fault_poison_key!r}")
-        timings: dict[str, float] = {}
-        info = self.blobs.head(event.key)
-        if info is None:
-            raise PermanentJobError(f"the uploaded audio {event.key} no longer exists (deleted after upload?)")
-        if info.size_bytes == 0:
-            raise PermanentJobError("the uploaded file is empty (0 bytes); upload the audio again with a new job")
-        if info.size_bytes > settings.max_upload_bytes:
+        work.check_upload(self.blobs, settings, event.key)
+        fetched = work.fetch(self.blobs, event.key, self.notes(job_id))
+        if fetched.duration_s > settings.max_audio_duration_s:
             raise PermanentJobError(
-                f"the uploaded file is {info.size_bytes} bytes, over the limit of {settings.max_upload_bytes} bytes"
-            )
-        stored_type = info.content_type.split(";", 1)[0].strip().lower()
-        if stored_type not in AUDIO_CONTENT_TYPES:
-            # AWS enforces the type in the upload policy; the twin (moto) does not, so check here too.
-            raise PermanentJobError(
-                f"the upload was stored as {info.content_type or 'no content type'!r}, not an accepted audio type; "
-                "upload with the Content-Type the job was created with"
-            )
-        display_name = event.key.rsplit("/", 1)[-1]
-        notes = {"jobId": job_id, "engine": self.engine.name, "model": self.engine.model_name}
-        with tempfile.TemporaryDirectory(prefix="whisperq-") as workdir:
-            local_path = os.path.join(workdir, "audio")
-            started = time.perf_counter()
-            with stage("download", **notes):
-                self.blobs.download(event.key, local_path)
-            timings["downloadS"] = time.perf_counter() - started
-            started = time.perf_counter()
-            with stage("decode", **notes):
-                samples = audio.decode(local_path, display_name)
-        timings["decodeS"] = time.perf_counter() - started
-        duration_s = samples.size / audio.SAMPLE_RATE
-        if duration_s > settings.max_audio_duration_s:
-            raise PermanentJobError(
-                f"the audio lasts {duration_s:.0f} s, over the limit of {settings.max_audio_duration_s} s; "
+                f"the audio lasts {fetched.duration_s:.0f} s, over the limit of {settings.max_audio_duration_s} s; "
                 "split it into shorter files"
             )
-        started = time.perf_counter()
-        with stage("transcribe", **notes):
-            if is_silent(samples):
-                # Whisper invents words for pure silence ("you", "Thank you."): say nothing instead.
-                transcript = Transcript((), options.language or "en", 0.0, duration_s, self.engine.name,
-                                        self.engine.model_name, {"silent": True})
-            else:
-                transcript = self.engine.transcribe(samples, options)
-            if self.faults is not None:
-                time.sleep(self.faults.extra_delay_s())
-        timings["transcribeS"] = time.perf_counter() - started
+        return fetched
+
+    def _transcribe(self, job_id: str, fetched: work.Fetched, options: TranscribeOptions) -> dict[str, Any]:
+        notes = self.notes(job_id)
+        timings = dict(fetched.timings)
+        transcript, timings["transcribeS"] = work.transcribe(self.engine, fetched.samples, options, notes,
+                                                             self.faults)
         transcribed_at = iso(utc_now())
         if self.faults is not None:
             self.faults.maybe_crash()  # mid-batch: the job taken, its transcript not yet written
         started = time.perf_counter()
-        outputs: dict[str, str] = {}
-        with stage("upload", **notes):
-            for fmt, text in writers.render_all(transcript).items():
-                key = transcript_key(job_id, fmt)
-                self.blobs.put_text(key, text, writers.CONTENT_TYPES[fmt])
-                outputs[fmt] = key
+        outputs = work.write_outputs(self.blobs, job_id, transcript, notes)
         timings["uploadS"] = time.perf_counter() - started
-        cold, self._cold = self._cold, False
         return {
             **{name: round(value, 4) for name, value in timings.items()},
-            "audioDurationS": round(duration_s, 3),
-            "realTimeFactor": round(duration_s / timings["transcribeS"], 2) if timings["transcribeS"] else 0.0,
-            "engine": self.engine.name,
-            "model": self.engine.model_name,
-            "modelLoadS": round(self.engine.load_time_s, 4),
-            "coldStart": cold,
+            **self.run_fields(fetched.duration_s, timings["transcribeS"]),
             "language": transcript.language,
             "languageProbability": transcript.language_probability,
             "transcriptKeys": outputs,
-            "modelReadyAt": self.model_ready_at,
             "transcribedAt": transcribed_at,
             "completedAt": iso(utc_now()),
         }
 
-
-SILENCE_PEAK = 10 ** (-60 / 20)  # -60 dBFS: below any recording's noise floor
-
-
-def is_silent(samples: Any) -> bool:
-    """Digital silence: no sample reaches -60 dBFS."""
-    return bool(samples.size) and max(float(samples.max()), -float(samples.min())) < SILENCE_PEAK
-
-
-def iso_from_ms(epoch_ms: int) -> str:
-    return iso(datetime.fromtimestamp(epoch_ms / 1000, tz=UTC))
+    def run_fields(self, duration_s: float, transcribe_s: float) -> dict[str, Any]:
+        """What a completed job records about the audio, the engine and this worker."""
+        cold, self._cold = self._cold, False
+        return {
+            "audioDurationS": round(duration_s, 3),
+            "realTimeFactor": round(duration_s / transcribe_s, 2) if transcribe_s else 0.0,
+            "engine": self.engine.name,
+            "model": self.engine.model_name,
+            "modelLoadS": round(self.engine.load_time_s, 4),
+            "coldStart": cold,
+            "modelReadyAt": self.model_ready_at,
+        }
