@@ -19,7 +19,7 @@ from whisperq.aws.dlq import DeadLetterQueue
 from whisperq.core.fanout import parse_chunk_message
 from whisperq.core.jobs import JobStatus
 from whisperq.core.keys import chunk_audio_key, chunk_result_key
-from whisperq.local.esm import Poller
+from whisperq.local.esm import Poller, lambda_record
 from whisperq.local.lambda_context import LocalLambdaContext
 from whisperq.transcriber import handler as function
 from whisperq.transcriber.engines.faster import FasterWhisperEngine
@@ -135,3 +135,159 @@ def test_fanout_when_long_upload_then_cut_at_pauses_and_merged_without_doubled_w
     assert starts == sorted(starts) and starts[-1] > 100
     view = stack.service.status(job_id)
     assert view["details"]["chunks"] == view["details"]["chunksDone"] == len(messages)
+
+
+def delivery_of(stack, message, receive_count: int | None = None):
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+    record = lambda_record(message, stack.resources.queue_arn, "us-east-1")
+    if receive_count is not None:
+        record["attributes"]["ApproximateReceiveCount"] = str(receive_count)
+    return function._delivery(SQSRecord(record))
+
+
+def handle(stack, worker, message, receive_count: int | None = None) -> list[str]:
+    return worker.runtime.handle_message(message.body, delivery_of(stack, message, receive_count))
+
+
+def test_fanout_when_chunk_delivered_twice_then_counted_once_and_job_completes(stack, worker):
+    job_id, messages = split(stack, worker)
+    first = messages[0]
+    stack.queue.send(first.body)  # a second copy of chunk 1's message (SQS delivers at least once)
+    [copy] = [m for m in stack.queue.receive(10, 1) if m.body == first.body]
+    assert handle(stack, worker, first) == ["chunk-done:0"]
+    assert handle(stack, worker, copy) == ["skipped:chunk-done"]
+    assert handle(stack, worker, first) == ["skipped:chunk-done"]
+    outcomes = [handle(stack, worker, m)[0] for m in messages[1:]]
+    assert outcomes[-1] == "completed:merged" and outcomes[:-1] == [f"chunk-done:{i}" for i in range(1, len(messages) - 1)]
+    job = stack.jobs.get(job_id)
+    assert job.status is JobStatus.COMPLETED
+    assert job.details["chunksDone"] == job.details["chunks"] == job.details["chunkAttempts"] == len(messages)
+    # A duplicate S3 event of the upload, after all of it: acknowledged, nothing redone.
+    assert handle(stack, worker, copy) == ["skipped:COMPLETED"]
+
+
+def test_fanout_when_worker_killed_mid_chunk_then_its_message_waits_out_the_lease_and_finishes(stack, worker):
+    job_id, messages = split(stack, worker)
+    victim = messages[2]
+    # A worker took chunk 3 under a 2 s lease and was killed before writing anything.
+    ChunkLedger(stack.jobs).take(job_id, 2, "dead-worker", 2.0, victim.message_id)
+    # Its own message comes back early: handed back (a failure for the batch), never acknowledged.
+    assert worker.invoke([victim]) == (0, 1)
+    assert stack.jobs.get(job_id).details[lease_attr(2)] == "dead-worker"
+    # Another copy of the message while the lease lives is a duplicate: the holder's message carries it.
+    stack.queue.send(victim.body)
+    [copy] = [m for m in stack.queue.receive(10, 1) if m.body == victim.body and m.message_id != victim.message_id]
+    assert handle(stack, worker, copy) == ["skipped:chunk-leased-elsewhere"]
+    time.sleep(2.1)
+    assert handle(stack, worker, victim) == ["chunk-done:2"]
+    for message in messages[:2] + messages[3:]:
+        handle(stack, worker, message)
+    job = stack.jobs.get(job_id)
+    assert job.status is JobStatus.COMPLETED and job.details[done_attr(2)] != "dead-worker"
+    assert job.details["chunksDone"] == len(messages)
+
+
+def test_fanout_when_last_two_chunks_finish_together_then_exactly_one_merge(stack, worker, engine):
+    job_id, messages = split(stack, worker)
+    for message in messages[:-2]:
+        handle(stack, worker, message)
+    other = function.build_runtime(stack.settings, stack.clients, engine, Logger(service="t2"), sleep=lambda s: None)
+    outcomes: dict[int, list[str]] = {}
+
+    def run(runtime, message, slot):
+        outcomes[slot] = runtime.handle_message(message.body, delivery_of(stack, message))
+
+    threads = [threading.Thread(target=run, args=(worker.runtime, messages[-2], 0)),
+               threading.Thread(target=run, args=(other, messages[-1], 1))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert sorted(o[0].split(":")[0] for o in outcomes.values()) == ["chunk-done", "completed"], outcomes
+    job = stack.jobs.get(job_id)
+    assert job.status is JobStatus.COMPLETED and job.details["chunksDone"] == len(messages)
+    # Two merges racing for the lease (say, a redelivery as the last worker merges): one wins, one leaves.
+    raced: list[str] = []
+    fresh = stack.jobs.get(job_id)
+    barrier = threading.Barrier(2)
+
+    def merge(runtime, message):
+        barrier.wait()
+        raced.append(runtime.fanout.merge(fresh, delivery_of(stack, message)))
+
+    # Re-open the job as if the merge had not happened yet (the chunks' results are gone, so only
+    # the lease decides: the loser must not even start).
+    stack.clients.dynamodb.update_item(
+        TableName=stack.settings.table, Key={"jobId": {"S": job_id}}, UpdateExpression="SET #s = :p",
+        ExpressionAttributeNames={"#s": "status"}, ExpressionAttributeValues={":p": {"S": "PROCESSING"}})
+    for index in range(len(messages)):
+        stack.blobs.put_text(chunk_result_key(job_id, index), json.dumps(
+            {"segments": [], "language": "en", "language_probability": 1.0, "duration_s": 1.0}), "application/json")
+    threads = [threading.Thread(target=merge, args=(worker.runtime, messages[-2])),
+               threading.Thread(target=merge, args=(other, messages[-1]))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(raced) == ["completed:merged", "skipped:merge-PROCESSING"], raced
+
+
+class FailingEngine:
+    """The real engine, failing (like a crashing native library) while `failing` is set."""
+
+    def __init__(self, engine):
+        self.engine = engine
+        self.failing = False
+        self.name, self.model_name, self.load_time_s = engine.name, engine.model_name, engine.load_time_s
+
+    def transcribe(self, audio, options):
+        if self.failing:
+            raise RuntimeError("engine crashed")
+        return self.engine.transcribe(audio, options)
+
+
+def test_fanout_when_chunk_dead_letters_then_job_failed_and_replay_resumes_without_redoing_chunks(stack, engine):
+    worker = Worker(stack, engine, wrap_engine=FailingEngine)
+    try:
+        job_id, messages = split(stack, worker)
+        bad = messages[1]
+        worker.runtime.engine.failing = True
+        assert worker.invoke([bad]) == (0, 1)  # first attempt: retried
+        assert stack.jobs.get(job_id).status is JobStatus.PROCESSING
+        with pytest.raises(RuntimeError):
+            handle(stack, worker, bad, receive_count=stack.settings.queue.max_receive_count)
+        job = stack.jobs.get(job_id)
+        assert job.status is JobStatus.FAILED and job.details["failedChunk"] == 1
+        assert job.error.startswith(f"chunk 2 of {len(messages)} (") and "dlq replay --job" in job.error
+        # SQS moves it to the DLQ after maxReceiveCount receives; the other chunks still finish.
+        stack.dlq.send(bad.body)
+        stack.queue.delete([bad])
+        worker.runtime.engine.failing = False
+        for message in messages[:1] + messages[2:]:
+            assert handle(stack, worker, message)[0].startswith("chunk-done")
+        assert stack.jobs.get(job_id).status is JobStatus.FAILED
+        letters = DeadLetterQueue(stack.clients, stack.dlq, stack.queue, stack.jobs).peek()
+        assert [(d.job_id, d.job_status) for d in letters] == [(job_id, "FAILED")]
+        report = DeadLetterQueue(stack.clients, stack.dlq, stack.queue, stack.jobs).replay(job_ids=[job_id])
+        assert report.jobs_reset == [job_id] and len(report.moved) == 1
+        assert worker.drain() == 1
+        job = stack.jobs.get(job_id)
+        assert job.status is JobStatus.COMPLETED and job.error is None
+        # Every chunk was taken once, but the failed one: two attempts before the DLQ, one after.
+        assert job.details["chunkAttempts"] == len(messages) + 2
+    finally:
+        function.reset()
+
+
+def test_fanout_when_cancelled_midway_then_remaining_chunks_skip_and_every_chunk_file_goes(stack, worker):
+    job_id, messages = split(stack, worker)
+    handle(stack, worker, messages[0])
+    assert stack.service.cancel(job_id)["status"] == "CANCELLED"
+    for message in messages[1:]:
+        assert handle(stack, worker, message) == ["skipped:cancelled"]
+    for index in range(len(messages)):
+        assert stack.blobs.head(chunk_audio_key(job_id, index)) is None
+        assert stack.blobs.head(chunk_result_key(job_id, index)) is None
+    assert stack.blobs.head(f"transcripts/{job_id}/{job_id}.txt") is None
+    assert stack.jobs.get(job_id).status is JobStatus.CANCELLED

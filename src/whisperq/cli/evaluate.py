@@ -31,7 +31,7 @@ def _environ(setting: dict[str, str]) -> dict[str, str]:
     for name, value in setting.items():
         if name == "engine":
             env[constants.ENGINE] = value
-        elif name in ("cpu_threads", "compute_type", "model") or name.startswith("synthetic_"):
+        elif name in ("cpu_threads", "compute_type", "model", "engine_batch_size") or name.startswith("synthetic_"):
             env[f"WHISPERQ_{name.upper()}"] = value
         else:
             env[constants.QUEUE_CONFIG_PREFIX + name.upper()] = value

@@ -86,7 +86,7 @@ def plan_chunks(duration_s: float, speech: Sequence[tuple[float, float]], chunk_
             left, right = max(pause_start, low), min(pause_end, high)
             if right <= left:
                 continue
-            middle = min(max(target, left), right) if left <= target <= right else (left + right) / 2
+            middle = (left + right) / 2  # as far from the speech on either side as the pause allows
             score = abs(middle - target) - PAUSE_WEIGHT_S_PER_S * min(right - left, 1.0)
             if best is None or score < best[0]:
                 best = (score, middle)

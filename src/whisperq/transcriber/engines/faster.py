@@ -11,12 +11,14 @@ from whisperq.core.transcript import Segment, Transcript, Word
 from whisperq.transcriber.models import resolve_ct2_model
 
 _FALLBACK_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+# Batched inference decodes several 30 s windows at once; below two windows there is nothing to batch.
+BATCHED_MIN_AUDIO_S = 60.0
 
 
 class FasterWhisperEngine:
     name = "faster-whisper"
 
-    def __init__(self, model: str, compute_type: str = "int8", cpu_threads: int = 1):
+    def __init__(self, model: str, compute_type: str = "int8", cpu_threads: int = 1, batch_size: int = 0):
         from faster_whisper import WhisperModel
 
         path = resolve_ct2_model(model)
@@ -27,19 +29,27 @@ class FasterWhisperEngine:
         self.load_time_s = time.perf_counter() - started
         self.model_name = model
         self.compute_type = compute_type
+        # faster-whisper's BatchedInferencePipeline for audio of at least BATCHED_MIN_AUDIO_S (0: off):
+        # the speech is cut at pauses into windows of up to 30 s that are decoded batch_size at a time.
+        self.batch_size = batch_size
+        self._batched = None
+        if batch_size:
+            from faster_whisper import BatchedInferencePipeline
+
+            self._batched = BatchedInferencePipeline(self._model)
 
     def transcribe(self, audio: np.ndarray, options: TranscribeOptions) -> Transcript:
         temperature = _FALLBACK_TEMPERATURES if options.temperature is None else options.temperature
-        segments_iter, info = self._model.transcribe(
-            audio,
-            language=options.language,
-            task=options.task,
-            beam_size=options.beam_size,
-            temperature=temperature,
-            initial_prompt=options.initial_prompt,
-            word_timestamps=options.word_timestamps,
-            vad_filter=options.vad_filter,
-        )
+        common = {"language": options.language, "task": options.task, "beam_size": options.beam_size,
+                  "temperature": temperature, "initial_prompt": options.initial_prompt,
+                  "word_timestamps": options.word_timestamps}
+        if self._batched is not None and audio.size / 16_000 >= BATCHED_MIN_AUDIO_S:
+            # Batched windows always skip non-speech (that is how they are cut); timestamps within them
+            # are kept, so subtitles are as fine-grained as sequential decoding's.
+            segments_iter, info = self._batched.transcribe(audio, batch_size=self.batch_size,
+                                                           without_timestamps=False, **common)
+        else:
+            segments_iter, info = self._model.transcribe(audio, vad_filter=options.vad_filter, **common)
         segments = tuple(
             Segment(
                 id=index,
