@@ -33,7 +33,7 @@ def test_chaos_run_when_faults_strike_then_every_invariant_holds_and_the_table_s
                      "--timeout", "150", "--out", str(out), env=FAST, timeout_s=400)
     assert result.returncode == 0, result.stderr[-3000:]
     chaos = json.loads(result.stdout)["chaos"]
-    assert chaos["ok"] and len(chaos["checks"]) == 8
+    assert chaos["ok"] and len(chaos["checks"]) == 9
     for line in ("nothing lost", "no job went backwards", "replay brings dead-lettered jobs", "ok"):
         assert line in result.stderr
     facts = chaos["facts"]

@@ -109,11 +109,18 @@ def test_functions_when_read_then_traced_and_least_privilege(template, resources
             actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
             assert not any(action.endswith("*") for action in actions), f"{name}: wildcard action {actions}"
         s3_resources = [str(st["Resource"]) for st in statements if "s3:" in str(st["Action"])]
-        assert s3_resources and all("/audio/*" in r or "/transcripts/*" in r for r in s3_resources)
+        assert s3_resources and all(any(f"/{prefix}/*" in r for prefix in ("audio", "transcripts", "chunks"))
+                                    for r in s3_resources)
     transcriber = resources["TranscriberFunction"]["Properties"]
     assert transcriber["PackageType"] == "Image" and transcriber["Timeout"] == {"Ref": "FunctionTimeoutS"}
-    writes = [st for st in transcriber["Policies"][0]["Statement"] if st["Action"] == "s3:PutObject"]
-    assert [st["Resource"] for st in writes] == [{"Fn::Sub": "${AudioBucket.Arn}/transcripts/*"}]
+    writes = [st for st in transcriber["Policies"][0]["Statement"] if "s3:PutObject" in str(st["Action"])]
+    # Transcripts, and the chunks of fanned-out jobs: never the uploads themselves.
+    assert [st["Resource"] for st in writes] == [{"Fn::Sub": "${AudioBucket.Arn}/transcripts/*"},
+                                                 {"Fn::Sub": "${AudioBucket.Arn}/chunks/*"}]
+    sends = [st for st in transcriber["Policies"][0]["Statement"] if "sqs:SendMessage" in str(st["Action"])]
+    assert [st["Resource"] for st in sends] == [{"Fn::GetAtt": ["TranscriptionQueue", "Arn"]}]
+    rules = {r["Prefix"]: r for r in resources["AudioBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]}
+    assert rules["chunks/"]["ExpirationInDays"] <= 7
     assert resources["ApiFunction"]["Properties"]["ReservedConcurrentExecutions"] > 0
 
 

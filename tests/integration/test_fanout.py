@@ -20,7 +20,6 @@ from whisperq.core.fanout import parse_chunk_message
 from whisperq.core.jobs import JobStatus
 from whisperq.core.keys import chunk_audio_key, chunk_result_key
 from whisperq.local.esm import Poller, lambda_record
-from whisperq.local.lambda_context import LocalLambdaContext
 from whisperq.transcriber import handler as function
 from whisperq.transcriber.engines.faster import FasterWhisperEngine
 
@@ -159,7 +158,8 @@ def test_fanout_when_chunk_delivered_twice_then_counted_once_and_job_completes(s
     assert handle(stack, worker, copy) == ["skipped:chunk-done"]
     assert handle(stack, worker, first) == ["skipped:chunk-done"]
     outcomes = [handle(stack, worker, m)[0] for m in messages[1:]]
-    assert outcomes[-1] == "completed:merged" and outcomes[:-1] == [f"chunk-done:{i}" for i in range(1, len(messages) - 1)]
+    assert outcomes[-1] == "completed:merged"
+    assert outcomes[:-1] == [f"chunk-done:{i}" for i in range(1, len(messages) - 1)]
     job = stack.jobs.get(job_id)
     assert job.status is JobStatus.COMPLETED
     assert job.details["chunksDone"] == job.details["chunks"] == job.details["chunkAttempts"] == len(messages)

@@ -145,14 +145,16 @@ class ApiClient:
 
     def wait(self, job_id: str, timeout_s: float, on_update: Callable[[dict[str, Any]], None] | None = None,
              poll_s: float = 0.5) -> dict[str, Any]:
-        """Poll until the job is COMPLETED or FAILED; CliError(EXIT_TIMEOUT) after timeout_s."""
+        """Poll until the job is COMPLETED or FAILED; CliError(EXIT_TIMEOUT) after timeout_s. `on_update`
+        hears of every change of status, and of each chunk done when the job was fanned out."""
         deadline = time.monotonic() + timeout_s
-        last_status = None
+        last_seen = None
         while True:
             job = self.status(job_id)
-            if on_update and job["status"] != last_status:
+            seen = (job["status"], (job.get("details") or {}).get("chunksDone"))
+            if on_update and seen != last_seen:
                 on_update(job)
-            last_status = job["status"]
+            last_seen = seen
             if job["status"] in FINAL_STATUSES:
                 return job
             if time.monotonic() >= deadline:

@@ -38,12 +38,13 @@ class _Reporter:
     """Progress on stderr: a rich bar per file on a terminal, one plain line per change otherwise."""
 
     def __init__(self, obj: Context):
-        from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
         self.obj = obj
         self.interactive = obj.err.is_terminal
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeElapsedColumn(),
-                                 console=obj.err, transient=True, disable=not self.interactive)
+        # The bar shows the upload's bytes, then, for a long file fanned out across workers, its chunks.
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[amount]}"),
+                                 TimeElapsedColumn(), console=obj.err, transient=True, disable=not self.interactive)
         self._lock = threading.Lock()
 
     def __enter__(self) -> _Reporter:
@@ -54,10 +55,24 @@ class _Reporter:
         self.progress.__exit__(*exc)
 
     def task(self, name: str, size: int) -> Any:
-        return self.progress.add_task(f"uploading {name}", total=size)
+        return self.progress.add_task(f"uploading {name}", total=size, amount="")
 
     def advance(self, task: Any, amount: int) -> None:
         self.progress.advance(task, amount)
+        state = next((t for t in self.progress.tasks if t.id == task), None)
+        if state is not None:
+            self.progress.update(task, amount=f"{state.completed / 1e6:.1f}/{(state.total or 0) / 1e6:.1f} MB")
+
+    def update(self, task: Any, job: dict[str, Any]) -> None:
+        """A change of the job: its status, and its chunks' progress when it was fanned out."""
+        details = job.get("details") or {}
+        line = f"job {job['jobId']}: {job['status']}"
+        if details.get("chunks"):
+            done, total = int(details.get("chunksDone") or 0), int(details["chunks"])
+            line += f" ({done}/{total} chunks)"
+            if self.interactive:
+                self.progress.update(task, total=total, completed=done, amount=f"{done}/{total} chunks")
+        self.say(task, line)
 
     def say(self, task: Any, text: str) -> None:
         if self.interactive:
@@ -84,7 +99,7 @@ def _submit_and_wait(obj: Context, client: ApiClient, reporter: _Reporter, path:
         return client.status(job_id)
     reporter.say(task, f"job {job_id}: waiting")
     try:
-        return client.wait(job_id, timeout_s, lambda current: reporter.say(task, f"job {job_id}: {current['status']}"))
+        return client.wait(job_id, timeout_s, lambda current: reporter.update(task, current))
     except KeyboardInterrupt:
         obj.err.print(f"stopped waiting; job {job_id} keeps running: `whisperq wait {job_id}`")
         raise

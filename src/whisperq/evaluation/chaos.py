@@ -12,7 +12,9 @@ The invariants:
    (the bucket is versioned for the run, so every write is kept and compared);
 6. never backwards: no job was seen leaving a final state, or going back to UPLOADING;
 7. replay recovers: with the faults off, `dlq replay --all` brings every dead-lettered job to a
-   final state and empties the DLQ; and then every job that was not corrupt is COMPLETED.
+   final state and empties the DLQ; and then every job that was not corrupt is COMPLETED;
+8. each chunk once: a COMPLETED fanned-out job counted every chunk exactly once (its counter equals
+   its chunk count and its done marks).
 """
 
 from __future__ import annotations
@@ -129,6 +131,12 @@ def check_after_replay(verdict: Verdict, rows: list[dict[str, Any]], replayed: s
                 for r in rows if r.get("kind") != "corrupt" and r["status"] != "COMPLETED"]
     verdict.add("in the end every good upload is COMPLETED", not_done,
                 f"{sum(r['status'] == 'COMPLETED' for r in rows)} COMPLETED")
+    fanned = [r for r in rows if r.get("chunks")]
+    miscounted = [f"{r['jobId']}: {r.get('chunksDone')} counted, {r.get('chunksMarked')} marked of {r['chunks']}"
+                  for r in fanned if r["status"] == "COMPLETED"
+                  and not r["chunks"] == r.get("chunksDone") == r.get("chunksMarked")]
+    verdict.add("each chunk of a fanned-out job counted once", miscounted,
+                f"{len(fanned)} fanned-out job(s), {sum(r['chunks'] for r in fanned)} chunks, each counted once")
 
 
 def wait_until(predicate: Any, timeout_s: float, poll_s: float = 1.0) -> bool:

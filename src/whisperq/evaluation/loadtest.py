@@ -289,7 +289,9 @@ def job_row(record: JobRecord) -> dict[str, Any]:
                            if d.get("startedAt") and record.uploaded_at else None),
         **{k: d.get(k) for k in ("queueWaitS", "downloadS", "decodeS", "transcribeS", "uploadS", "modelLoadS",
                                  "coldStart", "audioDurationS", "realTimeFactor", "retries", "engine", "model",
-                                 "deadLettered")},
+                                 "deadLettered", "chunks", "chunksDone")},
+        # A fanned-out job's chunks marked done (each mark set once, by the conditional count).
+        "chunksMarked": sum(1 for k in d if k.startswith("chunk") and k.endswith("Done") and k != "chunksDone"),
     }
 
 
@@ -342,4 +344,7 @@ def summarise(records: list[JobRecord], samples: list[dict[str, Any]], started: 
         "retries": sum(r["retries"] or 0 for r in rows),
         "maxQueueDepth": max((s["visible"] for s in samples), default=0),
         "maxDlqDepth": max((s["dlq"] for s in samples), default=0),
+        # Long files fanned out across workers: how many jobs, and their chunks.
+        "fannedOut": sum(bool(r.get("chunks")) for r in rows),
+        "chunks": sum(r.get("chunks") or 0 for r in rows),
     }

@@ -179,6 +179,8 @@ COLUMNS = [
     ("upload->start p50 s", lambda r: r.summary["uploadToStartS"]["p50"]),
     ("mean RTF", lambda r: r.summary["meanRealTimeFactor"]),
     ("retries", lambda r: r.summary["retries"]),
+    ("fanned out (chunks)", lambda r: f"{r.summary['fannedOut']} ({r.summary['chunks']})"
+     if r.summary.get("fannedOut") else None),
     ("max queue", lambda r: r.summary["maxQueueDepth"]),
     ("drain s", lambda r: r.summary["drainS"]),
     ("bare engine audio s / wall s", lambda r: (r.summary.get("bareEngine") or {}).get("audioSecondsPerWallSecond")),

@@ -28,7 +28,8 @@ def load_engine(settings: Settings) -> Engine:
     if settings.engine == "faster-whisper":
         from whisperq.transcriber.engines.faster import FasterWhisperEngine
 
-        return FasterWhisperEngine(settings.model, settings.compute_type, settings.cpu_threads, settings.engine_batch_size)
+        return FasterWhisperEngine(settings.model, settings.compute_type, settings.cpu_threads,
+                                  settings.engine_batch_size)
     if settings.engine == "openai-whisper":
         from whisperq.transcriber.engines.openai import OpenAIWhisperEngine
 
