@@ -164,10 +164,17 @@ class ChunkLedger:
         return self.jobs.retry.call("record chunk plan", lambda: self._update(
             job_id, "SET " + ", ".join(sets), "#leaseId = :lease AND #status = :processing", names, values))
 
-    def mark_sent(self, job_id: str, lease: str) -> Job:
-        """Every chunk message is on the queue: the job's lease ends, its chunks carry it from here."""
+    def mark_sent(self, job_id: str, lease: str, fields: Mapping[str, Any]) -> Job:
+        """Every chunk message is on the queue: the job's lease ends, its chunks carry it from here.
+        ChunkNotTaken when the job was cancelled meanwhile (or the lease lost)."""
+        names = {"#sent": "chunksSentAt", "#leaseId": "leaseId", "#until": "leaseExpiresAt",
+                 "#msg": "leaseMessageId", "#status": "status"}
+        values: dict[str, Any] = {":now": iso(utc_now()), ":lease": lease, ":processing": JobStatus.PROCESSING.value}
+        sets = ["#sent = :now"]
+        for index, (name, value) in enumerate(fields.items()):
+            names[f"#f{index}"] = name
+            values[f":f{index}"] = value
+            sets.append(f"#f{index} = :f{index}")
         return self.jobs.retry.call("record chunks sent", lambda: self._update(
-            job_id, "SET #sent = :now REMOVE #leaseId, #until, #msg",
-            "#leaseId = :lease", {"#sent": "chunksSentAt", "#leaseId": "leaseId", "#until": "leaseExpiresAt",
-                                  "#msg": "leaseMessageId"},
-            {":now": iso(utc_now()), ":lease": lease}))
+            job_id, "SET " + ", ".join(sets) + " REMOVE #leaseId, #until, #msg",
+            "#leaseId = :lease AND #status = :processing", names, values))

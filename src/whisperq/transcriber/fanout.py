@@ -61,29 +61,34 @@ class FanOut:
 
     def split(self, job: Job, lease: str, delivery: Delivery, fetched: work.Fetched) -> str:
         job_id, t = job.job_id, self.t
+        if delivery.queue_arn is None or self.send_messages is None:
+            raise TransientError("cannot send chunk messages: the delivery names no queue")
         started = time.perf_counter()
         with stage("split", **t.notes(job_id)):
             plan = plan_chunks(fetched.duration_s, audio.speech_regions(fetched.samples), t.settings.queue.chunk_s)
-            rate = audio.SAMPLE_RATE
+            fields = {**{name: round(value, 4) for name, value in fetched.timings.items()},
+                      "audioDurationS": round(fetched.duration_s, 3)}
+            try:
+                self.ledger.record_plan(job_id, lease, [chunk.to_dict() for chunk in plan], fields)
+            except ChunkNotTaken as exc:
+                return f"skipped:{'cancelled' if exc.job.status is JobStatus.CANCELLED else 'lease-lost'}"
+            # Write and announce chunk by chunk: the first one's worker starts while the rest are cut.
+            pending: list[str] = []
             for chunk in plan:
+                key = chunk_audio_key(job_id, chunk.index)
+                rate = audio.SAMPLE_RATE
                 piece = fetched.samples[int(chunk.start_s * rate):int(chunk.end_s * rate)]
-                t.blobs.put_bytes(chunk_audio_key(job_id, chunk.index), audio.encode_flac(piece), "audio/flac")
-        fields = {**{name: round(value, 4) for name, value in fetched.timings.items()},
-                  "splitS": round(time.perf_counter() - started, 4), "audioDurationS": round(fetched.duration_s, 3)}
+                t.blobs.put_bytes(key, audio.encode_flac(piece), "audio/flac")
+                pending.append(ChunkMessage(job_id, len(plan), key, chunk).to_body())
+                if len(pending) == 10 or chunk.index in (0, len(plan) - 1):
+                    self.send_messages(delivery.queue_arn, pending)
+                    pending = []
         try:
-            self.ledger.record_plan(job_id, lease, [chunk.to_dict() for chunk in plan], fields)
+            done = self.ledger.mark_sent(job_id, lease, {"splitS": round(time.perf_counter() - started, 4)})
         except ChunkNotTaken as exc:
-            if exc.job.status is JobStatus.CANCELLED:
+            if exc.job.status is JobStatus.CANCELLED:  # cancelled while we cut: our files go too
                 t.blobs.delete(chunk_keys(job_id, len(plan)))
                 return "skipped:cancelled"
-            return "skipped:lease-lost"
-        bodies = [ChunkMessage(job_id, len(plan), chunk_audio_key(job_id, c.index), c).to_body() for c in plan]
-        if delivery.queue_arn is None or self.send_messages is None:
-            raise TransientError("cannot send chunk messages: the delivery names no queue")
-        self.send_messages(delivery.queue_arn, bodies)
-        try:
-            done = self.ledger.mark_sent(job_id, lease)
-        except ChunkNotTaken as exc:
             if not exc.job.details.get("chunksSentAt"):
                 raise TransientError(f"job {job_id} lost its lease while its chunks were sent") from exc
             done = exc.job
