@@ -291,3 +291,14 @@ def test_fanout_when_cancelled_midway_then_remaining_chunks_skip_and_every_chunk
         assert stack.blobs.head(chunk_result_key(job_id, index)) is None
     assert stack.blobs.head(f"transcripts/{job_id}/{job_id}.txt") is None
     assert stack.jobs.get(job_id).status is JobStatus.CANCELLED
+
+
+def test_fanout_when_queue_has_a_backlog_then_long_file_transcribed_whole(stack, worker):
+    # Every worker (max_concurrency is 1 here) has work waiting: splitting would only add its cost.
+    job_id = upload(stack)
+    [event] = stack.receive_all(1)
+    stack.queue.send('{"Service": "Amazon S3", "Event": "s3:TestEvent"}')
+    assert handle(stack, worker, event) == ["completed"]
+    job = stack.jobs.get(job_id)
+    assert job.status is JobStatus.COMPLETED and "chunks" not in job.details
+    assert job.details["audioDurationS"] > 120 and stack.blobs.head(chunk_audio_key(job_id, 0)) is None

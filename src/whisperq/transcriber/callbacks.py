@@ -15,6 +15,7 @@ import requests
 import tenacity
 
 from whisperq.core.callbacks import SIGNATURE_HEADER, TIMESTAMP_HEADER, is_private_host, sign
+from whisperq.core.errors import WhisperqError
 
 
 class CallbackRefused(Exception):
@@ -61,3 +62,30 @@ def deliver(url: str, payload: dict[str, Any], secret: str, allow_private: bool,
         reraise=True,
     )
     return retrying(once)
+
+
+def notify(job: Any, settings: Any, jobs: Any, metrics: Any, log: Any, sleep: Callable[[float], None]) -> None:
+    """POST a final job to its callback URL, if it has one, and record the outcome on the job
+    (`callbackStatus`); a receiver that fails is logged and counted, never raised."""
+    url = job.details.get("callbackUrl")
+    if not url:
+        return
+    if not settings.callback_secret:
+        outcome = "not sent: no callback signing secret is configured (WHISPERQ_CALLBACK_SECRET)"
+    else:
+        payload = {
+            "jobId": job.job_id, "status": job.status.value, "filename": job.filename,
+            "createdAt": job.created_at, "updatedAt": job.updated_at, "attempts": job.attempts,
+            "error": job.error, "transcriptKeys": job.details.get("transcriptKeys", {}),
+            "audioDurationS": job.details.get("audioDurationS"), "language": job.details.get("language"),
+        }
+        try:
+            outcome = deliver(url, payload, settings.callback_secret, settings.allow_private_callbacks, sleep=sleep)
+        except Exception as exc:  # noqa: BLE001 - a failing receiver never changes the job's outcome
+            outcome = f"failed: {type(exc).__name__}: {exc}"
+            metrics.add_metric("CallbacksFailed", "Count", 1)
+            log.warning("callback failed", extra={"callback_url": url, "error": outcome})
+    try:
+        jobs.set_fields(job.job_id, {"callbackStatus": outcome})
+    except WhisperqError as exc:  # bookkeeping only: the job's outcome stands
+        log.warning("could not record the callback outcome", extra={"error": str(exc)})

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -47,17 +48,35 @@ def chunk_keys(job_id: str, count: int) -> list[str]:
 
 
 class FanOut:
-    def __init__(self, transcriber: Transcriber, send_messages: SendMessages | None):
+    def __init__(self, transcriber: Transcriber, send_messages: SendMessages | None,
+                 backlog: Callable[[str], int] | None = None):
         self.t = transcriber
         self.send_messages = send_messages
+        self.backlog = backlog  # messages waiting in a queue (by ARN), to fan out only onto idle workers
         self.ledger = ChunkLedger(transcriber.jobs)
 
     # --- split ------------------------------------------------------------------------------
-    def wanted(self, fetched: work.Fetched) -> bool:
-        """Fan out this audio? Only when long enough, and when this worker can send chunk messages."""
-        threshold = self.t.settings.queue.fanout_min_duration_s
-        return bool(threshold) and self.send_messages is not None and fetched.duration_s > threshold \
-            and not work.is_silent(fetched.samples)
+    def wanted(self, job: Job, fetched: work.Fetched, delivery: Delivery) -> bool:
+        """Fan out this audio? When it is long, and when other workers would otherwise wait: with a
+        backlog of max_concurrency messages or more, every worker is busy anyway and splitting would
+        only add its own cost (a split that an earlier attempt began is always finished)."""
+        if job.details.get("chunkPlan"):
+            return True
+        config = self.t.settings.queue
+        if not config.fanout_min_duration_s or fetched.duration_s <= config.fanout_min_duration_s:
+            return False
+        if self.send_messages is None or delivery.queue_arn is None or work.is_silent(fetched.samples):
+            return False
+        if self.backlog is not None:
+            try:
+                waiting = self.backlog(delivery.queue_arn)
+            except WhisperqError as exc:
+                self.t.log.warning("could not read the queue's backlog; fanning out", extra={"error": str(exc)})
+                return True
+            if waiting >= config.max_concurrency:
+                self.t.log.info("queue is busy; transcribing the long file whole", extra={"backlog": waiting})
+                return False
+        return True
 
     def split(self, job: Job, lease: str, delivery: Delivery, fetched: work.Fetched) -> str:
         job_id, t = job.job_id, self.t

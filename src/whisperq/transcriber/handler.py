@@ -71,9 +71,13 @@ def build_runtime(settings: Settings, clients: Clients, engine: Any, log: Any = 
     def send_messages(queue_arn: str, bodies: list[str]) -> None:
         queue(queue_arn).send_batch(bodies)
 
+    def backlog(queue_arn: str) -> int:
+        return queue(queue_arn).depth()["visible"]
+
     runtime = Transcriber(
         settings, JobsTable(clients, settings.table, policy), Blobs(clients, settings.bucket, policy), engine,
         log, metrics=metrics, extend_visibility=extend_visibility, faults=faults, send_messages=send_messages,
+        backlog=backlog,
     )
     return runtime
 

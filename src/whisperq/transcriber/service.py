@@ -68,7 +68,8 @@ class Transcriber:
 
     def __init__(self, settings: Settings, jobs: JobsTable, blobs: Blobs, engine: Engine, logger: Any,
                  metrics: Metrics | None = None, extend_visibility: ExtendVisibility | None = None,
-                 faults: Injector | None = None, send_messages: SendMessages | None = None):
+                 faults: Injector | None = None, send_messages: SendMessages | None = None,
+                 backlog: Callable[[str], int] | None = None):
         from whisperq.transcriber.fanout import FanOut  # fan-out builds on this module
 
         self.settings = settings
@@ -85,7 +86,7 @@ class Transcriber:
         self.faults = faults  # chaos runs only (WHISPERQ_FAULTS)
         self.retries = 0  # AWS call retries during the current job
         self._queue_wait_s: float | None = None
-        self.fanout = FanOut(self, send_messages)
+        self.fanout = FanOut(self, send_messages, backlog)
 
     def note_retry(self, what: str, error: BaseException, attempt: int) -> None:
         """Called by the adapters' retry policy before each retry of an AWS call."""
@@ -258,29 +259,7 @@ class Transcriber:
 
     def callback(self, job: Job) -> None:
         """Tell the job's callback URL, if it has one; failures are recorded, never raised."""
-        url = job.details.get("callbackUrl")
-        if not url:
-            return
-        if not self.settings.callback_secret:
-            outcome = "not sent: no callback signing secret is configured (WHISPERQ_CALLBACK_SECRET)"
-        else:
-            payload = {
-                "jobId": job.job_id, "status": job.status.value, "filename": job.filename,
-                "createdAt": job.created_at, "updatedAt": job.updated_at, "attempts": job.attempts,
-                "error": job.error, "transcriptKeys": job.details.get("transcriptKeys", {}),
-                "audioDurationS": job.details.get("audioDurationS"), "language": job.details.get("language"),
-            }
-            try:
-                outcome = callbacks.deliver(url, payload, self.settings.callback_secret,
-                                            self.settings.allow_private_callbacks, sleep=self.callback_sleep)
-            except Exception as exc:  # noqa: BLE001 - a failing receiver never changes the job's outcome
-                outcome = f"failed: {type(exc).__name__}: {exc}"
-                self.metrics.add_metric("CallbacksFailed", "Count", 1)
-                self.log.warning("callback failed", extra={"callback_url": url, "error": outcome})
-        try:
-            self.jobs.set_fields(job.job_id, {"callbackStatus": outcome})
-        except WhisperqError as exc:
-            self.log.warning("could not record the callback outcome", extra={"error": str(exc)})
+        callbacks.notify(job, self.settings, self.jobs, self.metrics, self.log, self.callback_sleep)
 
     def heartbeat(self, job_id: str, lease: str, delivery: Delivery) -> Heartbeat:
         visibility_s = self.settings.queue.visibility_timeout_s
@@ -303,7 +282,7 @@ class Transcriber:
             options = TranscribeOptions.from_api(job.details.get("options"), self.engine.model_name)
             with self.heartbeat(job_id, lease, delivery):
                 fetched = self._fetch(job_id, event)
-                if self.fanout.wanted(fetched):
+                if self.fanout.wanted(job, fetched, delivery):
                     return self.fanout.split(job, lease, delivery, fetched)
                 changes = self._transcribe(job_id, fetched, options)
         except (InvalidRequest, PermanentJobError) as exc:
