@@ -72,6 +72,8 @@ def main() -> None:
     parser.add_argument("audio_dir", type=Path)
     parser.add_argument("--out", type=Path)
     parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--skip-latency", action="store_true")
+    parser.add_argument("--repeat", type=int, default=1, help="Throughput pairs (off, on) to run, alternating.")
     args = parser.parse_args()
     long_file = args.audio_dir / "long.wav"
     results: dict = {"machine": {"cpus": len(os.sched_getaffinity(0)), "platform": platform.platform()},
@@ -81,14 +83,17 @@ def main() -> None:
         if args.out:
             args.out.write_text(json.dumps(results, indent=1) + "\n")
 
-    for workers, fanout in ((2, False), (2, True), (1, True), (4, True)):
+    if args.out and args.out.exists():  # add to what an earlier invocation measured
+        results = json.loads(args.out.read_text())
+    cases = () if args.skip_latency else ((2, False), (2, True), (1, True), (4, True))
+    for workers, fanout in cases:
         row = run([long_file], workers, fanout)
         print(json.dumps({k: v for k, v in row.items() if k != "jobs"} | row["jobs"][0]), flush=True)
         results["latency"].append(row)
         save()
     if not args.skip_throughput:
         pieces = sorted(args.audio_dir.glob("piece-*.wav"))
-        for fanout in (False, True):
+        for fanout in (False, True) * args.repeat:
             row = run(pieces, 2, fanout)
             print(json.dumps({k: v for k, v in row.items() if k != "jobs"}), flush=True)
             results["throughput"].append(row)
