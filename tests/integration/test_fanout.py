@@ -80,10 +80,14 @@ def upload(stack, options=None) -> str:
     return created["jobId"]
 
 
-def split(stack, worker, options=None) -> tuple[str, list]:
-    """Upload the passage and let one worker split it; the job id and the chunk messages, received."""
+def split(stack, worker, options=None, events: list | None = None) -> tuple[str, list]:
+    """Upload the passage and let one worker split it; the job id and the chunk messages, received
+    (the upload's S3 event is added to `events` when given)."""
     job_id = upload(stack, options)
-    assert worker.invoke(stack.receive_all(1)) == (1, 0)
+    received = stack.receive_all(1)
+    if events is not None:
+        events.extend(received)
+    assert worker.invoke(received) == (1, 0)
     job = stack.jobs.get(job_id)
     assert job.status is JobStatus.PROCESSING and job.details["chunks"] >= 4, job.details
     messages = []
@@ -302,3 +306,23 @@ def test_fanout_when_queue_has_a_backlog_then_long_file_transcribed_whole(stack,
     job = stack.jobs.get(job_id)
     assert job.status is JobStatus.COMPLETED and "chunks" not in job.details
     assert job.details["audioDurationS"] > 120 and stack.blobs.head(chunk_audio_key(job_id, 0)) is None
+
+
+def test_fanout_when_merge_fails_then_a_redelivery_of_any_message_merges(stack, worker):
+    events: list = []
+    job_id, messages = split(stack, worker, events=events)
+    for message in messages[:-1]:
+        handle(stack, worker, message)
+    # The merge of the last chunk fails (a chunk's result is missing for a moment): the job is released.
+    first_result = stack.blobs.get_text(chunk_result_key(job_id, 0))
+    stack.blobs.delete([chunk_result_key(job_id, 0)])
+    with pytest.raises(Exception, match="00000.json"):
+        handle(stack, worker, messages[-1])
+    job = stack.jobs.get(job_id)
+    assert job.status is JobStatus.QUEUED and job.details["chunksDone"] == job.details["chunks"]
+    stack.blobs.put_text(chunk_result_key(job_id, 0), first_result, "application/json")
+    # A redelivered upload event finds every chunk done and nobody merging: it merges.
+    assert handle(stack, worker, events[0]) == ["completed:merged"]
+    assert stack.jobs.get(job_id).status is JobStatus.COMPLETED
+    # And the last chunk's own message, when it returns, is acknowledged.
+    assert handle(stack, worker, messages[-1]) == ["skipped:COMPLETED"]

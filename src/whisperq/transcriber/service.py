@@ -155,6 +155,9 @@ class Transcriber:
             self.log.info("job already final; duplicate delivery acknowledged", extra={"job_id": job_id})
             return f"skipped:{job.status.value}"
         if job.details.get("chunksSentAt"):
+            if job.details.get("chunksDone") == job.details.get("chunks") and job.status is not JobStatus.FAILED:
+                # Every chunk done and nobody merged (a merge failed after the split finished it): merge.
+                return self.fanout.merge(job, delivery)
             self.log.info("job was fanned out; its chunk messages carry it", extra={"job_id": job_id})
             return "skipped:fanned-out"
         lease = self._take(job, delivery)
