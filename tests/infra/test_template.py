@@ -198,3 +198,10 @@ def test_routes_when_compared_then_template_serves_every_openapi_operation_and_o
     open_in_template = {(e["Properties"]["Method"].upper(), e["Properties"]["Path"]) for e in events
                         if e["Properties"].get("Auth", {}).get("ApiKeyRequired") is False}
     assert open_in_template == set(OPEN_ROUTES) == {("GET", "/health")}
+
+
+def test_functions_when_read_then_get_the_fanout_knobs_and_the_concurrency_they_depend_on(template):
+    env = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert env["WHISPERQ_QUEUE_FANOUT_MIN_DURATION_S"] == {"Ref": "FanoutMinDurationS"}
+    assert env["WHISPERQ_QUEUE_CHUNK_S"] == {"Ref": "ChunkS"}
+    assert env["WHISPERQ_QUEUE_MAX_CONCURRENCY"] == {"Ref": "MaxConcurrency"}
