@@ -24,11 +24,12 @@ help:
 $(STAMP): pyproject.toml requirements/constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -c requirements/constraints.txt $(TORCH)
-	# --no-deps: openai-whisper's metadata pulls triton (GPU-only, hundreds of MB) on Linux x86_64;
-	# its CPU requirements come from this package's `openai-whisper` extra.
-	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps $(OPENAI_WHISPER)
 	$(BIN)/pip install --quiet --disable-pip-version-check -c requirements/constraints.txt \
 		-e '.[local,openai-whisper,eval,dev]'
+	# Last, and --no-deps: openai-whisper's metadata pulls triton (GPU-only, hundreds of MB) on Linux
+	# x86_64; its CPU requirements came with this package's `openai-whisper` extra. Installed before
+	# the others, pip's resolver would report the triton it lacks as an ERROR on every fresh install.
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps $(OPENAI_WHISPER)
 	touch $(STAMP)
 
 venv: $(STAMP)
