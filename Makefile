@@ -21,14 +21,14 @@ help:
 	@echo "make test-unit | test-integration | test-e2e | lint | lint-infra"
 	@echo "make deploy - sam build + sam deploy (guided the first time) with queue_config as parameters"
 
+# openai-whisper goes last, with --no-deps: its metadata pulls triton (GPU-only, hundreds of MB) on
+# Linux x86_64, and its CPU requirements come with this package's `openai-whisper` extra. Installed
+# before the others, pip's resolver would print the triton it lacks as an error on every fresh install.
 $(STAMP): pyproject.toml requirements/constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -c requirements/constraints.txt $(TORCH)
 	$(BIN)/pip install --quiet --disable-pip-version-check -c requirements/constraints.txt \
 		-e '.[local,openai-whisper,eval,dev]'
-	# Last, and --no-deps: openai-whisper's metadata pulls triton (GPU-only, hundreds of MB) on Linux
-	# x86_64; its CPU requirements came with this package's `openai-whisper` extra. Installed before
-	# the others, pip's resolver would report the triton it lacks as an ERROR on every fresh install.
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps $(OPENAI_WHISPER)
 	touch $(STAMP)
 
