@@ -326,3 +326,17 @@ def test_fanout_when_merge_fails_then_a_redelivery_of_any_message_merges(stack, 
     assert stack.jobs.get(job_id).status is JobStatus.COMPLETED
     # And the last chunk's own message, when it returns, is acknowledged.
     assert handle(stack, worker, messages[-1]) == ["skipped:COMPLETED"]
+
+
+def test_fanout_when_word_timestamps_asked_then_merged_words_carry_times_of_the_whole_file(stack, worker):
+    job_id, messages = split(stack, worker, options={"beamSize": 1, "wordTimestamps": True})
+    for message in messages:
+        handle(stack, worker, message)
+    data = json.loads(stack.blobs.get_text(f"transcripts/{job_id}/{job_id}.json"))
+    words = [w for seg in data["segments"] for w in seg["words"]]
+    assert len(words) > 200
+    starts = [w["start"] for w in words]
+    assert starts == sorted(starts) and starts[-1] > 110  # global times, in order, to the end
+    assert all(seg["start"] <= seg["words"][0]["start"] for seg in data["segments"] if seg["words"])
+    srt = stack.blobs.get_text(f"transcripts/{job_id}/{job_id}.srt")
+    assert "00:01:5" in srt or "00:02:0" in srt  # cues near the end of the two minutes
