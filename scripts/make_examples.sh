@@ -28,4 +28,17 @@ espeak-ng -v en-us -s 160 -f passage.txt -w /tmp/passage.22k.wav
 sox /tmp/passage.22k.wav -r 16000 -c 1 /tmp/passage.wav
 ffmpeg -loglevel error -y -i /tmp/passage.wav -c:a libvorbis -q:a 1 passage.ogg
 rm -f /tmp/passage.22k.wav /tmp/passage.wav
+# Other languages for the multilingual model (base): short, kept small as OGG Vorbis.
+speak_in() {  # speak_in NAME VOICE TEXT
+  local name=$1 voice=$2 text=$3
+  printf '%s\n' "$text" > "$name.txt"
+  espeak-ng -v "$voice" -s 130 -w "/tmp/$name.22k.wav" "$text"
+  sox "/tmp/$name.22k.wav" -r 16000 -c 1 "/tmp/$name.wav"
+  ffmpeg -loglevel error -y -i "/tmp/$name.wav" -c:a libvorbis -q:a 2 "$name.ogg"
+  rm -f "/tmp/$name.22k.wav" "/tmp/$name.wav"
+}
+speak_in french fr "Bonjour à tous. Nous allons parler du budget de l'année prochaine et du plan de recrutement. Merci beaucoup."
+speak_in german de "Guten Morgen zusammen. Heute besprechen wir das Budget für das nächste Jahr und den Einstellungsplan."
+speak_in spanish es "Buenos días a todos. Hoy vamos a hablar del presupuesto del próximo año y del plan de contratación."
+
 ls -l

@@ -29,7 +29,7 @@ def load_engine(settings: Settings) -> Engine:
         from whisperq.transcriber.engines.faster import FasterWhisperEngine
 
         return FasterWhisperEngine(settings.model, settings.compute_type, settings.cpu_threads,
-                                  settings.engine_batch_size)
+                                  settings.engine_batch_size, Path(settings.resolved_cache_dir))
     if settings.engine == "openai-whisper":
         from whisperq.transcriber.engines.openai import OpenAIWhisperEngine
 

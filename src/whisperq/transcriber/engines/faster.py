@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -18,10 +19,11 @@ BATCHED_MIN_AUDIO_S = 60.0
 class FasterWhisperEngine:
     name = "faster-whisper"
 
-    def __init__(self, model: str, compute_type: str = "int8", cpu_threads: int = 1, batch_size: int = 0):
+    def __init__(self, model: str, compute_type: str = "int8", cpu_threads: int = 1, batch_size: int = 0,
+                 cache_dir: Path | None = None):
         from faster_whisper import WhisperModel
 
-        path = resolve_ct2_model(model)
+        path = resolve_ct2_model(model, cache_dir)
         started = time.perf_counter()
         self._model = WhisperModel(
             str(path), device="cpu", compute_type=compute_type, cpu_threads=cpu_threads, local_files_only=True

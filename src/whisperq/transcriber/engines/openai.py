@@ -24,7 +24,7 @@ class OpenAIWhisperEngine:
 
         torch.set_num_threads(cpu_threads)
         started = time.perf_counter()
-        checkpoint, heads = openai_checkpoint(resolve_ct2_model(model), cache_dir)
+        checkpoint, heads = openai_checkpoint(resolve_ct2_model(model, cache_dir), cache_dir)
         self._model = whisper.load_model(str(checkpoint), device="cpu")
         if heads:
             mask = torch.zeros(self._model.dims.n_text_layer, self._model.dims.n_text_head, dtype=torch.bool)
