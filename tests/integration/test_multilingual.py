@@ -87,3 +87,15 @@ def test_base_when_translate_then_english_text_of_spanish_speech(base):
 def test_api_when_model_is_english_only_then_other_languages_refused(stack):
     with pytest.raises(InvalidRequest):
         stack.service.create_upload({"filename": "f.ogg", "contentType": "audio/ogg", "options": {"language": "fr"}})
+
+
+def test_openai_whisper_when_base_then_converted_from_the_joined_weights_and_same_language(model_cache):
+    from whisperq.core.options import TranscribeOptions
+    from whisperq.transcriber.audio import decode
+    from whisperq.transcriber.engines.openai import OpenAIWhisperEngine
+
+    engine = OpenAIWhisperEngine("base", 1, model_cache)
+    transcript = engine.transcribe(decode(str(EXAMPLES / "german.ogg"), "german.ogg"),
+                                   TranscribeOptions.from_api({"beamSize": 1}, "base"))
+    assert transcript.language == "de" and transcript.language_probability > 0.9
+    assert "guten morgen" in normalised(transcript.text) and "jahr" in normalised(transcript.text)

@@ -118,3 +118,18 @@ def test_api_client_when_the_service_says_try_again_then_retried_with_backoff_an
         client.create_upload("a.wav", "audio/wav")
     assert down.value.exit_code == 7 and len(sent) == 8 and slept[-3:] == [0.5, 1.0, 2.0]
     assert len(set(sent)) == 3  # a new create, a new key
+
+
+def test_job_table_when_rendered_then_language_with_probability_and_chunk_progress():
+    from rich.console import Console
+
+    from whisperq.cli.jobs import _job_table
+
+    jobs = [{"jobId": "j1", "status": "COMPLETED", "filename": "f.ogg", "createdAt": "t",
+             "details": {"audioDurationS": 8.1, "language": "fr", "languageProbability": 0.4388}},
+            {"jobId": "j2", "status": "PROCESSING", "filename": "long.wav", "createdAt": "t",
+             "details": {"chunks": 20, "chunksDone": 7}}]
+    console = Console(width=200, record=True)
+    console.print(_job_table(jobs))
+    text = console.export_text()
+    assert "fr (0.44)" in text and "PROCESSING 7/20 chunks" in text

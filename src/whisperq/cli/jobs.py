@@ -160,13 +160,17 @@ def _job_table(jobs: list[dict[str, Any]]) -> Any:
     from rich.table import Table
 
     table = Table(box=None, header_style="bold")
-    for column in ("JOB", "STATUS", "FILE", "CREATED", "AUDIO S", "ERROR"):
+    for column in ("JOB", "STATUS", "FILE", "CREATED", "AUDIO S", "LANGUAGE", "ERROR"):
         table.add_column(column)
     colours = {"COMPLETED": "green", "FAILED": "red", "CANCELLED": "yellow"}
     for job in jobs:
-        status = job["status"]
-        table.add_row(job["jobId"], f"[{colours.get(status, 'cyan')}]{status}[/]", job["filename"],
-                      job["createdAt"], str(job.get("details", {}).get("audioDurationS", "")),
+        status, details = job["status"], job.get("details", {})
+        progress = f" {details.get('chunksDone', 0)}/{details['chunks']} chunks" if details.get("chunks") else ""
+        language = details.get("language") or ""
+        if language and details.get("languageProbability") is not None:
+            language += f" ({details['languageProbability']:.2f})"  # how sure the detection was
+        table.add_row(job["jobId"], f"[{colours.get(status, 'cyan')}]{status}[/]{progress}", job["filename"],
+                      job["createdAt"], str(details.get("audioDurationS", "")), language,
                       (job.get("error") or "")[:60])
     return table
 
