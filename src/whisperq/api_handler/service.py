@@ -16,7 +16,7 @@ from whisperq.core.audio import validate_content_type
 from whisperq.core.callbacks import validate_callback_url
 from whisperq.core.errors import InvalidRequest, InvalidTransition, JobNotFound, WhisperqError
 from whisperq.core.jobs import Job, JobStatus, iso, new_job_id, parse_iso, utc_now, validate_job_id
-from whisperq.core.keys import audio_key, chunk_audio_key, chunk_result_key, clean_filename
+from whisperq.core.keys import audio_key, chunk_keys, clean_filename
 from whisperq.core.options import TranscribeOptions
 from whisperq.core.writers import WRITERS
 
@@ -229,8 +229,7 @@ class JobService:
         keys = [job.audio_key, *job.details.get("transcriptKeys", {}).values()]
         keys += [f"transcripts/{job.job_id}/{job.job_id}.{fmt}" for fmt in WRITERS]
         # A fanned-out job's chunks: their workers skip them from now on (and delete what they write late).
-        for index in range(int(job.details.get("chunks") or 0)):
-            keys += [chunk_audio_key(job.job_id, index), chunk_result_key(job.job_id, index)]
+        keys += chunk_keys(job.job_id, int(job.details.get("chunks") or 0))
         self.blobs.delete(sorted(set(keys)))
         return self.describe(job)
 

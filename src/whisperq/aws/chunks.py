@@ -14,19 +14,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from boto3.dynamodb.types import TypeSerializer
-from botocore.exceptions import BotoCoreError, ClientError
-
-from whisperq.aws.errors import as_core_error, error_code
-from whisperq.aws.jobs_table import JobsTable, _to_dynamo, item_to_job
-from whisperq.core.errors import WhisperqError
+from whisperq.aws.jobs_table import ConditionFailed, JobsTable, set_clauses
 from whisperq.core.jobs import Job, JobStatus, iso, utc_now
-
-_serializer = TypeSerializer()
 
 # A chunk may be worked on while its job is PROCESSING, or FAILED because another chunk was
 # dead-lettered (so that a replay of that chunk finds the rest done), or QUEUED after a replay.
 WORKABLE = (JobStatus.QUEUED, JobStatus.PROCESSING, JobStatus.FAILED)
+_WORKABLE_VALUES = {f":s{i}": s.value for i, s in enumerate(WORKABLE)}
+_JOB_WORKABLE = f"#status IN ({', '.join(_WORKABLE_VALUES)})"
 
 
 def lease_attr(index: int) -> str:
@@ -45,13 +40,8 @@ def done_attr(index: int) -> str:
     return f"chunk{index}Done"
 
 
-class ChunkNotTaken(WhisperqError):
-    """The chunk could not be leased: done, leased by another attempt, or its job is over."""
-
-    def __init__(self, job: Job, reason: str):
-        super().__init__(reason)
-        self.job = job
-        self.reason = reason
+class ChunkNotTaken(ConditionFailed):
+    """The chunk could not be leased or counted: done, leased by another attempt, or its job is over."""
 
 
 @dataclass(frozen=True)
@@ -59,7 +49,10 @@ class Counted:
     """The job after a chunk was counted done; `last` when this count completed the set."""
 
     job: Job
-    last: bool
+
+    @property
+    def last(self) -> bool:
+        return self.job.details.get("chunksDone") == self.job.details.get("chunks")
 
 
 class ChunkLedger:
@@ -71,21 +64,9 @@ class ChunkLedger:
     def _update(self, job_id: str, update: str, condition: str, names: Mapping[str, str],
                 values: Mapping[str, Any]) -> Job:
         try:
-            response = self.jobs._ddb.update_item(
-                TableName=self.jobs.table_name, Key={"jobId": {"S": job_id}},
-                UpdateExpression=update, ConditionExpression=condition,
-                ExpressionAttributeNames=dict(names),
-                ExpressionAttributeValues={k: _serializer.serialize(_to_dynamo(v)) for k, v in values.items()},
-                ReturnValues="ALL_NEW",
-            )
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                job = self.jobs._get(job_id)
-                raise ChunkNotTaken(job, "condition failed") from exc
-            raise as_core_error(exc, f"updating chunks of job {job_id}") from exc
-        except BotoCoreError as exc:
-            raise as_core_error(exc, f"updating chunks of job {job_id}") from exc
-        return item_to_job(response["Attributes"])
+            return self.jobs.update_where(job_id, update, condition, names, values)
+        except ConditionFailed as exc:
+            raise ChunkNotTaken(exc.job) from exc
 
     def take(self, job_id: str, index: int, lease: str, lease_s: float, message_id: str) -> Job:
         """Lease chunk `index` (not done, no live lease, its job still workable); ChunkNotTaken otherwise."""
@@ -93,9 +74,9 @@ class ChunkLedger:
                  "#done": done_attr(index), "#status": "status", "#attempts": "chunkAttempts"}
         now = time.time()
         values = {":lease": lease, ":until": now + lease_s, ":msg": message_id, ":now": now, ":one": 1,
-                  **{f":s{i}": s.value for i, s in enumerate(WORKABLE)}}
-        condition = (f"#status IN ({', '.join(f':s{i}' for i in range(len(WORKABLE)))}) "
-                     "AND attribute_not_exists(#done) AND (attribute_not_exists(#lease) OR #until < :now)")
+                  **_WORKABLE_VALUES}
+        condition = (f"{_JOB_WORKABLE} AND attribute_not_exists(#done) "
+                     "AND (attribute_not_exists(#lease) OR #until < :now)")
         update = "SET #lease = :lease, #until = :until, #msg = :msg ADD #attempts :one"
 
         def once() -> Job:
@@ -122,30 +103,25 @@ class ChunkLedger:
                 {"#lease": lease_attr(index), "#until": until_attr(index), "#msg": message_attr(index)},
                 {":lease": lease}))
 
-    def count_done(self, job_id: str, index: int, lease: str, transcribe_s: float, audio_s: float) -> Counted:
+    def count_done(self, job_id: str, index: int, lease: str, transcribe_s: float) -> Counted:
         """Mark the chunk done under our lease and add it to the job's count, in one conditional update.
 
         Raises ChunkNotTaken when the lease was lost or the job ended (CANCELLED)."""
         names = {"#lease": lease_attr(index), "#until": until_attr(index), "#msg": message_attr(index),
-                 "#done": done_attr(index), "#count": "chunksDone", "#tx": "chunksTranscribeS",
-                 "#audio": "chunksAudioS", "#status": "status"}
-        values = {":lease": lease, ":one": 1, ":tx": round(transcribe_s, 4), ":audio": round(audio_s, 3),
-                  **{f":s{i}": s.value for i, s in enumerate(WORKABLE)}}
-        condition = (f"#lease = :lease AND attribute_not_exists(#done) "
-                     f"AND #status IN ({', '.join(f':s{i}' for i in range(len(WORKABLE)))})")
-        update = "SET #done = :lease REMOVE #lease, #until, #msg ADD #count :one, #tx :tx, #audio :audio"
+                 "#done": done_attr(index), "#count": "chunksDone", "#tx": "chunksTranscribeS", "#status": "status"}
+        values = {":lease": lease, ":one": 1, ":tx": round(transcribe_s, 4), **_WORKABLE_VALUES}
+        condition = f"#lease = :lease AND attribute_not_exists(#done) AND {_JOB_WORKABLE}"
+        update = "SET #done = :lease REMOVE #lease, #until, #msg ADD #count :one, #tx :tx"
 
         def once() -> Counted:
             try:
-                job = self._update(job_id, update, condition, names, values)
+                return Counted(self._update(job_id, update, condition, names, values))
             except ChunkNotTaken as exc:
                 if exc.job.details.get(done_attr(index)) == lease:
-                    # Our own earlier try counted it and its answer was lost: the count may since have
-                    # moved on, so the last chunk is whoever's count equals the total; tell the truth.
-                    job = exc.job
-                    return Counted(job, job.details.get("chunksDone") == job.details.get("chunks"))
+                    # Our own earlier try counted it and its answer was lost. The count may have moved on
+                    # since: whoever sees it equal the total merges (the merge's lease keeps it to one).
+                    return Counted(exc.job)
                 raise
-            return Counted(job, job.details.get("chunksDone") == job.details.get("chunks"))
 
         return self.jobs.retry.call("count chunk done", once)
 
@@ -156,11 +132,8 @@ class ChunkLedger:
                  "#leaseId": "leaseId", "#status": "status"}
         values: dict[str, Any] = {":n": len(plan), ":plan": plan, ":now": iso(utc_now()), ":zero": 0,
                                   ":lease": lease, ":processing": JobStatus.PROCESSING.value}
-        sets = ["#chunks = :n", "#plan = :plan", "#fanout = :now", "#count = if_not_exists(#count, :zero)"]
-        for index, (name, value) in enumerate(fields.items()):
-            names[f"#f{index}"] = name
-            values[f":f{index}"] = value
-            sets.append(f"#f{index} = :f{index}")
+        sets = ["#chunks = :n", "#plan = :plan", "#fanout = :now", "#count = if_not_exists(#count, :zero)",
+                *set_clauses(fields, names, values, "f")]
         return self.jobs.retry.call("record chunk plan", lambda: self._update(
             job_id, "SET " + ", ".join(sets), "#leaseId = :lease AND #status = :processing", names, values))
 
@@ -170,11 +143,7 @@ class ChunkLedger:
         names = {"#sent": "chunksSentAt", "#leaseId": "leaseId", "#until": "leaseExpiresAt",
                  "#msg": "leaseMessageId", "#status": "status"}
         values: dict[str, Any] = {":now": iso(utc_now()), ":lease": lease, ":processing": JobStatus.PROCESSING.value}
-        sets = ["#sent = :now"]
-        for index, (name, value) in enumerate(fields.items()):
-            names[f"#f{index}"] = name
-            values[f":f{index}"] = value
-            sets.append(f"#f{index} = :f{index}")
+        sets = ["#sent = :now", *set_clauses(fields, names, values, "f")]
         return self.jobs.retry.call("record chunks sent", lambda: self._update(
             job_id, "SET " + ", ".join(sets) + " REMOVE #leaseId, #until, #msg",
             "#leaseId = :lease AND #status = :processing", names, values))

@@ -98,14 +98,15 @@ class DeadLetterQueue:
         return [self._describe(m) for m in seen.values()]
 
     def _describe(self, message: Message) -> DeadLetter:
-        key = _key_of(message.body)
-        job_id = job_id_from_audio_key(key) if key else None
         try:
             chunk = parse_chunk_message(message.body)
         except ValueError:
             chunk = None
         if chunk is not None:  # one chunk of a fanned-out job: replaying it resumes the job
             key, job_id = chunk.key, chunk.job_id
+        else:
+            key = _key_of(message.body)
+            job_id = job_id_from_audio_key(key) if key else None
         error = status = None
         if job_id:
             try:

@@ -76,6 +76,24 @@ class JobIdTaken(WhisperqError):
     """A new job's id is already in the table."""
 
 
+class ConditionFailed(WhisperqError):
+    """A conditional write's condition did not hold; `job` is the job as it is now."""
+
+    def __init__(self, job: Job):
+        super().__init__(f"the condition on job {job.job_id} did not hold (it is {job.status.value})")
+        self.job = job
+
+
+def set_clauses(fields: Mapping[str, Any], names: dict[str, str], values: dict[str, Any], tag: str) -> list[str]:
+    """`#<tag>N = :<tag>N` for each field, its name and value added to the placeholders."""
+    clauses = []
+    for index, (attr, value) in enumerate(fields.items()):
+        names[f"#{tag}{index}"] = attr
+        values[f":{tag}{index}"] = value
+        clauses.append(f"#{tag}{index} = :{tag}{index}")
+    return clauses
+
+
 class JobsTable:
     """Reads and conditionally writes jobs."""
 
@@ -244,11 +262,7 @@ class JobsTable:
         allowed = sorted(set(expected) if expected is not None else sources_of(target))
         names = {"#status": "status", "#updatedAt": "updatedAt"}
         values: dict[str, Any] = {":target": target.value, ":now": iso(utc_now())}
-        sets = ["#status = :target", "#updatedAt = :now"]
-        for index, (attr, value) in enumerate((changes or {}).items()):
-            names[f"#c{index}"] = attr
-            values[f":c{index}"] = value
-            sets.append(f"#c{index} = :c{index}")
+        sets = ["#status = :target", "#updatedAt = :now", *set_clauses(changes or {}, names, values, "c")]
         if increment_attempts:
             names["#attempts"] = "attempts"
             values[":zero"] = 0
@@ -271,19 +285,28 @@ class JobsTable:
                 names[f"#r{index}"] = attr
             update += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(removes)))
         try:
+            return self.update_where(job_id, update, condition, names, values)
+        except ConditionFailed as exc:
+            raise InvalidTransition(job_id, exc.job.status.value, target.value) from exc
+
+    def update_where(self, job_id: str, update: str, condition: str, names: Mapping[str, str],
+                     values: Mapping[str, Any]) -> Job:
+        """One conditional UpdateItem (not retried: callers retry what they can recognise) and the job
+        after it; ConditionFailed with the job as it is when the condition did not hold, JobNotFound
+        when there is no such job."""
+        try:
             response = self._ddb.update_item(
                 TableName=self.table_name,
                 Key={"jobId": {"S": job_id}},
                 UpdateExpression=update,
                 ConditionExpression=condition,
-                ExpressionAttributeNames=names,
+                ExpressionAttributeNames=dict(names),
                 ExpressionAttributeValues={k: _serializer.serialize(_to_dynamo(v)) for k, v in values.items()},
                 ReturnValues="ALL_NEW",
             )
         except ClientError as exc:
             if error_code(exc) == "ConditionalCheckFailedException":
-                current = self._get(job_id)  # raises JobNotFound when there is no such job
-                raise InvalidTransition(job_id, current.status.value, target.value) from exc
+                raise ConditionFailed(self._get(job_id)) from exc  # _get: JobNotFound for no such job
             raise as_core_error(exc, f"updating job {job_id}") from exc
         except BotoCoreError as exc:
             raise as_core_error(exc, f"updating job {job_id}") from exc

@@ -46,6 +46,8 @@ class _Reporter:
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[amount]}"),
                                  TimeElapsedColumn(), console=obj.err, transient=True, disable=not self.interactive)
         self._lock = threading.Lock()
+        self._sent: dict[Any, int] = {}  # bytes sent per upload task, of its size
+        self._sizes: dict[Any, int] = {}
 
     def __enter__(self) -> _Reporter:
         self.progress.__enter__()
@@ -55,13 +57,17 @@ class _Reporter:
         self.progress.__exit__(*exc)
 
     def task(self, name: str, size: int) -> Any:
-        return self.progress.add_task(f"uploading {name}", total=size, amount="")
+        task = self.progress.add_task(f"uploading {name}", total=size, amount="")
+        self._sizes[task] = size
+        self._sent[task] = 0
+        return task
 
     def advance(self, task: Any, amount: int) -> None:
-        self.progress.advance(task, amount)
-        state = next((t for t in self.progress.tasks if t.id == task), None)
-        if state is not None:
-            self.progress.update(task, amount=f"{state.completed / 1e6:.1f}/{(state.total or 0) / 1e6:.1f} MB")
+        """Bytes of the upload sent (called for every block read, from the upload threads)."""
+        with self._lock:
+            self._sent[task] += amount
+            sent = self._sent[task]
+        self.progress.update(task, advance=amount, amount=f"{sent / 1e6:.1f}/{self._sizes[task] / 1e6:.1f} MB")
 
     def update(self, task: Any, job: dict[str, Any]) -> None:
         """A change of the job: its status, and its chunks' progress when it was fanned out."""

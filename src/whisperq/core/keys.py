@@ -68,3 +68,8 @@ def chunk_audio_key(job_id: str, index: int) -> str:
 def chunk_result_key(job_id: str, index: int) -> str:
     """One chunk's transcript (JSON, timestamps of the whole file)."""
     return f"{chunks_prefix(job_id)}{index:05d}.json"
+
+
+def chunk_keys(job_id: str, count: int) -> list[str]:
+    """Every object the chunks of a job fanned out into `count` chunks may have written."""
+    return [key for index in range(count) for key in (chunk_audio_key(job_id, index), chunk_result_key(job_id, index))]

@@ -26,7 +26,7 @@ from whisperq.aws.chunks import ChunkLedger, ChunkNotTaken, done_attr, message_a
 from whisperq.core.errors import InvalidTransition, JobNotFound, PermanentJobError, TransientError, WhisperqError
 from whisperq.core.fanout import Chunk, ChunkMessage, merge, plan_chunks, shift
 from whisperq.core.jobs import Job, JobStatus, iso, utc_now
-from whisperq.core.keys import chunk_audio_key, chunk_result_key
+from whisperq.core.keys import chunk_audio_key, chunk_keys, chunk_result_key
 from whisperq.core.options import TranscribeOptions
 from whisperq.core.transcript import Transcript
 from whisperq.tracing import stage
@@ -40,11 +40,6 @@ if TYPE_CHECKING:
 
 class ChunkLeaseStillHeld(TransientError):
     """A chunk's own message came back while an earlier attempt's lease is live: retry later."""
-
-
-def chunk_keys(job_id: str, count: int) -> list[str]:
-    """Every object a fanned-out job's chunks may have written."""
-    return [key for index in range(count) for key in (chunk_audio_key(job_id, index), chunk_result_key(job_id, index))]
 
 
 class FanOut:
@@ -133,9 +128,9 @@ class FanOut:
             return "ignored:unknown-job"
         lease = str(uuid.uuid4())
         visibility_s = t.settings.queue.visibility_timeout_s
+        if job.status in (JobStatus.COMPLETED, JobStatus.CANCELLED) or job.details.get(done_attr(index)):
+            return self._not_taken(job, message, delivery)
         try:
-            if job.status in (JobStatus.COMPLETED, JobStatus.CANCELLED) or job.details.get(done_attr(index)):
-                raise ChunkNotTaken(job, "done")
             self.ledger.take(job_id, index, lease, visibility_s, delivery.message_id)
         except ChunkNotTaken as exc:
             return self._not_taken(exc.job, message, delivery)
@@ -144,8 +139,8 @@ class FanOut:
             options = replace(options, word_timestamps=True)  # the merge trims a hard cut word by word
         try:
             with self._heartbeat(job_id, index, lease, delivery):
-                transcribe_s, audio_s = self._transcribe_chunk(message, options)
-            counted = self.ledger.count_done(job_id, index, lease, transcribe_s, audio_s)
+                transcribe_s = self._transcribe_chunk(message, options)
+            counted = self.ledger.count_done(job_id, index, lease, transcribe_s)
         except ChunkNotTaken as exc:
             if exc.job.status is JobStatus.CANCELLED:
                 t.blobs.delete(chunk_keys(job_id, message.count))
@@ -185,7 +180,7 @@ class FanOut:
             raise ChunkLeaseStillHeld(f"{describe(message)} of job {job.job_id} is still leased for {left_s:.1f} s")
         raise TransientError(f"{describe(message)} of job {job.job_id} could not be leased (job {job.status.value})")
 
-    def _transcribe_chunk(self, message: ChunkMessage, options: TranscribeOptions) -> tuple[float, float]:
+    def _transcribe_chunk(self, message: ChunkMessage, options: TranscribeOptions) -> float:
         t, job_id = self.t, message.job_id
         notes = {**t.notes(job_id), "chunk": message.chunk.index}
         fetched = work.fetch(t.blobs, message.key, notes)
@@ -196,7 +191,7 @@ class FanOut:
         with stage("upload", **notes):
             t.blobs.put_text(chunk_result_key(job_id, message.chunk.index), json.dumps(result.to_dict()),
                              "application/json")
-        return transcribe_s, fetched.duration_s
+        return transcribe_s
 
     def _heartbeat(self, job_id: str, index: int, lease: str, delivery: Delivery) -> Heartbeat:
         visibility_s = self.t.settings.queue.visibility_timeout_s
@@ -260,7 +255,7 @@ class FanOut:
                 t.return_after(delivery, left_s)
                 raise ChunkLeaseStillHeld(f"the merge of job {job_id} is still leased for {left_s:.1f} s") from None
             return f"skipped:merge-{current.status.value}"
-        t.reset_retries()
+        t.retries = 0
         try:
             with t.heartbeat(job_id, lease, delivery):
                 changes = self._merge(job)

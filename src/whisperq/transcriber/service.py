@@ -225,9 +225,6 @@ class Transcriber:
         if self.extend_visibility and delivery.receipt_handle and delivery.queue_arn:
             self.extend_visibility(delivery.queue_arn, delivery.receipt_handle, seconds)
 
-    def reset_retries(self) -> None:
-        self.retries = 0
-
     def return_after(self, delivery: Delivery, seconds: float) -> None:
         """Best effort: make the message visible again just after `seconds`."""
         if not (self.extend_visibility and delivery.receipt_handle and delivery.queue_arn):

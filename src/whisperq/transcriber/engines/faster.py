@@ -9,6 +9,7 @@ import numpy as np
 
 from whisperq.core.options import TranscribeOptions
 from whisperq.core.transcript import Segment, Transcript, Word
+from whisperq.transcriber.audio import SAMPLE_RATE
 from whisperq.transcriber.models import resolve_ct2_model
 
 _FALLBACK_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
@@ -45,7 +46,7 @@ class FasterWhisperEngine:
         common = {"language": options.language, "task": options.task, "beam_size": options.beam_size,
                   "temperature": temperature, "initial_prompt": options.initial_prompt,
                   "word_timestamps": options.word_timestamps}
-        if self._batched is not None and audio.size / 16_000 >= BATCHED_MIN_AUDIO_S:
+        if self._batched is not None and audio.size / SAMPLE_RATE >= BATCHED_MIN_AUDIO_S:
             # Batched windows always skip non-speech (that is how they are cut); timestamps within them
             # are kept, so subtitles are as fine-grained as sequential decoding's.
             segments_iter, info = self._batched.transcribe(audio, batch_size=self.batch_size,
