@@ -45,6 +45,9 @@ ENV_VARS: dict[str, str] = {
     "faults": constants.FAULTS,
     "allow_private_callbacks": constants.ALLOW_PRIVATE_CALLBACKS,
     "callback_secret": constants.CALLBACK_SECRET,
+    "openai_wait_s": constants.OPENAI_WAIT_S,
+    "openai_max_bytes": constants.OPENAI_MAX_BYTES,
+    "api_concurrency": constants.API_CONCURRENCY,
 }
 
 
@@ -79,6 +82,11 @@ class Settings:
     # Callbacks to private or loopback addresses: refused in AWS, allowed in the twin (tests listen locally).
     allow_private_callbacks: bool = False
     callback_secret: str = ""  # HMAC key that signs callbacks; callbacks are not sent without one
+    # The OpenAI-compatible routes wait this long for their job, under API Gateway's 29 s integration
+    # timeout, and take audio up to this size (base64 in the event must fit Lambda's 6 MB payload).
+    openai_wait_s: float = 25.0
+    openai_max_bytes: int = 4 * 1024 * 1024
+    api_concurrency: int = 4  # the twin's API containers at once (AWS: the function's reserved concurrency)
     queue: QueueConfig = field(default_factory=QueueConfig)
 
     @classmethod
@@ -111,6 +119,12 @@ class Settings:
                      "max_audio_duration_s", "cpu_threads", "job_retention_days"):
             if getattr(self, name) <= 0:
                 problems.append(f"{name} must be positive")
+        if not 0 < self.openai_wait_s <= 28:
+            problems.append(f"{constants.OPENAI_WAIT_S} must be above 0 and at most 28 (API Gateway's 29 s timeout)")
+        if not 0 < self.openai_max_bytes <= 4_400_000:
+            problems.append(f"{constants.OPENAI_MAX_BYTES} must be 1 to 4400000 (Lambda's 6 MB payload, base64)")
+        if not 1 <= self.api_concurrency <= 64:
+            problems.append(f"{constants.API_CONCURRENCY} must be 1 to 64")
         if not 0 <= self.engine_batch_size <= 64:
             problems.append(f"{constants.ENGINE_BATCH_SIZE} must be 0 (sequential) to 64")
         if self.synthetic_seconds_per_audio_second < 0:

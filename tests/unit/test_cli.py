@@ -86,9 +86,8 @@ def test_shell_completion_when_asked_then_click_writes_a_script():
     assert result.exit_code == 0 and "_WHISPERQ_COMPLETE" in result.output and "complete " in result.output
 
 
-def test_api_client_when_the_service_says_try_again_then_retried_with_backoff_and_other_errors_not(monkeypatch):
-    from whisperq.cli.client import ApiClient
-    from whisperq.cli.errors import CliError
+def test_sdk_client_when_the_service_says_try_again_then_retried_with_backoff_and_other_errors_not(monkeypatch):
+    from whisperq.client import Client, InvalidRequestError, ServiceError
 
     answers = iter([503, 429, 201, 400, 503, 503, 503, 503])
     sent, slept = [], []
@@ -107,14 +106,14 @@ def test_api_client_when_the_service_says_try_again_then_retried_with_backoff_an
             sent.append(kwargs["headers"]["Idempotency-Key"])
             return Response(next(answers))
 
-    client = ApiClient("http://127.0.0.1:1", session=Session(), sleep=slept.append)
+    client = Client("http://127.0.0.1:1", session=Session(), sleep=slept.append)
     assert client.create_upload("a.wav", "audio/wav") == {"jobId": "x"}
     assert slept == [0.5, 1.0] and len(sent) == 3
     assert len(set(sent)) == 1  # every retry of one create carries its key: one job, however often sent
-    with pytest.raises(CliError) as bad:  # a 400 is the caller's to fix: not sent again
+    with pytest.raises(InvalidRequestError) as bad:  # a 400 is the caller's to fix: not sent again
         client.create_upload("a.wav", "audio/wav")
     assert bad.value.exit_code == 2 and len(sent) == 4
-    with pytest.raises(CliError) as down:  # still unavailable after 3 retries: exit 7
+    with pytest.raises(ServiceError) as down:  # still unavailable after 3 retries: exit 7
         client.create_upload("a.wav", "audio/wav")
     assert down.value.exit_code == 7 and len(sent) == 8 and slept[-3:] == [0.5, 1.0, 2.0]
     assert len(set(sent)) == 3  # a new create, a new key

@@ -6,8 +6,10 @@ that created it, and a key sees only its own jobs."""
 
 from __future__ import annotations
 
+import base64
 import json
 import re
+import time
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -15,12 +17,15 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 
 from whisperq import faults
+from whisperq.api_handler.multipart import parse_form
+from whisperq.api_handler.openai_routes import JobNotDone, OpenAIRoutes
 from whisperq.api_handler.openapi import document as openapi_document
 from whisperq.api_handler.service import JobService, validate_idempotency_key
 from whisperq.aws.blobs import Blobs
 from whisperq.aws.clients import Clients
 from whisperq.aws.jobs_table import JobsTable
 from whisperq.config import Settings
+from whisperq.core import openai_compat
 from whisperq.core.errors import InvalidRequest, WhisperqError
 from whisperq.tracing import annotate, stage
 
@@ -29,6 +34,7 @@ metrics = Metrics(namespace="whisperq", service="whisperq-api")
 app = APIGatewayRestResolver()
 
 _service: JobService | None = None
+STARTED = int(time.time())
 
 
 class Forbidden(WhisperqError):
@@ -56,12 +62,12 @@ def reset(svc: JobService | None = None) -> None:
     _service = svc
 
 
-def error_response(status_code: int, code: str, message: str) -> Response:
-    return Response(
-        status_code=status_code,
-        content_type="application/json",
-        body=json.dumps({"error": {"code": code, "message": message}}),
-    )
+def error_response(status_code: int, code: str, message: str, param: str | None = None) -> Response:
+    """{"error": {...}}: whisperq's code and message, and OpenAI's type and param, so that both the
+    whisperq clients and OpenAI's SDK read every error."""
+    kind = "invalid_request_error" if status_code < 500 else "server_error"
+    return Response(status_code=status_code, content_type="application/json",
+                    body=openai_compat.error_body(message, kind, code, param))
 
 
 def json_response(status_code: int, payload: Any) -> Response:
@@ -73,7 +79,7 @@ def owner() -> str:
     identity = app.current_event.request_context.identity
     key_id = identity.api_key_id if identity else None
     if not key_id:
-        raise Forbidden("a valid x-api-key header is required")
+        raise Forbidden("a valid API key is required (x-api-key or Authorization: Bearer)")
     logger.append_keys(api_key_id=key_id)
     return key_id
 
@@ -158,12 +164,66 @@ def cancel_job(job_id: str) -> dict[str, Any]:
     return service().cancel(job_id, owner())
 
 
+# --- OpenAI-compatible routes (openai.OpenAI(base_url=".../v1", api_key=KEY)) --------------------
+def openai_routes() -> OpenAIRoutes:
+    svc = service()
+    return OpenAIRoutes(svc, svc.settings.openai_wait_s, svc.settings.openai_max_bytes)
+
+
+def form() -> dict[str, list[Any]]:
+    event = app.current_event
+    raw = event.body or ""
+    body = base64.b64decode(raw) if event.is_base64_encoded else raw.encode("utf-8")
+    return parse_form(event.headers.get("Content-Type"), body)
+
+
+def audio_route(task: str) -> Response:
+    answer = openai_routes().audio(form(), owner(), task, idempotency_key())
+    logger.append_keys(job_id=answer.job_id)
+    annotate(jobId=answer.job_id)
+    return Response(status_code=200, content_type=answer.content_type, body=answer.body,
+                    headers={"x-whisperq-job-id": answer.job_id})
+
+
+@app.post("/v1/audio/transcriptions")
+def openai_transcriptions() -> Response:
+    return audio_route("transcribe")
+
+
+@app.post("/v1/audio/translations")
+def openai_translations() -> Response:
+    return audio_route("translate")
+
+
+@app.get("/v1/models")
+def openai_models() -> dict[str, Any]:
+    owner()
+    return openai_compat.models(service().settings.model, STARTED)
+
+
+@app.get("/v1/models/<model>")
+def openai_model(model: str) -> Response:
+    owner()
+    if model not in (openai_compat.OPENAI_MODEL, service().settings.model):
+        return error_response(404, "model_not_found", f"the model {model!r} does not exist here", "model")
+    return json_response(200, openai_compat.model_info(model, STARTED))
+
+
 @app.exception_handler(WhisperqError)
 def handle_whisperq_error(exc: WhisperqError) -> Response:
     if exc.status_code >= 500:
         logger.warning("request failed", extra={"error": exc.message, "code": exc.code})
     metrics.add_metric("ClientErrors" if exc.status_code < 500 else "ServerErrors", "Count", 1)
-    return error_response(exc.status_code, exc.code, exc.message)
+    response = error_response(exc.status_code, exc.code, exc.message, getattr(exc, "param", None))
+    job = getattr(exc, "job", None)
+    if job is not None:
+        response.headers["x-whisperq-job-id"] = job.job_id
+    if isinstance(exc, JobNotDone):
+        # OpenAI's SDK retries a 408 unless told not to: a retry waits for the same job only when the
+        # request named it with an Idempotency-Key; without one it would make a second job.
+        keyed = app.current_event.headers.get("Idempotency-Key") is not None
+        response.headers["x-should-retry"] = "true" if keyed else "false"
+    return response
 
 
 def _allowed_methods(path: str) -> list[str]:

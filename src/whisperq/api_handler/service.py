@@ -154,6 +154,19 @@ class JobService:
         }
         return view
 
+    def create_with_audio(self, body: Any, owner: str, audio: bytes, idempotency_key: str | None = None) -> Job:
+        """A job whose audio comes in the request itself (the OpenAI-compatible routes): stored where an
+        upload would put it, so that its S3 event queues it as any other. A create sent again with the
+        same Idempotency-Key finds its job and stores nothing twice."""
+        job, replayed = self._store(self._new_job(body, owner, {"filename", "contentType", "options"},
+                                                  idempotency_key))
+        if not replayed or (job.status is JobStatus.UPLOADING and self.blobs.head(job.audio_key) is None):
+            self.blobs.put_bytes(job.audio_key, audio, job.content_type)
+        return job
+
+    def refreshed(self, job_id: str) -> Job:
+        return self._refresh(self.jobs.get(job_id))
+
     # --- reading -------------------------------------------------------------------------
     def get(self, raw_job_id: str, owner: str = DEFAULT_OWNER) -> Job:
         """The caller's job, brought up to date; another owner's job is not found, as a missing one is."""

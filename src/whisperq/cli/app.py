@@ -9,8 +9,8 @@ from typing import Any
 import click
 
 from whisperq import constants
-from whisperq.cli.client import ApiClient
 from whisperq.cli.errors import EXIT_INTERRUPTED, EXIT_UNEXPECTED, EXIT_UNREACHABLE, CliError
+from whisperq.client import Client
 from whisperq.core.errors import WhisperqError
 from whisperq.local import state
 
@@ -46,13 +46,13 @@ class Context:
             EXIT_UNREACHABLE,
         )
 
-    def client(self) -> ApiClient:
+    def client(self) -> Client:
         url = self.api_url()
         key = self.api_key
         if not key and not self._api_url:
             running = self.twin()
             key = running.get("apiKey") if running else None  # the twin's own key
-        return ApiClient(url, api_key=key)
+        return Client(url, api_key=key)
 
     def emit(self, data: Any, as_json: bool, human: Any = None) -> None:
         """Print data: JSON when asked (or when stdout is not a terminal and there is no plain form),

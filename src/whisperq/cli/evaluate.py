@@ -44,7 +44,7 @@ def _run_on_twin(obj: Context, spec: Any, out_dir: Path, setting: dict[str, str]
     from whisperq.aws.clients import Clients
     from whisperq.aws.jobs_table import JobsTable
     from whisperq.aws.queues import Queue
-    from whisperq.cli.client import ApiClient
+    from whisperq.client import Client
     from whisperq.evaluation.loadtest import LoadTest
     from whisperq.faults import ENV as FAULTS_ENV
     from whisperq.faults import POISON_MARK
@@ -64,7 +64,7 @@ def _run_on_twin(obj: Context, spec: Any, out_dir: Path, setting: dict[str, str]
         config = {"target": "local twin", "engine": twin.settings.engine, "model": twin.settings.model,
                   "cpuThreads": twin.settings.cpu_threads, "workers": len(twin._workers),
                   "queueConfig": twin.settings.queue.to_dict(), "setting": setting}
-        test = LoadTest(spec, out_dir, ApiClient(twin.api_url, api_key=twin.api_key),
+        test = LoadTest(spec, out_dir, Client(twin.api_url, api_key=twin.api_key),
                         JobsTable(clients, twin.settings.table), Blobs(clients, twin.settings.bucket),
                         Queue(clients, twin.resources.queue_url), Queue(clients, twin.resources.dlq_url), config,
                         log=lambda message: obj.err.print(f"{out_dir.name}: {message}"), owner=twin.api_key_id,

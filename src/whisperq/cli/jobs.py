@@ -11,8 +11,8 @@ from typing import Any
 import click
 
 from whisperq.cli.app import Context, cli
-from whisperq.cli.client import ApiClient
 from whisperq.cli.errors import EXIT_JOB_FAILED, CliError
+from whisperq.client import Client
 from whisperq.core.audio import content_type_for
 from whisperq.core.jobs import JobStatus
 from whisperq.core.writers import WRITERS
@@ -88,7 +88,7 @@ class _Reporter:
                 self.obj.err.print(text)
 
 
-def _submit_and_wait(obj: Context, client: ApiClient, reporter: _Reporter, path: str, options: dict[str, Any],
+def _submit_and_wait(obj: Context, client: Client, reporter: _Reporter, path: str, options: dict[str, Any],
                      wait: bool, timeout_s: float) -> dict[str, Any]:
     name = os.path.basename(path)
     size = os.path.getsize(path)

@@ -13,9 +13,9 @@ from pathlib import Path
 import click
 
 from whisperq.cli.app import Context, cli
-from whisperq.cli.client import ApiClient
 from whisperq.cli.errors import EXIT_JOB_FAILED, EXIT_UNREACHABLE, EXIT_USAGE, CliError
 from whisperq.cli.jobs import _Reporter, _submit_and_wait
+from whisperq.client import Client
 from whisperq.local import state
 
 
@@ -129,7 +129,7 @@ def demo(obj: Context, file: str | None, timeout_s: float) -> None:
         with twin:
             up_s = time.perf_counter() - started
             obj.err.print(f"twin up in {up_s:.1f} s (API {twin.api_url}); transcribing {path}")
-            client = ApiClient(twin.api_url, api_key=twin.api_key)
+            client = Client(twin.api_url, api_key=twin.api_key)
             with _Reporter(obj) as reporter:
                 job = _submit_and_wait(obj, client, reporter, path, {}, True, timeout_s)
             if job["status"] != "COMPLETED":

@@ -22,7 +22,7 @@ import numpy as np
 from whisperq.aws.blobs import Blobs
 from whisperq.aws.jobs_table import JobsTable
 from whisperq.aws.queues import Queue
-from whisperq.cli.client import ApiClient
+from whisperq.client import Client
 from whisperq.core.audio import content_type_for
 from whisperq.core.jobs import Job, JobStatus, iso, new_job_id, parse_iso, utc_now
 from whisperq.core.keys import audio_key
@@ -81,7 +81,7 @@ class JobRecord:
 class LoadTest:
     """Runs one load test against one pipeline (a twin or a deployed stack)."""
 
-    def __init__(self, spec: LoadSpec, out_dir: Path, api: ApiClient | None, jobs: JobsTable, blobs: Blobs,
+    def __init__(self, spec: LoadSpec, out_dir: Path, api: Client | None, jobs: JobsTable, blobs: Blobs,
                  queue: Queue, dlq: Queue, config: dict[str, Any], log: Any = None, owner: str = "loadtest",
                  xray: Any = None, trace_filter: str | None = None, faults: Any = None):
         self.spec = spec.validate()
@@ -147,9 +147,7 @@ class LoadTest:
             assert self.api is not None
             created = self.api.create_upload(name, content_type)
             record = JobRecord(created["jobId"], name, submitted, kind=kind)
-            response = self.api.session.put(created["uploadUrl"], data=data, headers=created["uploadHeaders"],
-                                            timeout=120)
-            response.raise_for_status()
+            self.api.upload_bytes(created, data)
         record.uploaded_at = time.time()
         with self._lock:
             self.records.append(record)

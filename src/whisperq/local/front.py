@@ -15,10 +15,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from whisperq.api_handler.authorizer import api_key_of
 from whisperq.local import xray
+from whisperq.local.containers import Throttled
 from whisperq.local.lambda_context import LocalLambdaContext
 
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # API Gateway's limit
+
+# The template's BinaryMediaTypes: bodies API Gateway hands to the function base64-encoded.
+BINARY_MEDIA_TYPES = frozenset({"multipart/form-data"})
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
@@ -32,7 +37,10 @@ def to_proxy_event(method: str, raw_path: str, headers: list[tuple[str, str]], b
     multi_headers: dict[str, list[str]] = {}
     for name, value in headers:
         multi_headers.setdefault(name, []).append(value)
+    content_type = next((v for k, v in headers if k.lower() == "content-type"), "")
     try:
+        if content_type.lower().split(";")[0].strip() in BINARY_MEDIA_TYPES:
+            raise UnicodeDecodeError("utf-8", b"", 0, 1, "a binary media type")  # as the template declares
         text_body: str | None = body.decode("utf-8") if body else None
         is_base64 = False
     except UnicodeDecodeError:
@@ -63,6 +71,12 @@ def to_proxy_event(method: str, raw_path: str, headers: list[tuple[str, str]], b
         "body": text_body,
         "isBase64Encoded": is_base64,
     }
+
+
+def error_json(code: str, message: str) -> str:
+    """API Gateway's own refusals, as the template's GatewayResponses shape them: whisperq's error
+    (code, message) that is also OpenAI's (type, param), so both kinds of client read it."""
+    return json.dumps({"error": {"code": code, "message": message, "type": "invalid_request_error", "param": None}})
 
 
 # Routes API Gateway serves without a key (Auth.ApiKeyRequired: false on the event in the template).
@@ -99,17 +113,16 @@ class ApiFront:
             def _serve(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 if length > MAX_PAYLOAD_BYTES:
-                    self._reply(413, {"Content-Type": "application/json"},
-                                json.dumps({"error": {"code": "payload_too_large",
-                                                      "message": "request bodies are limited to 10 MB"}}).encode())
+                    self._reply(413, {"Content-Type": "application/json"}, error_json(
+                        "payload_too_large", "request bodies are limited to 10 MB: upload large audio with "
+                                             "POST /jobs and its pre-signed form").encode())
                     return
                 body = self.rfile.read(length) if length else b""
                 event = to_proxy_event(self.command, self.path, list(self.headers.items()), body,
                                        self.client_address[0])
-                if not front.authorise(event, self.headers.get("x-api-key")):
-                    self._reply(403, {"Content-Type": "application/json"},
-                                json.dumps({"error": {"code": "forbidden",
-                                                      "message": "a valid x-api-key header is required"}}).encode())
+                if not front.authorise(event, api_key_of(self.headers)):
+                    self._reply(403, {"Content-Type": "application/json"}, error_json(
+                        "forbidden", "a valid API key is required (x-api-key or Authorization: Bearer)").encode())
                     return
                 status, headers, payload = front.invoke(event)
                 self._reply(status, headers, payload)
@@ -149,15 +162,24 @@ class ApiFront:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
 
-    def invoke(self, event: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
+    def _call(self, event: dict[str, Any]) -> dict[str, Any]:
+        if getattr(self._handler, "runs_invocations", False):
+            return self._handler(event, None)  # containers of their own, each tracing its invocations
         context = LocalLambdaContext(function_name=self._function_name, timeout_s=29)
+        with self._invoke_lock, xray.Invocation(self._function_name, self._daemon_address) as invocation:
+            result = self._handler(event, context)
+            invocation.error = int(result.get("statusCode", 200)) >= 400
+        return result
+
+    def invoke(self, event: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
         try:
-            with self._invoke_lock, xray.Invocation(self._function_name, self._daemon_address) as invocation:
-                result = self._handler(event, context)
-                invocation.error = int(result.get("statusCode", 200)) >= 400
+            result = self._call(event)
+        except Throttled:
+            return 429, {"Content-Type": "application/json"}, error_json(
+                "throttled", "too many requests; retry with backoff").encode()
         except Exception:  # noqa: BLE001 - API Gateway answers 502 when the function itself fails
-            body = json.dumps({"error": {"code": "bad_gateway", "message": "the API function failed"}})
-            return 502, {"Content-Type": "application/json"}, body.encode()
+            return 502, {"Content-Type": "application/json"}, error_json(
+                "bad_gateway", "the API function failed").encode()
         headers = dict(result.get("headers") or {})
         for name, values in (result.get("multiValueHeaders") or {}).items():
             headers[name] = ", ".join(values)

@@ -200,11 +200,12 @@ class Twin:
         self.stop()
 
     # --- parts -------------------------------------------------------------------------
-    def _start_service(self, attribute: str, target: Any, args: tuple[Any, ...], name: str) -> Any:
+    def _start_service(self, attribute: str, target: Any, args: tuple[Any, ...], name: str,
+                       daemon: bool = True) -> Any:
         """Start one child process, kept in `attribute` (so that stop() ends it even if its start
         fails), and wait for its ("ok", value) or ("error", reason) answer."""
         parent_conn, child_conn = self._ctx.Pipe(duplex=False)
-        process = self._ctx.Process(target=target, args=(child_conn, *args), name=name, daemon=True)
+        process = self._ctx.Process(target=target, args=(child_conn, *args), name=name, daemon=daemon)
         process.start()
         child_conn.close()
         setattr(self, attribute, process)
@@ -266,7 +267,8 @@ class Twin:
         keys = self.api_key_ids
         env = {**self._child_env, **xray.lambda_environment(API_FUNCTION, self.xray_daemon_address)}
         self._api_url = self._start_service(
-            "_front", api_process.serve, (os.getpid(), env, keys, self.api_port, self.log_path), API_FUNCTION,
+            "_front", api_process.serve, (os.getpid(), env, keys, self.api_port, self.log_path, API_FUNCTION),
+            API_FUNCTION, daemon=False,  # its function's containers are processes of its own
         )
 
     def _start_workers(self) -> None:

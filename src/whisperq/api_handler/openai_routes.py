@@ -1,0 +1,96 @@
+"""OpenAI-compatible audio routes on the ordinary job pipeline: the audio in the request is stored
+where an upload would put it, its S3 event queues the job, a worker transcribes it, and the route
+waits for the job (bounded below API Gateway's integration timeout) to answer in OpenAI's shapes."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+
+from whisperq.api_handler.service import JobService
+from whisperq.core.audio import content_type_for
+from whisperq.core.errors import WhisperqError
+from whisperq.core.jobs import Job, JobStatus
+from whisperq.core.openai_compat import AudioRequest, OpenAIRequestError, parse_request, render
+from whisperq.core.transcript import Transcript
+
+POLL_S = 0.05  # the first seconds: a short job answers within one poll of its end
+SLOW_POLL_S = 0.25  # later: fewer reads while a long job runs
+FAST_POLLS_FOR_S = 5.0
+
+
+class JobNotDone(WhisperqError):
+    """The job did not end within the route's wait; it keeps running and can be fetched by its id."""
+
+    status_code = 408
+    code = "job_pending"
+
+    def __init__(self, job: Job, waited_s: float):
+        super().__init__(f"job {job.job_id} is still {job.status.value} after {waited_s:.0f} s; it keeps running: "
+                         f"fetch it with GET /jobs/{job.job_id} (or `whisperq wait {job.job_id}`), or send the "
+                         f"request with an Idempotency-Key header so that a retry waits for the same job")
+        self.job = job
+
+
+class JobUnsuccessful(WhisperqError):
+    """The job ended FAILED or CANCELLED: its reason, with its id."""
+
+    status_code = 400
+    code = "transcription_failed"
+
+    def __init__(self, job: Job):
+        reason = (job.error or "no reason recorded") if job.status is JobStatus.FAILED else "it was cancelled"
+        super().__init__(f"job {job.job_id} ended {job.status.value}: {reason}")
+        self.job = job
+
+
+@dataclass(frozen=True)
+class Answer:
+    content_type: str
+    body: str
+    job_id: str
+
+
+class OpenAIRoutes:
+    def __init__(self, jobs: JobService, wait_s: float, max_bytes: int, sleep=time.sleep):  # noqa: ANN001
+        self.jobs = jobs
+        self.wait_s = wait_s
+        self.max_bytes = max_bytes
+        self.sleep = sleep
+
+    def audio(self, fields: dict, owner: str, task: str, idempotency_key: str | None) -> Answer:
+        """POST /v1/audio/transcriptions (task "transcribe") and /v1/audio/translations ("translate")."""
+        request = parse_request(fields, task, self.jobs.settings.model)
+        if len(request.audio) > self.max_bytes:
+            raise OpenAIRequestError(
+                f"the file is {len(request.audio)} bytes; this route takes at most {self.max_bytes} (the API "
+                f"function's payload limit): upload larger audio with POST /jobs and its pre-signed form, "
+                f"which takes up to {self.jobs.settings.max_upload_bytes} bytes", "file", "file_too_large")
+        try:
+            content_type = content_type_for(request.filename)
+        except WhisperqError as exc:
+            raise OpenAIRequestError(exc.message, "file", "invalid_file_format") from exc
+        job = self.jobs.create_with_audio({"filename": request.filename, "contentType": content_type,
+                                           "options": request.options}, owner, request.audio, idempotency_key)
+        job = self._wait(job)
+        return Answer(*render(request, self._transcript(job)), job.job_id)
+
+    def _wait(self, job: Job) -> Job:
+        started = time.monotonic()
+        while not job.status.is_final:
+            waited = time.monotonic() - started
+            if waited >= self.wait_s:
+                raise JobNotDone(job, waited)
+            self.sleep(POLL_S if waited < FAST_POLLS_FOR_S else SLOW_POLL_S)
+            job = self.jobs.jobs.get(job.job_id)
+        if job.status is not JobStatus.COMPLETED:
+            raise JobUnsuccessful(job)
+        return job
+
+    def _transcript(self, job: Job) -> Transcript:
+        key = job.details["transcriptKeys"]["json"]
+        return Transcript.from_dict(json.loads(self.jobs.blobs.get_text(key)))
+
+
+__all__ = ["AudioRequest", "JobNotDone", "JobUnsuccessful", "OpenAIRoutes"]
