@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from whisperq import __version__
+from whisperq.api_handler.openapi_openai import paths as openai_paths
 from whisperq.core.audio import AUDIO_CONTENT_TYPES
 from whisperq.core.jobs import JobStatus
 from whisperq.core.writers import WRITERS
@@ -240,9 +241,11 @@ def document() -> dict[str, Any]:
                     },
                 }
             },
+            **openai_paths(),
         },
         "components": {
-            "securitySchemes": {"apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"}},
+            "securitySchemes": {"apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key",
+                                           "description": "or Authorization: Bearer <key>"}},
             "schemas": {
                 "Error": {
                     "type": "object",
@@ -252,7 +255,8 @@ def document() -> dict[str, Any]:
                         "error": {
                             "type": "object",
                             "required": ["code", "message"],
-                            "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+                            "properties": {"code": {"type": ["string", "null"]}, "message": {"type": "string"},
+                                           "type": {"type": "string"}, "param": {"type": ["string", "null"]}},
                         }
                     },
                 },

@@ -147,6 +147,21 @@ class JobsTable:
         """The job with this id, read consistently, or JobNotFound."""
         return self.retry.call("read job", lambda: self._get(job_id))
 
+    def status_of(self, job_id: str) -> JobStatus:
+        """Only the job's status, read consistently: a cheap read for a caller that polls."""
+        def once() -> JobStatus:
+            try:
+                response = self._ddb.get_item(TableName=self.table_name, Key={"jobId": {"S": job_id}},
+                                              ConsistentRead=True, ProjectionExpression="#s",
+                                              ExpressionAttributeNames={"#s": "status"})
+            except (ClientError, BotoCoreError) as exc:
+                raise as_core_error(exc, f"reading job {job_id}") from exc
+            if "Item" not in response:
+                raise JobNotFound(job_id)
+            return JobStatus(response["Item"]["status"]["S"])
+
+        return self.retry.call("read job status", once)
+
     def _get(self, job_id: str) -> Job:
         try:
             response = self._ddb.get_item(

@@ -214,9 +214,9 @@ class Client:
             time.sleep(poll_s)
 
     def transcribe(self, path: str, options: Options = None, timeout_s: float = 1800.0,
-                   on_update: Callable[[Job], None] | None = None) -> Job:
+                   on_update: Callable[[Job], None] | None = None, poll_s: float = 0.5) -> Job:
         """Submit, wait, and return the COMPLETED job; JobFailed (with the job) if it ended otherwise."""
-        job = self.wait(self.submit(path, options).job_id, timeout_s, on_update)
+        job = self.wait(self.submit(path, options).job_id, timeout_s, on_update, poll_s)
         if job.status != "COMPLETED":
             raise JobFailed(job)
         return job
