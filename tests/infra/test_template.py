@@ -205,3 +205,21 @@ def test_functions_when_read_then_get_the_fanout_knobs_and_the_concurrency_they_
     assert env["WHISPERQ_QUEUE_FANOUT_MIN_DURATION_S"] == {"Ref": "FanoutMinDurationS"}
     assert env["WHISPERQ_QUEUE_CHUNK_S"] == {"Ref": "ChunkS"}
     assert env["WHISPERQ_QUEUE_MAX_CONCURRENCY"] == {"Ref": "MaxConcurrency"}
+
+
+def test_api_when_read_then_bearer_keys_reach_the_usage_plan_and_audio_arrives_binary(resources):
+    api = resources["Api"]["Properties"]
+    assert api["ApiKeySourceType"] == "AUTHORIZER" and api["Auth"]["DefaultAuthorizer"] == "KeyAuthorizer"
+    authorizer = api["Auth"]["Authorizers"]["KeyAuthorizer"]
+    assert authorizer["FunctionPayloadType"] == "REQUEST"
+    assert authorizer["FunctionArn"] == {"Fn::GetAtt": ["AuthorizerFunction", "Arn"]}
+    assert authorizer["Identity"]["ReauthorizeEvery"] == 0  # no identity source: never cached
+    assert resources["AuthorizerFunction"]["Properties"]["Handler"] == "whisperq.api_handler.authorizer.handler"
+    assert api["BinaryMediaTypes"] == ["multipart~1form-data"]
+    responses = api["GatewayResponses"]
+    assert responses["UNAUTHORIZED"]["StatusCode"] == 403  # no key at all: as API Gateway's missing key
+    too_large = responses["REQUEST_TOO_LARGE"]
+    assert too_large["StatusCode"] == 413 and "POST /jobs" in too_large["ResponseTemplates"]["application/json"]
+    assert "Authorization" in api["Cors"]["AllowHeaders"]
+    health = resources["ApiFunction"]["Properties"]["Events"]["Health"]["Properties"]["Auth"]
+    assert health == {"ApiKeyRequired": False, "Authorizer": "NONE"}

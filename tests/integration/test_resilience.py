@@ -205,3 +205,42 @@ def test_metrics_when_job_completes_then_embedded_metric_format_on_stdout(stack,
     [blob] = blobs
     assert blob["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "whisperq"
     assert 6.0 < blob["AudioSeconds"][0] < 6.6 and blob["JobsCompleted"] == [1.0]
+
+
+def test_twin_dynamodb_when_conditional_writes_race_then_each_is_atomic_as_in_dynamodb(stack):
+    """Compare-and-swap from four threads on one item: every success is counted exactly once, as
+    DynamoDB's atomic conditional writes guarantee (moto's server alone checks and writes in two
+    steps; whisperq.local.moto_patches makes them one)."""
+    import sys
+    import threading
+
+    from botocore.exceptions import ClientError
+
+    ddb, table = stack.clients.dynamodb, stack.settings.table
+    ddb.put_item(TableName=table, Item={"jobId": {"S": "counter"}, "n": {"N": "0"}})
+    wins = []
+
+    def bump():
+        for _ in range(40):
+            current = ddb.get_item(TableName=table, Key={"jobId": {"S": "counter"}}, ConsistentRead=True)
+            n = int(current["Item"]["n"]["N"])
+            try:
+                ddb.update_item(TableName=table, Key={"jobId": {"S": "counter"}}, UpdateExpression="SET n = :next",
+                                ConditionExpression="n = :seen",
+                                ExpressionAttributeValues={":seen": {"N": str(n)}, ":next": {"N": str(n + 1)}})
+                wins.append(n)
+            except ClientError as exc:
+                assert exc.response["Error"]["Code"] == "ConditionalCheckFailedException"
+
+    threads = [threading.Thread(target=bump) for _ in range(4)]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # the server's threads (in this process) switch as often as they can
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    finally:
+        sys.setswitchinterval(interval)
+    final = int(ddb.get_item(TableName=table, Key={"jobId": {"S": "counter"}})["Item"]["n"]["N"])
+    assert final == len(wins) and sorted(wins) == list(range(final))  # no value won twice

@@ -35,3 +35,12 @@ def test_retention_check_when_patched_then_same_verdict_as_stock():
     old.sent_timestamp = int((time.time() - 120) * 1000)
     patched = moto_patches._retention_check
     assert patched(backend, "q", fresh) is True and patched(backend, "q", old) is False
+
+
+def test_dynamodb_when_patched_then_every_write_and_read_holds_the_lock_even_with_sqs_patches_off(monkeypatch):
+    from moto.dynamodb.models import DynamoDBBackend
+
+    monkeypatch.setenv("WHISPERQ_MOTO_PATCHES", "0")
+    assert "DynamoDB writes made atomic" in moto_patches.apply()
+    for name in ("put_item", "update_item", "delete_item", "transact_write_items", "get_item"):
+        assert getattr(getattr(DynamoDBBackend, name), "whisperq_atomic", False), name

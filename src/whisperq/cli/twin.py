@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import sys
 import tempfile
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from whisperq import constants
 from whisperq.cli.app import Context, cli
 from whisperq.cli.errors import EXIT_JOB_FAILED, EXIT_UNREACHABLE, EXIT_USAGE, CliError
 from whisperq.cli.jobs import _Reporter, _submit_and_wait
@@ -86,6 +88,18 @@ def local_status(obj: Context) -> None:
     if not running:
         raise CliError(f"no local twin is running (state dir {obj.state_dir})", EXIT_UNREACHABLE)
     click.echo(json.dumps(running, indent=2))
+
+
+@local.command("env")
+@click.pass_obj
+def local_env(obj: Context) -> None:
+    """Print the twin's API URL and key as shell exports, for the SDK and OpenAI's clients:
+    eval "$(whisperq local env)"."""
+    running = state.read_state(obj.state_dir)
+    if not running:
+        raise CliError(f"no local twin is running (state dir {obj.state_dir})", EXIT_UNREACHABLE)
+    click.echo(f"export {constants.API_URL}={shlex.quote(running['apiUrl'])}")
+    click.echo(f"export {constants.API_KEY}={shlex.quote(running['apiKey'])}")
 
 
 @local.command("down")
