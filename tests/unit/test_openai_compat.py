@@ -131,3 +131,10 @@ def test_authorizer_when_bearer_or_header_then_the_key_goes_to_the_usage_plan():
                                                          "Resource": "arn:m"}
     with pytest.raises(Exception, match="^Unauthorized$"):
         authorizer.handler({"headers": {}, "methodArn": "arn:m"}, None)
+
+
+@pytest.mark.parametrize("body", [b"", b"--b\r\nContent-Disposition: form-data; name=\"x\"\r\n\r\n1\r\n",
+                                  b"--b\r\nno blank line\r\n--b--\r\n"])
+def test_multipart_when_cut_short_or_malformed_then_400_not_a_crash(body):
+    with pytest.raises(InvalidRequest, match="could not be parsed"):
+        parse_form("multipart/form-data; boundary=b", body)

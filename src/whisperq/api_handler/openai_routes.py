@@ -12,6 +12,7 @@ from whisperq.api_handler.service import JobService
 from whisperq.core.audio import content_type_for
 from whisperq.core.errors import WhisperqError
 from whisperq.core.jobs import Job, JobStatus
+from whisperq.core.keys import transcript_key
 from whisperq.core.openai_compat import AudioRequest, OpenAIRequestError, parse_request, render
 from whisperq.core.transcript import Transcript
 
@@ -80,10 +81,10 @@ class OpenAIRoutes:
             raise OpenAIRequestError(exc.message, "file", "invalid_file_format") from exc
         job = self.jobs.create_with_audio({"filename": request.filename, "contentType": content_type,
                                            "options": request.options}, owner, request.audio, idempotency_key)
-        job = self._wait(job)
-        return Answer(*render(request, self._transcript(job)), job.job_id)
+        self._wait(job)
+        return Answer(*render(request, self._transcript(job.job_id)), job.job_id)
 
-    def _wait(self, job: Job) -> Job:
+    def _wait(self, job: Job) -> None:
         started = time.monotonic()
         status = job.status
         while not status.is_final:
@@ -92,14 +93,12 @@ class OpenAIRoutes:
                 raise JobNotDone(self.jobs.jobs.get(job.job_id), waited)
             self.sleep(POLL_S if waited < FAST_POLLS_FOR_S else SLOW_POLL_S)
             status = self.jobs.jobs.status_of(job.job_id)
-        job = self.jobs.jobs.get(job.job_id)
-        if job.status is not JobStatus.COMPLETED:
-            raise JobUnsuccessful(job)
-        return job
+        if status is not JobStatus.COMPLETED:
+            raise JobUnsuccessful(self.jobs.jobs.get(job.job_id))
 
-    def _transcript(self, job: Job) -> Transcript:
-        key = job.details["transcriptKeys"]["json"]
-        return Transcript.from_dict(json.loads(self.jobs.blobs.get_text(key)))
+    def _transcript(self, job_id: str) -> Transcript:
+        # Where every COMPLETED job's JSON transcript is: no second read of the job to learn it.
+        return Transcript.from_dict(json.loads(self.jobs.blobs.get_text(transcript_key(job_id, "json"))))
 
 
 __all__ = ["AudioRequest", "JobNotDone", "JobUnsuccessful", "OpenAIRoutes"]
