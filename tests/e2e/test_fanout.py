@@ -41,7 +41,7 @@ def test_chaos_run_when_every_job_is_fanned_out_then_every_invariant_holds(tmp_p
     out = tmp_path / "chaos"
     # One job a second: the queue never backs up, so every job fans out (a busy queue would not split).
     result = run_cli(tmp_path / "state", "loadtest", "--jobs", "6", "--rate", "1", "--synthetic-seconds", "45",
-                     "--set", "synthetic_seconds_per_audio_second=0.02", "--set", "fanout_min_duration_s=20",
+                     "--set", "synthetic_seconds_per_audio_second=0.05", "--set", "fanout_min_duration_s=20",
                      "--set", "chunk_s=10",
                      "--faults", "aws_errors=0.1,crash=0.05,kill_every_s=5,corrupt=0.2,seed=3",
                      "--timeout", "150", "--out", str(out), env=FAST, timeout_s=500)

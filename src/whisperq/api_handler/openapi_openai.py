@@ -62,5 +62,6 @@ def paths() -> dict[str, Any]:
             "operationId": "openaiModel", "summary": "one model",
             "parameters": [{"name": "model", "in": "path", "required": True, "schema": {"type": "string"}}],
             "responses": {"200": {"description": "the model", "content": {"application/json": {"schema": model}}},
-                          "404": _error("no such model here"), "403": _error("no valid API key")}}},
+                          "400": _error("a malformed model name"), "404": _error("no such model here"),
+                          "403": _error("no valid API key")}}},
     }
