@@ -7,13 +7,14 @@ STAMP := $(VENV)/.installed-stamp
 CHECKOV_VENV := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-stamp
 CHECKOV := checkov==3.3.30
+BROWSER_STAMP := tests/browser/node_modules/.installed-stamp
 PYTEST := $(BIN)/python -m pytest
 # torch must be the CPU build (it lies on these machines as a wheel): install it before anything
 # that depends on it, or pip fetches a multi-GB CUDA build.
 TORCH := torch==2.13.0
 OPENAI_WHISPER := openai-whisper==20250625
 
-.PHONY: help venv demo test test-unit test-integration test-e2e lint lint-infra deploy examples clean
+.PHONY: help venv browser demo test test-unit test-integration test-e2e lint lint-infra deploy examples clean
 
 help:
 	@echo "make demo   - create .venv, start the local twin, transcribe examples/meeting.wav, stop"
@@ -37,7 +38,7 @@ venv: $(STAMP)
 demo: venv
 	$(BIN)/whisperq demo examples/meeting.wav
 
-test: venv lint lint-infra
+test: venv lint lint-infra browser
 	$(PYTEST) tests
 
 test-unit: venv
@@ -46,8 +47,15 @@ test-unit: venv
 test-integration: venv
 	$(PYTEST) tests/integration
 
-test-e2e: venv
+test-e2e: venv browser
 	$(PYTEST) tests/e2e
+
+# The page's browser test: Debian's chromium and axe-core (scripts/install_browser.sh).
+$(BROWSER_STAMP): tests/browser/package.json tests/browser/package-lock.json scripts/install_browser.sh
+	bash scripts/install_browser.sh
+	touch $(BROWSER_STAMP)
+
+browser: $(BROWSER_STAMP)
 
 lint: venv
 	$(BIN)/ruff check src tests
@@ -77,4 +85,4 @@ examples:
 	bash scripts/make_examples.sh
 
 clean:
-	rm -rf $(VENV) $(CHECKOV_VENV) .pytest_cache .ruff_cache src/*.egg-info .aws-sam
+	rm -rf $(VENV) $(CHECKOV_VENV) tests/browser/node_modules .pytest_cache .ruff_cache src/*.egg-info .aws-sam

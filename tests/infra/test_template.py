@@ -187,7 +187,7 @@ def test_checkov_when_bucket_made_public_then_fails(tmp_path):
     assert result.returncode != 0 and "CKV_AWS_54" in result.stdout
 
 
-def test_routes_when_compared_then_template_serves_every_openapi_operation_and_only_health_is_open(resources):
+def test_routes_when_compared_then_template_serves_every_openapi_operation_and_only_health_and_page_open(resources):
     from whisperq.api_handler.openapi import document
     from whisperq.local.front import OPEN_ROUTES
 
@@ -197,7 +197,8 @@ def test_routes_when_compared_then_template_serves_every_openapi_operation_and_o
     assert routed == documented
     open_in_template = {(e["Properties"]["Method"].upper(), e["Properties"]["Path"]) for e in events
                         if e["Properties"].get("Auth", {}).get("ApiKeyRequired") is False}
-    assert open_in_template == set(OPEN_ROUTES) == {("GET", "/health")}
+    assert open_in_template == set(OPEN_ROUTES) == {("GET", "/health"), ("GET", "/"), ("GET", "/app"),
+                                                    ("GET", "/app.js")}  # the page asks for the key itself
 
 
 def test_functions_when_read_then_get_the_fanout_knobs_and_the_concurrency_they_depend_on(template):

@@ -10,6 +10,7 @@ import base64
 import json
 import re
 import time
+from pathlib import Path
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -20,6 +21,7 @@ from whisperq import faults
 from whisperq.api_handler.multipart import parse_form
 from whisperq.api_handler.openai_routes import JobNotDone, OpenAIRoutes
 from whisperq.api_handler.openapi import document as openapi_document
+from whisperq.api_handler.ops import Operations
 from whisperq.api_handler.service import JobService, validate_idempotency_key
 from whisperq.aws.blobs import Blobs
 from whisperq.aws.clients import Clients
@@ -34,6 +36,13 @@ metrics = Metrics(namespace="whisperq", service="whisperq-api")
 app = APIGatewayRestResolver()
 
 _service: JobService | None = None
+_operations: Operations | None = None
+WEB = Path(__file__).with_name("web")
+# The page calls the API on its own origin and S3 by pre-signed URLs; audio plays from the file itself.
+PAGE_HEADERS = {"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff",
+                "Content-Security-Policy": "default-src 'self'; connect-src 'self' https: http:; "
+                                           "media-src 'self' blob:; style-src 'self' 'unsafe-inline'; "
+                                           "frame-ancestors 'none'"}
 STARTED = int(time.time())
 
 
@@ -47,19 +56,29 @@ class Forbidden(WhisperqError):
 
 def service() -> JobService:
     """The service, built on first use and kept for the life of the container."""
-    global _service
+    global _service, _operations
     if _service is None:
         settings = Settings.from_env()
         clients = Clients(settings, customize=faults.injector_for(settings.faults, "api", logger).install_aws_errors)
-        _service = JobService(settings, JobsTable(clients, settings.table), Blobs(clients, settings.bucket),
+        jobs = JobsTable(clients, settings.table)
+        _service = JobService(settings, jobs, Blobs(clients, settings.bucket),
                               allow_private_callbacks=settings.allow_private_callbacks)
+        _operations = Operations(settings, clients, jobs)
     return _service
+
+
+def operations() -> Operations:
+    global _operations
+    if _operations is None:  # a service handed in by reset(): its own clients
+        svc = service()
+        _operations = Operations(svc.settings, svc.jobs.clients, svc.jobs)
+    return _operations
 
 
 def reset(svc: JobService | None = None) -> None:
     """Forget the built service (or use `svc`): for a twin that starts with a new environment."""
-    global _service
-    _service = svc
+    global _service, _operations
+    _service, _operations = svc, None
 
 
 def error_response(status_code: int, code: str, message: str, param: str | None = None) -> Response:
@@ -114,6 +133,30 @@ def created(payload: dict[str, Any]) -> Response:
 @app.get("/health")
 def health() -> dict[str, Any]:
     return {"status": "ok"}
+
+
+# --- the page (no key: it asks for one) and its operator view --------------------------------
+@app.get("/")
+def root() -> Response:
+    return Response(status_code=302, content_type="application/json", headers={"Location": "app"},
+                    body=json.dumps({"page": "app"}))
+
+
+@app.get("/app")
+def page() -> Response:
+    return Response(status_code=200, content_type="text/html; charset=utf-8", headers=PAGE_HEADERS,
+                    body=(WEB / "index.html").read_text(encoding="utf-8"))
+
+
+@app.get("/app.js")
+def page_script() -> Response:
+    return Response(status_code=200, content_type="text/javascript; charset=utf-8", headers=PAGE_HEADERS,
+                    body=(WEB / "app.js").read_text(encoding="utf-8"))
+
+
+@app.get("/ops/queues")
+def ops_queues() -> dict[str, Any]:
+    return operations().queues(owner())
 
 
 @app.get("/openapi.json")

@@ -6,6 +6,7 @@ from typing import Any
 
 from whisperq import __version__
 from whisperq.api_handler.openapi_openai import paths as openai_paths
+from whisperq.api_handler.openapi_page import paths as page_paths
 from whisperq.core.audio import AUDIO_CONTENT_TYPES
 from whisperq.core.jobs import JobStatus
 from whisperq.core.writers import WRITERS
@@ -242,6 +243,7 @@ def document() -> dict[str, Any]:
                 }
             },
             **openai_paths(),
+            **page_paths(),
         },
         "components": {
             "securitySchemes": {"apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key",

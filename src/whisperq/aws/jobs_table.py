@@ -103,6 +103,10 @@ class JobsTable:
         self.retry = retry or RetryPolicy()
 
     @property
+    def clients(self) -> Clients:
+        return self._clients
+
+    @property
     def _ddb(self) -> Any:
         return self._clients.dynamodb
 

@@ -80,7 +80,7 @@ def error_json(code: str, message: str) -> str:
 
 
 # Routes API Gateway serves without a key (Auth.ApiKeyRequired: false on the event in the template).
-OPEN_ROUTES = frozenset({("GET", "/health")})
+OPEN_ROUTES = frozenset({("GET", "/health"), ("GET", "/"), ("GET", "/app"), ("GET", "/app.js")})
 
 
 def key_id(api_key: str) -> str:
