@@ -19,6 +19,7 @@ MAY_IMPORT = {
     "transcriber": TOP_LEVEL | {"aws", "transcriber"},
     "api_handler": TOP_LEVEL | {"aws", "api_handler"},
     "evaluation": TOP_LEVEL | {"aws", "client", "evaluation", "transcriber"},
+    "planner": {"planner", "core", "queue_config", "constants"},
 }
 
 

@@ -1,0 +1,124 @@
+"""`whisperq plan`: what a deployed stack does with a given load, and what it costs, before deploying."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import replace
+from typing import Any
+
+import click
+
+from whisperq import queue_config
+from whisperq.cli.app import Context, cli
+from whisperq.planner import calibration, load
+from whisperq.planner.costs import Prices, cost
+from whisperq.planner.simulate import Pipeline, simulate
+
+
+def _pipeline(figures: dict[str, calibration.Figure], **settings: Any) -> Pipeline:
+    config = queue_config.load()
+    base = Pipeline(max_concurrency=config.max_concurrency, visibility_timeout_s=config.visibility_timeout_s,
+                    max_receive_count=config.max_receive_count, fanout_min_duration_s=config.fanout_min_duration_s,
+                    chunk_s=config.chunk_s, **{name: figure.value for name, figure in figures.items()})
+    return replace(base, **{k: v for k, v in settings.items() if v is not None})
+
+
+def run_plan(arrivals: list[tuple[float, float]], pipeline: Pipeline, prices: Prices) -> dict[str, Any]:
+    started = time.perf_counter()
+    outcome = simulate(arrivals, pipeline)
+    return {
+        "jobs": outcome.jobs, "completed": outcome.completed, "deadLettered": outcome.dead_lettered,
+        "audioHours": round(outcome.audio_s / 3600, 1), "drainS": round(outcome.drain_s, 1),
+        "latencyS": {q: round(outcome.latency(v), 1) for q, v in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))},
+        "peakConcurrency": outcome.peak_concurrency, "coldStarts": outcome.cold_starts,
+        "fannedOut": outcome.fanned_out, "chunks": outcome.chunks, "attempts": outcome.attempts,
+        "cost": cost(outcome, pipeline, prices),
+        "pipeline": {"maxConcurrency": pipeline.cap, "memoryMb": pipeline.memory_mb, "vcpus": round(pipeline.vcpus, 2),
+                     "rtf": round(pipeline.rtf, 1), "failureRate": pipeline.failure_rate},
+        "simulatedInS": round(time.perf_counter() - started, 2),
+    }
+
+
+@cli.command()
+@click.option("--jobs-per-day", type=click.IntRange(0), default=10_000, show_default=True,
+              help="Jobs arriving at random over --hours.")
+@click.option("--hours", type=click.FloatRange(min=0.01), default=24.0, show_default=True)
+@click.option("--burst", help="Extra jobs at once: COUNT@HOUR+MINUTES, e.g. 20000@8+60 (8:00 to 9:00).")
+@click.option("--trace", "trace_file", type=click.Path(exists=True, dir_okay=False),
+              help="Arrivals from a JSON-lines file ({t, durationS}; a load test's jobs.jsonl works).")
+@click.option("--mix", default="60:0.8,3600:0.2", show_default=True,
+              help="Audio durations in seconds and their share of jobs.")
+@click.option("--max-concurrency", type=click.IntRange(2, 1000), help="MaximumConcurrency (default: queue_config).")
+@click.option("--reserved-concurrency", type=click.IntRange(1))
+@click.option("--memory-mb", type=click.IntRange(128, 10240), default=3008, show_default=True)
+@click.option("--failure-rate", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="Share of attempts that fail (and come back after the visibility timeout).")
+@click.option("--fanout-min-duration", "fanout_min_duration_s", type=float, help="Default: queue_config.")
+@click.option("--chunk", "chunk_s", type=float, help="Chunk length in seconds (default: queue_config).")
+@click.option("--sweep-concurrency", help="Comma-separated caps to compare, e.g. 50,100,200.")
+@click.option("--sweep-memory", help="Comma-separated memory sizes in MB to compare, e.g. 1769,3008,5307.")
+@click.option("--plot", type=click.Path(dir_okay=False), help="With a sweep: cost and p95 against it, as PNG.")
+@click.option("--calibration", "show_calibration", is_flag=True, help="Show the measured figures and their sources.")
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def plan(obj: Context, jobs_per_day: int, hours: float, burst: str | None, trace_file: str | None, mix: str,
+         max_concurrency: int | None, reserved_concurrency: int | None, memory_mb: int, failure_rate: float,
+         fanout_min_duration_s: float | None, chunk_s: float | None, sweep_concurrency: str | None,
+         sweep_memory: str | None, plot: str | None, show_calibration: bool, seed: int, as_json: bool) -> None:
+    """Simulate the AWS pipeline under a load: drain time, latency percentiles, peak concurrency, dead
+    letters, and cost per audio hour. The engine's speed and the per-job overhead come from this
+    project's committed measurements (--calibration shows which)."""
+    figures = calibration.calibrate()
+    if show_calibration:
+        obj.emit({name: {"value": f.value, "source": f.source} for name, f in figures.items()}, as_json,
+                 "\n".join(f"{f.name} = {f.value}\n    from {f.source}" for f in figures.values()))
+        return
+    chooser = random.Random(seed)
+    durations = load.parse_mix(mix)
+    if trace_file:
+        arrivals = load.trace(trace_file)
+    else:
+        arrivals = load.spread(jobs_per_day, 0.0, hours * 3600, durations, chooser) if jobs_per_day else []
+    if burst:
+        count, _, when = burst.partition("@")
+        hour, _, minutes = when.partition("+")
+        arrivals = sorted(arrivals + load.spread(int(count), float(hour) * 3600, float(minutes or 1) * 60,
+                                                 durations, chooser))
+    if not arrivals:
+        raise click.UsageError("no jobs to plan: give --jobs-per-day, --burst or --trace")
+    pipeline = _pipeline(figures, max_concurrency=max_concurrency, reserved_concurrency=reserved_concurrency,
+                         memory_mb=memory_mb, failure_rate=failure_rate, fanout_min_duration_s=fanout_min_duration_s,
+                         chunk_s=chunk_s)
+    sweep = [("max_concurrency", int(v)) for v in (sweep_concurrency or "").split(",") if v] + \
+            [("memory_mb", int(v)) for v in (sweep_memory or "").split(",") if v]
+    if not sweep:
+        result = run_plan(arrivals, pipeline, Prices())
+        obj.emit(result, as_json, _human(result))
+        return
+    rows = [{"setting": name, "value": value, **run_plan(arrivals, replace(pipeline, **{name: value}), Prices())}
+            for name, value in sweep]
+    if plot:
+        from whisperq.planner.plots import sweep_plot
+
+        sweep_plot(rows, plot)
+    obj.emit(rows, as_json, "\n".join(f"{r['setting']}={r['value']}: p95 {r['latencyS']['p95']} s, drain "
+                                      f"{r['drainS']} s, peak {r['peakConcurrency']}, ${r['cost']['perAudioHour']}"
+                                      f" per audio hour" for r in rows))
+
+
+def _human(result: dict[str, Any]) -> str:
+    c, lat = result["cost"], result["latencyS"]
+    return "\n".join([
+        f"{result['jobs']} jobs, {result['audioHours']} audio hours: {result['completed']} completed, "
+        f"{result['deadLettered']} dead-lettered",
+        f"drain {result['drainS']} s; latency p50 {lat['p50']} s, p95 {lat['p95']} s, p99 {lat['p99']} s",
+        f"peak concurrency {result['peakConcurrency']} (cap {result['pipeline']['maxConcurrency']}), "
+        f"{result['coldStarts']} cold starts, {result['fannedOut']} jobs fanned out into {result['chunks']} chunks",
+        f"cost ${c['total']}: Lambda ${c['lambda']}, SQS ${c['sqs']}, S3 ${c['s3']}, DynamoDB ${c['dynamodb']}, "
+        f"API Gateway ${c['apiGateway']}; ${c['perAudioHour']} per audio hour",
+        f"({c['prices']}; simulated in {result['simulatedInS']} s)",
+        json.dumps(result["pipeline"]),
+    ])

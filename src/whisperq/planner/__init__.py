@@ -1,0 +1,1 @@
+"""A capacity and cost planner for the AWS pipeline, calibrated by the project's measurements."""

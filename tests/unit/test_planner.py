@@ -1,0 +1,95 @@
+"""The planner: its simulation against what the twin measured, and the AWS behaviour it models."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from tests.conftest import ROOT
+from whisperq.cli.main import cli
+from whisperq.planner import calibration, load
+from whisperq.planner.costs import cost
+from whisperq.planner.simulate import Pipeline, simulate
+
+DOCS = ROOT / "docs"
+
+
+@pytest.mark.parametrize("run", ["concurrency/run-01-max_concurrency=1", "concurrency/run-02-max_concurrency=2"])
+def test_planner_when_simulating_the_twins_own_runs_then_drain_and_p95_within_15_percent(run):
+    """The twin's configuration (its workers as the cap, no ramp, warm workers) and its measured service
+    times (the run's own real-time factor; the per-job overhead from the overhead run) predict the
+    committed load test's drain time and p95 latency."""
+    measured = json.loads((DOCS / "performance" / run / "summary.json").read_text())
+    figures = calibration.calibrate(DOCS)
+    twin = Pipeline(max_concurrency=measured["config"]["workers"], rtf_per_thread=measured["meanRealTimeFactor"],
+                    overhead_s=figures["overhead_s"].value, cold_start_s=0.0, ramp=False, memory_mb=1769,
+                    fanout_min_duration_s=0)
+    per_job = measured["audioSeconds"] / measured["jobs"]
+    predicted = simulate([(0.0, per_job)] * measured["jobs"], twin)  # a burst: every upload at once
+    assert predicted.completed == measured["completed"]
+    assert predicted.drain_s == pytest.approx(measured["drainS"], rel=0.15)
+    assert predicted.latency(0.95) == pytest.approx(measured["latencyS"]["p95"], rel=0.15)
+
+
+def test_calibration_when_read_then_every_figure_comes_from_a_committed_file():
+    figures = calibration.calibrate(DOCS)
+    assert set(figures) == {"rtf_per_thread", "overhead_s", "cold_start_s", "split_s_per_audio_s"}
+    assert 5 < figures["rtf_per_thread"].value < 60 and 0 < figures["overhead_s"].value < 2
+    assert all(".json" in f.source or "run-" in f.source for f in figures.values())
+
+
+def test_esm_when_a_burst_arrives_then_5_at_once_then_300_more_a_minute_up_to_the_cap():
+    burst = [(0.0, 600.0)] * 2000  # 10-minute files, no fan-out: every message is a long execution
+    outcome = simulate(burst, Pipeline(max_concurrency=1000, fanout_min_duration_s=0, rtf_per_thread=1.0))
+    assert outcome.peak_concurrency == 1000 and outcome.cold_starts == 1000
+    # 5 at first, +5 a second: the cap of 1000 is reached after about 199 s, not at once.
+    quick = simulate(burst[:200], Pipeline(max_concurrency=1000, fanout_min_duration_s=0, rtf_per_thread=60.0))
+    assert quick.peak_concurrency < 200
+
+
+def test_failures_when_every_attempt_fails_then_dead_lettered_after_max_receive_count():
+    outcome = simulate([(0.0, 60.0)] * 10, Pipeline(failure_rate=1.0, max_receive_count=3, visibility_timeout_s=30,
+                                                    fanout_min_duration_s=0))
+    assert (outcome.completed, outcome.dead_lettered, outcome.attempts) == (0, 10, 30)
+    flaky = simulate([(0.0, 60.0)] * 200, Pipeline(failure_rate=0.2, visibility_timeout_s=30,
+                                                   fanout_min_duration_s=0))
+    assert flaky.completed + flaky.dead_lettered == 200 and flaky.attempts > 200
+    assert flaky.latency(0.99) > 30  # a retry waits out the visibility timeout
+
+
+def test_fanout_when_a_long_file_meets_idle_workers_then_chunks_in_parallel_and_sooner():
+    whole = simulate([(0.0, 3600.0)], Pipeline(fanout_min_duration_s=0, ramp=False, max_concurrency=60))
+    fanned = simulate([(0.0, 3600.0)], Pipeline(fanout_min_duration_s=300, chunk_s=60, ramp=False,
+                                                max_concurrency=60))
+    assert fanned.chunks == 60 and fanned.fanned_out == 1 and fanned.completed == 1
+    assert fanned.latency(0.5) < whole.latency(0.5) / 5  # 60 chunks at once, after a split and cold starts
+
+
+def test_cost_when_priced_then_lambda_dominates_and_per_audio_hour_is_positive():
+    outcome = simulate(load.spread(1000, 0, 3600, [(60.0, 1.0)], __import__("random").Random(1)), Pipeline())
+    bill = cost(outcome, Pipeline())
+    assert bill["total"] == pytest.approx(sum(bill[k] for k in ("lambda", "sqs", "s3", "dynamodb", "apiGateway")),
+                                          abs=0.001)
+    assert bill["lambda"] > bill["sqs"] and 0 < bill["perAudioHour"] < 1
+    assert bill["audioHours"] == pytest.approx(1000 / 60, rel=0.01)
+
+
+def test_plan_cli_when_run_then_outputs_and_a_sweep_plot(tmp_path):
+    result = CliRunner().invoke(cli, ["plan", "--jobs-per-day", "2000", "--mix", "60:0.9,1800:0.1",
+                                      "--burst", "500@8+30", "--json"])
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.output)
+    assert plan["jobs"] == 2500 and plan["completed"] == 2500 and plan["cost"]["perAudioHour"] > 0
+    assert plan["latencyS"]["p50"] <= plan["latencyS"]["p95"] <= plan["latencyS"]["p99"]
+    swept = CliRunner().invoke(cli, ["plan", "--jobs-per-day", "500", "--sweep-concurrency", "2,20",
+                                     "--sweep-memory", "1769,3538", "--plot", str(tmp_path / "s.png"), "--json"])
+    assert swept.exit_code == 0, swept.output
+    rows = json.loads(swept.output)
+    assert [(r["setting"], r["value"]) for r in rows] == [("max_concurrency", 2), ("max_concurrency", 20),
+                                                          ("memory_mb", 1769), ("memory_mb", 3538)]
+    assert rows[0]["latencyS"]["p95"] > rows[1]["latencyS"]["p95"]  # a cap of 2 queues the work
+    assert (tmp_path / "s.png").stat().st_size > 10_000
+    bad = CliRunner().invoke(cli, ["plan", "--mix", "sixty"])
+    assert bad.exit_code == 2 and "SECONDS:SHARE" in bad.output
