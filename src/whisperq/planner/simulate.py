@@ -127,36 +127,42 @@ def simulate(arrivals: list[tuple[float, float]], pipeline: Pipeline, seed: int 
     first = min((t for t, _ in arrivals), default=0.0)
     ramping = False
 
+    queue, warm = s.queue, s.warm
+    keep_warm_s, cold_start_s, failure_rate, ramp = p.keep_warm_s, p.cold_start_s, p.failure_rate, p.ramp
+    heappush = heapq.heappush
+
     def start(now: float) -> None:
-        nonlocal ramping
-        if p.ramp and s.queue and s.limit < ESM_START:
+        nonlocal ramping, seq
+        if not queue:
+            return
+        if ramp and s.limit < ESM_START:
             s.limit = min(cap, ESM_START)
-        while s.queue and s.running < int(s.limit):
-            job, chunk, receives = s.queue.popleft()
-            receives += 1
+        limit = int(s.limit)
+        while queue and s.running < limit:
+            job, chunk, receives = queue.popleft()
             s.running += 1
             out.attempts += 1
-            out.peak_concurrency = max(out.peak_concurrency, s.running)
-            cold = 0.0
-            while s.warm and now - s.warm[0] > p.keep_warm_s:
-                s.warm.popleft()  # reclaimed by Lambda after idling
-            if s.warm:
-                s.warm.pop()
+            if s.running > out.peak_concurrency:
+                out.peak_concurrency = s.running
+            while warm and now - warm[0] > keep_warm_s:
+                warm.popleft()  # reclaimed by Lambda after idling
+            if warm:
+                warm.pop()
+                service = work(job, chunk)
             else:
-                cold = p.cold_start_s
+                service = cold_start_s + work(job, chunk)
                 out.cold_starts += 1
-            service = cold + work(job, chunk, now)
             out.busy_s += service
-            failing = p.failure_rate > 0 and chooser.random() < p.failure_rate
-            if failing:
-                push(now + service * chooser.random(), DONE, (job, chunk, receives, now, False))
+            seq += 1
+            if failure_rate and chooser.random() < failure_rate:
+                heappush(events, (now + service * chooser.random(), seq, DONE, (job, chunk, receives + 1, now, False)))
             else:
-                push(now + service, DONE, (job, chunk, receives, now, True))
-        if p.ramp and s.queue and not ramping and s.limit < cap:
+                heappush(events, (now + service, seq, DONE, (job, chunk, receives + 1, now, True)))
+        if ramp and queue and not ramping and s.limit < cap:
             ramping = True
             push(now + 1.0, RAMP, None)
 
-    def work(job: _Job, chunk: int, now: float) -> float:
+    def work(job: _Job, chunk: int) -> float:
         if chunk >= 0:
             length = min(p.chunk_s, job.duration_s - chunk * p.chunk_s)
             return p.overhead_s + length / rtf

@@ -32,7 +32,7 @@ from whisperq.core.transcript import Transcript
 from whisperq.tracing import stage
 from whisperq.transcriber import audio, work
 from whisperq.transcriber.heartbeat import Heartbeat
-from whisperq.transcriber.messages import Delivery
+from whisperq.transcriber.messages import Delivery, LeaseLost
 
 if TYPE_CHECKING:
     from whisperq.transcriber.service import SendMessages, Transcriber
@@ -146,7 +146,7 @@ class FanOut:
                 t.blobs.delete(chunk_keys(job_id, message.count))
                 return "skipped:cancelled"
             t.log.warning("lost the chunk's lease; leaving it to the newer attempt")
-            return "skipped:chunk-lease-lost"
+            raise LeaseLost(f"{describe(message)} of job {job_id}: a newer attempt holds its lease") from exc
         except PermanentJobError as exc:
             self.fail_job(job_id, f"{describe(message)} could not be transcribed: {exc.message}")
             self.ledger.release(job_id, index, lease)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import unquote_plus
 
-from whisperq.core.errors import WhisperqError
+from whisperq.core.errors import TransientError, WhisperqError
 from whisperq.core.jobs import iso
 
 
@@ -69,3 +69,10 @@ def parse_s3_notification(body: str) -> list[ObjectEvent]:
 
 def iso_from_ms(epoch_ms: int) -> str:
     return iso(datetime.fromtimestamp(epoch_ms / 1000, tz=UTC))
+
+
+class LeaseLost(TransientError):
+    """A newer attempt took over our lease (we were slower than the visibility timeout). That attempt
+    holds the same SQS message under a newer receipt: acknowledging ours could delete it (moto deletes
+    by any receipt the message ever had), and if that attempt then died nothing would bring the job
+    back. So the message is left alone (an item failure): it returns if its holder dies."""

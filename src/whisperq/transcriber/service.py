@@ -35,6 +35,7 @@ from whisperq.transcriber.engines import Engine
 from whisperq.transcriber.heartbeat import Heartbeat
 from whisperq.transcriber.messages import (
     Delivery,
+    LeaseLost,
     ObjectEvent,
     UnprocessableMessage,
     iso_from_ms,
@@ -252,7 +253,7 @@ class Transcriber:
             # attempt owns the job now, and it writes the same transcript.
             self.log.warning("lost the job's lease; leaving it to the newer attempt",
                              extra={"job_id": job_id, "error": str(exc)})
-            return False
+            raise LeaseLost(f"job {job_id}: a newer attempt holds its lease; its message is left to it") from exc
         if status.is_final:
             self.callback(job)
         return True
