@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/planner.py --out docs/benchmarks/planner.json
 
-A day of 100,000 jobs (80% 1-minute, 20% 1-hour recordings) plus a morning burst of 20,000 between
+A day of 100,000 jobs (80% 1-minute, 20% 1-hour recordings), 20,000 of them in a morning burst between
 8:00 and 9:00, MaximumConcurrency 500, 3,008 MB: simulated --runs times, the wall time of each."""
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def main() -> None:
     args = parser.parse_args()
     chooser = random.Random(1)
     mix = [(60.0, 0.8), (3600.0, 0.2)]
-    arrivals = sorted(load.spread(100_000, 0, 86_400, mix, chooser) + load.spread(20_000, 8 * 3600, 3600, mix, chooser))
+    arrivals = sorted(load.spread(80_000, 0, 86_400, mix, chooser) + load.spread(20_000, 8 * 3600, 3600, mix, chooser))
     figures = {name: f.value for name, f in calibration.calibrate().items()}
     pipeline = Pipeline(max_concurrency=500, memory_mb=3008, **figures)
     walls = []
