@@ -7,6 +7,7 @@ that created it, and a key sees only its own jobs."""
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import re
 import time
@@ -19,7 +20,7 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 
 from whisperq import faults
 from whisperq.api_handler.multipart import parse_form
-from whisperq.api_handler.openai_routes import JobNotDone, OpenAIRoutes
+from whisperq.api_handler.openai_routes import OpenAIRoutes
 from whisperq.api_handler.openapi import document as openapi_document
 from whisperq.api_handler.ops import Operations
 from whisperq.api_handler.service import JobService, validate_idempotency_key
@@ -56,20 +57,19 @@ class Forbidden(WhisperqError):
 
 def service() -> JobService:
     """The service, built on first use and kept for the life of the container."""
-    global _service, _operations
+    global _service
     if _service is None:
         settings = Settings.from_env()
         clients = Clients(settings, customize=faults.injector_for(settings.faults, "api", logger).install_aws_errors)
-        jobs = JobsTable(clients, settings.table)
-        _service = JobService(settings, jobs, Blobs(clients, settings.bucket),
+        _service = JobService(settings, JobsTable(clients, settings.table), Blobs(clients, settings.bucket),
                               allow_private_callbacks=settings.allow_private_callbacks)
-        _operations = Operations(settings, clients, jobs)
     return _service
 
 
 def operations() -> Operations:
+    """The operator view, on the service's own clients and table (its queue URLs looked up once)."""
     global _operations
-    if _operations is None:  # a service handed in by reset(): its own clients
+    if _operations is None:
         svc = service()
         _operations = Operations(svc.settings, svc.jobs.clients, svc.jobs)
     return _operations
@@ -142,16 +142,22 @@ def root() -> Response:
                     body=json.dumps({"page": "app"}))
 
 
+@functools.cache
+def web_file(name: str) -> str:
+    """One of the page's files, read once per container."""
+    return (WEB / name).read_text(encoding="utf-8")
+
+
 @app.get("/app")
 def page() -> Response:
     return Response(status_code=200, content_type="text/html; charset=utf-8", headers=PAGE_HEADERS,
-                    body=(WEB / "index.html").read_text(encoding="utf-8"))
+                    body=web_file("index.html"))
 
 
 @app.get("/app.js")
 def page_script() -> Response:
     return Response(status_code=200, content_type="text/javascript; charset=utf-8", headers=PAGE_HEADERS,
-                    body=(WEB / "app.js").read_text(encoding="utf-8"))
+                    body=web_file("app.js"))
 
 
 @app.get("/ops/queues")
@@ -258,14 +264,7 @@ def handle_whisperq_error(exc: WhisperqError) -> Response:
         logger.warning("request failed", extra={"error": exc.message, "code": exc.code})
     metrics.add_metric("ClientErrors" if exc.status_code < 500 else "ServerErrors", "Count", 1)
     response = error_response(exc.status_code, exc.code, exc.message, getattr(exc, "param", None))
-    job = getattr(exc, "job", None)
-    if job is not None:
-        response.headers["x-whisperq-job-id"] = job.job_id
-    if isinstance(exc, JobNotDone):
-        # OpenAI's SDK retries a 408 unless told not to: a retry waits for the same job only when the
-        # request named it with an Idempotency-Key; without one it would make a second job.
-        keyed = app.current_event.headers.get("Idempotency-Key") is not None
-        response.headers["x-should-retry"] = "true" if keyed else "false"
+    response.headers.update(getattr(exc, "headers", {}))  # what an error says beside its body (a job's id)
     return response
 
 

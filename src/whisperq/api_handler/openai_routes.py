@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from whisperq.api_handler.service import JobService
@@ -13,7 +14,7 @@ from whisperq.core.audio import content_type_for
 from whisperq.core.errors import WhisperqError
 from whisperq.core.jobs import Job, JobStatus
 from whisperq.core.keys import transcript_key
-from whisperq.core.openai_compat import AudioRequest, OpenAIRequestError, parse_request, render
+from whisperq.core.openai_compat import OpenAIRequestError, parse_request, render
 from whisperq.core.transcript import Transcript
 
 # The first seconds a read of the status alone every 25 ms (a short job answers soon after its end;
@@ -34,11 +35,13 @@ class JobNotDone(WhisperqError):
     status_code = 408
     code = "job_pending"
 
-    def __init__(self, job: Job, waited_s: float):
-        super().__init__(f"job {job.job_id} is still {job.status.value} after {waited_s:.0f} s; it keeps running: "
-                         f"fetch it with GET /jobs/{job.job_id} (or `whisperq wait {job.job_id}`), or send the "
+    def __init__(self, job_id: str, status: JobStatus, waited_s: float, keyed: bool):
+        super().__init__(f"job {job_id} is still {status.value} after {waited_s:.0f} s; it keeps running: "
+                         f"fetch it with GET /jobs/{job_id} (or `whisperq wait {job_id}`), or send the "
                          f"request with an Idempotency-Key header so that a retry waits for the same job")
-        self.job = job
+        # OpenAI's SDK retries a 408 unless told not to: a retry waits for the same job only when the
+        # request named it with an Idempotency-Key; without one it would make a second job.
+        self.headers = {"x-whisperq-job-id": job_id, "x-should-retry": "true" if keyed else "false"}
 
 
 class JobUnsuccessful(WhisperqError):
@@ -50,7 +53,7 @@ class JobUnsuccessful(WhisperqError):
     def __init__(self, job: Job):
         reason = (job.error or "no reason recorded") if job.status is JobStatus.FAILED else "it was cancelled"
         super().__init__(f"job {job.job_id} ended {job.status.value}: {reason}")
-        self.job = job
+        self.headers = {"x-whisperq-job-id": job.job_id}
 
 
 @dataclass(frozen=True)
@@ -61,7 +64,8 @@ class Answer:
 
 
 class OpenAIRoutes:
-    def __init__(self, jobs: JobService, wait_s: float, max_bytes: int, sleep=time.sleep):  # noqa: ANN001
+    def __init__(self, jobs: JobService, wait_s: float, max_bytes: int,
+                 sleep: Callable[[float], None] = time.sleep):
         self.jobs = jobs
         self.wait_s = wait_s
         self.max_bytes = max_bytes
@@ -81,16 +85,16 @@ class OpenAIRoutes:
             raise OpenAIRequestError(exc.message, "file", "invalid_file_format") from exc
         job = self.jobs.create_with_audio({"filename": request.filename, "contentType": content_type,
                                            "options": request.options}, owner, request.audio, idempotency_key)
-        self._wait(job)
+        self._wait(job, idempotency_key is not None)
         return Answer(*render(request, self._transcript(job.job_id)), job.job_id)
 
-    def _wait(self, job: Job) -> None:
+    def _wait(self, job: Job, keyed: bool) -> None:
         started = time.monotonic()
         status = job.status
         while not status.is_final:
             waited = time.monotonic() - started
             if waited >= self.wait_s:
-                raise JobNotDone(self.jobs.jobs.get(job.job_id), waited)
+                raise JobNotDone(job.job_id, status, waited, keyed)
             self.sleep(POLL_S if waited < FAST_POLLS_FOR_S else SLOW_POLL_S)
             status = self.jobs.jobs.status_of(job.job_id)
         if status is not JobStatus.COMPLETED:
@@ -100,5 +104,3 @@ class OpenAIRoutes:
         # Where every COMPLETED job's JSON transcript is: no second read of the job to learn it.
         return Transcript.from_dict(json.loads(self.jobs.blobs.get_text(transcript_key(job_id, "json"))))
 
-
-__all__ = ["AudioRequest", "JobNotDone", "JobUnsuccessful", "OpenAIRoutes"]

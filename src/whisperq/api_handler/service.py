@@ -164,9 +164,6 @@ class JobService:
             self.blobs.put_bytes(job.audio_key, audio, job.content_type)
         return job
 
-    def refreshed(self, job_id: str) -> Job:
-        return self._refresh(self.jobs.get(job_id))
-
     # --- reading -------------------------------------------------------------------------
     def get(self, raw_job_id: str, owner: str = DEFAULT_OWNER) -> Job:
         """The caller's job, brought up to date; another owner's job is not found, as a missing one is."""

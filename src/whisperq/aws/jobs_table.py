@@ -153,29 +153,22 @@ class JobsTable:
 
     def status_of(self, job_id: str) -> JobStatus:
         """Only the job's status, read consistently: a cheap read for a caller that polls."""
-        def once() -> JobStatus:
-            try:
-                response = self._ddb.get_item(TableName=self.table_name, Key={"jobId": {"S": job_id}},
-                                              ConsistentRead=True, ProjectionExpression="#s",
-                                              ExpressionAttributeNames={"#s": "status"})
-            except (ClientError, BotoCoreError) as exc:
-                raise as_core_error(exc, f"reading job {job_id}") from exc
-            if "Item" not in response:
-                raise JobNotFound(job_id)
-            return JobStatus(response["Item"]["status"]["S"])
-
-        return self.retry.call("read job status", once)
+        return self.retry.call("read job status", lambda: JobStatus(self._item(
+            job_id, ProjectionExpression="#s", ExpressionAttributeNames={"#s": "status"})["status"]["S"]))
 
     def _get(self, job_id: str) -> Job:
+        return item_to_job(self._item(job_id))
+
+    def _item(self, job_id: str, **projection: Any) -> dict[str, Any]:
+        """The job's item (or the projected part of it), read consistently, or JobNotFound."""
         try:
-            response = self._ddb.get_item(
-                TableName=self.table_name, Key={"jobId": {"S": job_id}}, ConsistentRead=True
-            )
+            response = self._ddb.get_item(TableName=self.table_name, Key={"jobId": {"S": job_id}},
+                                          ConsistentRead=True, **projection)
         except (ClientError, BotoCoreError) as exc:
             raise as_core_error(exc, f"reading job {job_id}") from exc
         if "Item" not in response:
             raise JobNotFound(job_id)
-        return item_to_job(response["Item"])
+        return response["Item"]
 
     def set_fields(self, job_id: str, fields: Mapping[str, Any]) -> None:
         """Set attributes of an existing job without touching its status (bookkeeping only)."""

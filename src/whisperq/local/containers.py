@@ -91,8 +91,8 @@ class Containers:
         self.throttle_wait_s = throttle_wait_s
         self._idle: list[Container] = []
         self._all: list[Container] = []
+        self._starting = 0  # containers being started: they count against the limit
         self._cond = threading.Condition()
-        self.cold_starts = 0
 
     # Invocations are traced and timed inside the containers, not by the front.
     runs_invocations = True
@@ -105,25 +105,24 @@ class Containers:
     def _acquire(self) -> Container:
         deadline = time.monotonic() + self.throttle_wait_s
         with self._cond:
-            while not self._idle:
-                if len(self._all) < self.limit:
-                    self._all.append(None)  # type: ignore[arg-type] - a place held while it starts
-                    break
+            while not self._idle and len(self._all) + self._starting >= self.limit:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise Throttled(f"all {self.limit} containers of the function are busy")
                 self._cond.wait(remaining)
-            else:
+            if self._idle:
                 return self._idle.pop()
+            self._starting += 1
+        container = None
         try:
-            container = Container(self._ctx, *self._args)
+            container = Container(self._ctx, *self._args)  # a cold start, outside the lock
+            return container
         finally:
             with self._cond:
-                self._all.remove(None)  # type: ignore[arg-type]
-        with self._cond:
-            self._all.append(container)
-            self.cold_starts += 1
-        return container
+                self._starting -= 1
+                if container is not None:
+                    self._all.append(container)
+                self._cond.notify()
 
     def _release(self, container: Container) -> None:
         with self._cond:
@@ -133,22 +132,22 @@ class Containers:
     def __call__(self, event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         container = self._acquire()
         try:
-            return container.invoke(event)
+            result = container.invoke(event)
         except (EOFError, OSError):
             # The container died: drop it, as Lambda replaces a failed runtime.
             with self._cond:
                 self._all.remove(container)
                 self._cond.notify()
             container.stop()
-            container = None
             raise
-        finally:
-            if container is not None:
-                self._release(container)
+        except Exception:
+            self._release(container)  # the function raised; its container lives on
+            raise
+        self._release(container)
+        return result
 
     def stop(self) -> None:
         with self._cond:
-            containers = [c for c in self._all if c is not None]
-            self._all, self._idle = [], []
+            containers, self._all, self._idle = self._all, [], []
         for container in containers:
             container.stop()

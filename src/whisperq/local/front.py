@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import os
 import threading
 import time
@@ -16,6 +15,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from whisperq.api_handler.authorizer import api_key_of
+from whisperq.core.openai_compat import error_body
 from whisperq.local import xray
 from whisperq.local.containers import Throttled
 from whisperq.local.lambda_context import LocalLambdaContext
@@ -38,13 +38,16 @@ def to_proxy_event(method: str, raw_path: str, headers: list[tuple[str, str]], b
     for name, value in headers:
         multi_headers.setdefault(name, []).append(value)
     content_type = next((v for k, v in headers if k.lower() == "content-type"), "")
-    try:
-        if content_type.lower().split(";")[0].strip() in BINARY_MEDIA_TYPES:
-            raise UnicodeDecodeError("utf-8", b"", 0, 1, "a binary media type")  # as the template declares
-        text_body: str | None = body.decode("utf-8") if body else None
-        is_base64 = False
-    except UnicodeDecodeError:
-        text_body, is_base64 = base64.b64encode(body).decode("ascii"), True
+    # Base64 for the template's binary media types, and for any body that is not UTF-8 text.
+    is_base64 = content_type.lower().split(";")[0].strip() in BINARY_MEDIA_TYPES
+    text_body: str | None = None
+    if body and not is_base64:
+        try:
+            text_body = body.decode("utf-8")
+        except UnicodeDecodeError:
+            is_base64 = True
+    if body and is_base64:
+        text_body = base64.b64encode(body).decode("ascii")
     now_ms = int(time.time() * 1000)
     return {
         "resource": path,
@@ -74,9 +77,9 @@ def to_proxy_event(method: str, raw_path: str, headers: list[tuple[str, str]], b
 
 
 def error_json(code: str, message: str) -> str:
-    """API Gateway's own refusals, as the template's GatewayResponses shape them: whisperq's error
-    (code, message) that is also OpenAI's (type, param), so both kinds of client read it."""
-    return json.dumps({"error": {"code": code, "message": message, "type": "invalid_request_error", "param": None}})
+    """API Gateway's own refusals, as the template's GatewayResponses shape them: the API's one error
+    shape (whisperq's code and message, OpenAI's type and param)."""
+    return error_body(message, "invalid_request_error", code)
 
 
 # Routes API Gateway serves without a key (Auth.ApiKeyRequired: false on the event in the template).

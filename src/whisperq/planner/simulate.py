@@ -122,7 +122,7 @@ def simulate(arrivals: list[tuple[float, float]], pipeline: Pipeline, seed: int 
     jobs = [_Job(t, d) for t, d in arrivals]
     for job in jobs:
         push(job.arrival, ARRIVE, job)
-    s = _State(limit=float(cap if not p.ramp else 0))
+    s = _State(limit=0.0 if p.ramp else float(cap))
     out = Outcome(len(jobs), 0, 0, 0.0, [], 0, 0, 0, 0, 0, 0, 0.0, sum(d for _, d in arrivals))
     first = min((t for t, _ in arrivals), default=0.0)
     ramping = False
@@ -166,9 +166,10 @@ def simulate(arrivals: list[tuple[float, float]], pipeline: Pipeline, seed: int 
         if chunk >= 0:
             length = min(p.chunk_s, job.duration_s - chunk * p.chunk_s)
             return p.overhead_s + length / rtf
-        if p.fanout_min_duration_s and job.duration_s > p.fanout_min_duration_s and job.chunks_left == 0 \
-                and len(s.queue) < p.max_concurrency:
+        if not job.chunks_left and p.fanout_min_duration_s and job.duration_s > p.fanout_min_duration_s \
+                and len(queue) < p.max_concurrency:
             job.chunks_left = math.ceil(job.duration_s / p.chunk_s)
+        if job.chunks_left:  # a split (or a split an earlier attempt began: always finished, as in the worker)
             return p.overhead_s + job.duration_s * p.split_s_per_audio_s
         return p.overhead_s + job.duration_s / rtf
 
@@ -176,17 +177,17 @@ def simulate(arrivals: list[tuple[float, float]], pipeline: Pipeline, seed: int 
         now, _, kind, payload = heapq.heappop(events)
         if kind == ARRIVE:
             out.messages += 1
-            s.queue.append((payload, -1, 0))
+            queue.append((payload, -1, 0))
         elif kind == VISIBLE:
-            s.queue.append(payload)
+            queue.append(payload)
         elif kind == RAMP:
             ramping = False
-            if s.queue:
+            if queue:
                 s.limit = min(cap, s.limit + ESM_STEP_PER_S)
         else:
             job, chunk, receives, received_at, ok = payload
             s.running -= 1
-            s.warm.append(now)
+            warm.append(now)
             if not ok:
                 if receives >= p.max_receive_count:
                     out.dead_lettered += 1
@@ -199,7 +200,7 @@ def simulate(arrivals: list[tuple[float, float]], pipeline: Pipeline, seed: int 
                 out.chunks += job.chunks_left
                 out.messages += job.chunks_left
                 for index in range(job.chunks_left):
-                    s.queue.append((job, index, 0))
+                    queue.append((job, index, 0))
             elif chunk >= 0:
                 job.chunks_left -= 1
                 if job.chunks_left == 0 and not job.failed:
