@@ -44,3 +44,50 @@ def test_dynamodb_when_patched_then_every_write_and_read_holds_the_lock_even_wit
     assert "DynamoDB writes made atomic" in moto_patches.apply()
     for name in ("put_item", "update_item", "delete_item", "transact_write_items", "get_item"):
         assert getattr(getattr(DynamoDBBackend, name), "whisperq_atomic", False), name
+
+
+def test_service_lookup_when_patched_then_same_backend_as_stock_and_searched_once_per_host():
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    moto_patches.apply()
+    calls = []
+
+    def stock(self, host):
+        calls.append(host)
+        return f"backend-of-{host}"
+
+    remembered = moto_patches._remembered_backends(stock)
+    dispatcher = DomainDispatcherApplication(create_app=lambda service: None)
+    hosts = ["sqs.us-east-1.amazonaws.com", "dynamodb", None, "sqs.us-east-1.amazonaws.com", "dynamodb", None]
+    assert [remembered(dispatcher, h) for h in hosts] == [stock(dispatcher, h) for h in hosts]
+    assert calls.count("sqs.us-east-1.amazonaws.com") == 3  # once remembered, twice by stock above
+    # The patched method answers as moto's own search for the hosts the twin's clients use.
+    original = DomainDispatcherApplication.get_backend_for_host.__wrapped__
+    for host in ("sqs.us-east-1.amazonaws.com", "s3.us-east-1.amazonaws.com", "dynamodb", "xray", "moto_api", None):
+        assert dispatcher.get_backend_for_host(host) == original(dispatcher, host)
+
+
+def test_queue_attributes_when_patched_then_same_answer_as_stock_for_every_request():
+    import pytest
+    from moto.sqs.exceptions import InvalidAttributeName
+    from moto.sqs.models import SQSBackend
+
+    moto_patches.apply()
+    stock = SQSBackend.get_queue_attributes.__wrapped__  # moto's own, kept by the patch
+    backend = SQSBackend("us-east-1", "123456789012")
+    backend.create_queue("q", VisibilityTimeout="45", DelaySeconds="0")
+    for index in range(5):
+        backend.send_message("q", f"m{index}")
+    backend.send_message("q", "later", delay_seconds=60)
+    backend.receive_message("q", 2, wait_seconds_timeout=0, visibility_timeout=30)
+    asks = [["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
+             "ApproximateNumberOfMessagesDelayed"], ["All"], ["VisibilityTimeout", "QueueArn"], [],
+            ["ApproximateNumberOfMessages", "All"]]
+    answers = [moto_patches._queue_attributes(backend, "q", names) for names in asks]
+    assert answers[0] == {"ApproximateNumberOfMessages": 3, "ApproximateNumberOfMessagesNotVisible": 2,
+                          "ApproximateNumberOfMessagesDelayed": 1}
+    assert answers[1]["QueueArn"].endswith(":q") and answers[3] == {}
+    assert answers[4] == answers[1]
+    assert answers == [stock(backend, "q", names) for names in asks]
+    with pytest.raises(InvalidAttributeName):
+        moto_patches._queue_attributes(backend, "q", ["NoSuchAttribute"])

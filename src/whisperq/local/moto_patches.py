@@ -1,5 +1,6 @@
-"""Two patches of moto's SQS internals that make deep queues usable in the local twin, and one that
-makes its DynamoDB writes atomic, as DynamoDB's are.
+"""Patches of moto's internals: two that make deep SQS queues usable in the local twin, one that
+stops every request from searching for its service, and one that makes DynamoDB's writes atomic,
+as DynamoDB's are.
 
 Stock moto 5.2.5 scans every message of a queue on each call, and for each message it (1) computes
 the time by building datetimes (moto.core.utils.unix_time) and (2) checks retention by computing
@@ -8,6 +9,13 @@ queue of n messages therefore costs O(n^2). The patches replace (1) with time.ti
 epoch seconds) and (2) with a read of the queue's retention period. Nothing else changes: visibility,
 delays, receive counts and the redrive to the dead-letter queue behave as before (the integration and
 end-to-end tests run against the patched moto).
+
+Reading a queue's attributes computed all of them (three scans of the messages) three times for
+each name asked for; the patch computes them once per call.
+
+Every request also finds its service again: moto lists its package directory (a stat per
+service) and tries some hundreds of URL patterns, under one lock, a tenth of the moto process's
+CPU under a flood. The answer for a host never changes, so the patch remembers it.
 
 They apply to moto 5.2.5 only, the version pinned in requirements/constraints.txt; on another version
 `apply()` changes nothing and says so. WHISPERQ_MOTO_PATCHES=0 turns them off (to measure the
@@ -37,6 +45,35 @@ def _fast_unix_time_millis(original: Any) -> Any:
         return time.time() * 1000.0 if dt is None else original(dt)
 
     return unix_time_millis
+
+
+def _remembered_backends(original: Any) -> Any:
+    known: dict[str | None, Any] = {}
+
+    @functools.wraps(original)
+    def get_backend_for_host(self: Any, host: str | None) -> Any:
+        if host not in known:
+            known[host] = original(self, host)
+        return known[host]
+
+    return get_backend_for_host
+
+
+def _queue_attributes(self: Any, queue_name: str, attribute_names: list[str]) -> dict[str, Any]:
+    """moto 5.2.5's SQSBackend.get_queue_attributes, with the queue's attributes computed once."""
+    from moto.sqs.exceptions import InvalidAttributeName
+
+    queue = self.get_queue(queue_name)
+    if not attribute_names:
+        return {}
+    valid_names = ["All"] + queue.BASE_ATTRIBUTES + queue.FIFO_ATTRIBUTES + queue.KMS_ATTRIBUTES
+    invalid_name = next((name for name in attribute_names if name not in valid_names), None)
+    if invalid_name or invalid_name == "":
+        raise InvalidAttributeName(invalid_name)
+    everything = queue.attributes
+    if "All" in attribute_names:
+        return everything
+    return {name: everything[name] for name in attribute_names if everything.get(name) is not None}
 
 
 def _retention_check(self: Any, queue_name: str, message: Any) -> bool:
@@ -74,23 +111,28 @@ def make_dynamodb_atomic() -> None:
 
 def apply() -> str:
     """Patch moto in this process; returns what was done, for the log. DynamoDB's atomic writes
-    always (a matter of correctness); the SQS speed-ups unless WHISPERQ_MOTO_PATCHES=0."""
+    always (a matter of correctness); the speed-ups unless WHISPERQ_MOTO_PATCHES=0."""
     global _applied
     import moto
+    from moto.moto_server import werkzeug_app
     from moto.sqs import models
 
     make_dynamodb_atomic()
     if os.environ.get("WHISPERQ_MOTO_PATCHES", "1") == "0":
-        return "moto DynamoDB writes made atomic; SQS patches off (WHISPERQ_MOTO_PATCHES=0)"
+        return "moto DynamoDB writes made atomic; speed-ups off (WHISPERQ_MOTO_PATCHES=0)"
     if moto.__version__ != PATCHED_VERSION:
-        return f"moto {moto.__version__} is not {PATCHED_VERSION}: SQS patches not applied"
+        return f"moto {moto.__version__} is not {PATCHED_VERSION}: speed-ups not applied"
     if not _applied:
         models.unix_time = _fast_unix_time(models.unix_time)
         models.unix_time_millis = _fast_unix_time_millis(models.unix_time_millis)
         models.SQSBackend.is_message_valid_based_on_retention_period = _retention_check
+        models.SQSBackend.get_queue_attributes = functools.wraps(models.SQSBackend.get_queue_attributes)(
+            _queue_attributes)
+        dispatcher = werkzeug_app.DomainDispatcherApplication
+        dispatcher.get_backend_for_host = _remembered_backends(dispatcher.get_backend_for_host)
         _applied = True
-    return f"moto DynamoDB writes made atomic; moto {PATCHED_VERSION} SQS patches applied (cheap clock, " \
-           "direct retention check)"
+    return f"moto DynamoDB writes made atomic; moto {PATCHED_VERSION} patches applied (cheap clock, " \
+           "direct retention check, queue attributes computed once, services remembered by host)"
 
 
 def is_applied() -> bool:
