@@ -5,6 +5,7 @@ the local twin) and reused for every batch."""
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from typing import Any
@@ -45,6 +46,11 @@ def warm_up(settings: Settings | None = None) -> Transcriber:
             logger.info("model loaded", extra={"engine": engine.name, "model": engine.model_name,
                                                "model_load_s": round(engine.load_time_s, 3)})
             _runtime = build_runtime(settings, clients, engine, faults=injector)
+            # What the cold start built (90,000 objects with the engine) lives as long as the
+            # process: out of the garbage collector's sight, so that its full collections walk
+            # only what the invocations made (one over everything took 70 ms here).
+            gc.collect()
+            gc.freeze()
         return _runtime
 
 
