@@ -11,6 +11,7 @@ import pytest
 from cfnlint.decode import cfn_yaml
 
 from tests.conftest import ROOT
+from whisperq.aws.jobs_table import OPEN_ATTRIBUTE, OPEN_INDEX
 from whisperq.queue_config import QueueConfig
 
 TEMPLATE = ROOT / "infra" / "template.yaml"
@@ -82,9 +83,14 @@ def test_table_when_read_then_on_demand_with_ttl_gsi_and_pitr(resources):
     table = resources["JobsTable"]["Properties"]
     assert table["BillingMode"] == "PAY_PER_REQUEST"
     assert table["TimeToLiveSpecification"] == {"AttributeName": "expiresAt", "Enabled": True}
-    [index] = table["GlobalSecondaryIndexes"]
-    assert index["IndexName"] == "owner-createdAt"
-    assert [k["AttributeName"] for k in index["KeySchema"]] == ["owner", "createdAt"]
+    owner, open_jobs = table["GlobalSecondaryIndexes"]
+    assert owner["IndexName"] == "owner-createdAt"
+    assert [k["AttributeName"] for k in owner["KeySchema"]] == ["owner", "createdAt"]
+    # The sparse index of open jobs, as the jobs table code and the twin's provisioning name it.
+    assert open_jobs["IndexName"] == OPEN_INDEX
+    assert [k["AttributeName"] for k in open_jobs["KeySchema"]] == [OPEN_ATTRIBUTE, "createdAt"]
+    assert open_jobs["Projection"] == {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["status"]}
+    assert {"AttributeName": OPEN_ATTRIBUTE, "AttributeType": "S"} in table["AttributeDefinitions"]
     assert table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
 
 

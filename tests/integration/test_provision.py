@@ -41,9 +41,11 @@ def test_upload_when_under_audio_then_one_s3_event_with_encoded_key(stack):
 def test_provision_when_done_then_table_matches_template_index_and_ttl(stack):
     ddb = stack.clients.dynamodb
     table = ddb.describe_table(TableName=stack.settings.table)["Table"]
-    [index] = table["GlobalSecondaryIndexes"]
-    assert index["IndexName"] == "owner-createdAt"
-    assert [k["AttributeName"] for k in index["KeySchema"]] == ["owner", "createdAt"]
+    indexes = {index["IndexName"]: index for index in table["GlobalSecondaryIndexes"]}
+    assert set(indexes) == {"owner-createdAt", "openOwner-createdAt"}
+    assert [k["AttributeName"] for k in indexes["owner-createdAt"]["KeySchema"]] == ["owner", "createdAt"]
+    assert [k["AttributeName"] for k in indexes["openOwner-createdAt"]["KeySchema"]] == ["openOwner", "createdAt"]
+    assert indexes["openOwner-createdAt"]["Projection"]["ProjectionType"] == "INCLUDE"
     ttl = ddb.describe_time_to_live(TableName=stack.settings.table)["TimeToLiveDescription"]
     assert ttl["AttributeName"] == "expiresAt" and ttl["TimeToLiveStatus"] == "ENABLED"
 

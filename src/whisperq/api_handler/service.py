@@ -15,12 +15,11 @@ from whisperq.config import Settings
 from whisperq.core.audio import validate_content_type
 from whisperq.core.callbacks import validate_callback_url
 from whisperq.core.errors import InvalidRequest, InvalidTransition, JobNotFound, WhisperqError
-from whisperq.core.jobs import Job, JobStatus, iso, new_job_id, parse_iso, utc_now, validate_job_id
+from whisperq.core.jobs import DEFAULT_OWNER, Job, JobStatus, iso, new_job_id, parse_iso, utc_now, validate_job_id
 from whisperq.core.keys import audio_key, chunk_keys, clean_filename
 from whisperq.core.options import TranscribeOptions
 from whisperq.core.writers import WRITERS
 
-DEFAULT_OWNER = "default"
 MAX_PAGE_SIZE = 100
 # Seconds after the upload URL expires before a job that never received its audio is failed
 # (an upload that started just before expiry may still be arriving).

@@ -15,8 +15,16 @@ from botocore.exceptions import BotoCoreError, ClientError
 from whisperq.aws.clients import Clients
 from whisperq.aws.errors import as_core_error, error_code
 from whisperq.aws.retry import RetryPolicy
-from whisperq.core.errors import InvalidRequest, InvalidTransition, JobNotFound, WhisperqError
-from whisperq.core.jobs import Job, JobStatus, iso, sources_of, utc_now
+from whisperq.core.errors import InvalidRequest, InvalidTransition, JobNotFound, TransientError, WhisperqError
+from whisperq.core.jobs import DEFAULT_OWNER, Job, JobStatus, iso, sources_of, utc_now
+
+# The owner's jobs, newest first (every job), and the open ones only: a sparse index, because only
+# a job that is not final carries OPEN_ATTRIBUTE (its owner). An observer that follows thousands of
+# jobs queries what is still open, not everything it ever made.
+OWNER_INDEX = "owner-createdAt"
+OPEN_INDEX = "openOwner-createdAt"
+OPEN_ATTRIBUTE = "openOwner"
+BATCH_GET_MAX = 100  # DynamoDB's BatchGetItem limit
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -136,7 +144,7 @@ class JobsTable:
         try:
             self._ddb.put_item(
                 TableName=self.table_name,
-                Item=job_to_item(job),
+                Item=_with_open(job_to_item(job), job),
                 ConditionExpression="attribute_not_exists(jobId)",
             )
         except ClientError as exc:
@@ -189,7 +197,7 @@ class JobsTable:
         self.retry.call("update job fields", once)
 
     def list_by_owner(self, owner: str, limit: int, status: JobStatus | None = None,
-                      cursor: str | None = None, index: str = "owner-createdAt") -> tuple[list[Job], str | None]:
+                      cursor: str | None = None, index: str = OWNER_INDEX) -> tuple[list[Job], str | None]:
         """A page of an owner's jobs, newest first (a query of the owner index, never a scan), and the
         cursor of the next page (None on the last)."""
         start = decode_cursor(cursor, owner) if cursor else None
@@ -224,6 +232,51 @@ class JobsTable:
             tail = jobs[-1]
             next_cursor = encode_cursor({"jobId": tail.job_id, "owner": owner, "createdAt": tail.created_at})
         return jobs, next_cursor
+
+    def list_open(self, owner: str) -> dict[str, JobStatus]:
+        """Every open (not final) job of an owner and its status, from the sparse open index: the
+        cost follows the open jobs, not all the owner's. The index is eventually consistent: a job
+        just created may be missing and one just finished may linger; read those with get_many."""
+        found: dict[str, JobStatus] = {}
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name, "IndexName": OPEN_INDEX,
+            "KeyConditionExpression": "#open = :owner", "ProjectionExpression": "jobId, #status",
+            "ExpressionAttributeNames": {"#open": OPEN_ATTRIBUTE, "#status": "status"},
+            "ExpressionAttributeValues": {":owner": {"S": owner}},
+        }
+        while True:
+            try:
+                response = self.retry.call("list open jobs", lambda kw=dict(kwargs): self._ddb.query(**kw))
+            except (ClientError, BotoCoreError) as exc:
+                raise as_core_error(exc, "listing open jobs") from exc
+            for item in response.get("Items", []):
+                found[item["jobId"]["S"]] = JobStatus(item["status"]["S"])
+            if "LastEvaluatedKey" not in response:
+                return found
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def get_many(self, job_ids: Iterable[str]) -> list[Job]:
+        """The jobs with these ids that exist, read consistently, BATCH_GET_MAX to a request (keys
+        DynamoDB leaves unprocessed are asked for again, with the retry policy's backoff)."""
+        wanted = list(dict.fromkeys(job_ids))
+        jobs: list[Job] = []
+        for start in range(0, len(wanted), BATCH_GET_MAX):
+            keys = [{"jobId": {"S": job_id}} for job_id in wanted[start:start + BATCH_GET_MAX]]
+
+            def once(keys: list[dict[str, Any]] = keys) -> None:
+                try:
+                    response = self._ddb.batch_get_item(
+                        RequestItems={self.table_name: {"Keys": keys, "ConsistentRead": True}})
+                except (ClientError, BotoCoreError) as exc:
+                    raise as_core_error(exc, "reading jobs") from exc
+                jobs.extend(item_to_job(item) for item in response["Responses"].get(self.table_name, []))
+                left = response.get("UnprocessedKeys", {}).get(self.table_name, {}).get("Keys", [])
+                keys[:] = left
+                if left:
+                    raise TransientError(f"{len(left)} of the jobs were not read (throttled); asking again")
+
+            self.retry.call("read jobs", once)
+        return jobs
 
     def transition(
         self,
@@ -290,8 +343,14 @@ class JobsTable:
             condition = f"{condition} AND ({expression})"
             values.update(extra_values)
             names.update({k: v for k, v in _names_in(expression).items() if k not in names})
-        update = "SET " + ", ".join(sets)
         removes = list(remove)
+        if target.is_final:
+            removes.append(OPEN_ATTRIBUTE)  # out of the open index
+        elif any(status.is_final for status in allowed):  # a revival (a replay of FAILED): open again
+            names.update({"#open": OPEN_ATTRIBUTE, "#owner": "owner"})
+            values[":defaultOwner"] = DEFAULT_OWNER
+            sets.append("#open = if_not_exists(#owner, :defaultOwner)")
+        update = "SET " + ", ".join(sets)
         if removes:
             for index, attr in enumerate(removes):
                 names[f"#r{index}"] = attr
@@ -323,6 +382,13 @@ class JobsTable:
         except BotoCoreError as exc:
             raise as_core_error(exc, f"updating job {job_id}") from exc
         return item_to_job(response["Attributes"])
+
+
+def _with_open(item: dict[str, Any], job: Job) -> dict[str, Any]:
+    """A new job's item, in the open index unless it is created final."""
+    if not job.status.is_final:
+        item[OPEN_ATTRIBUTE] = {"S": str(job.details.get("owner", DEFAULT_OWNER))}
+    return item
 
 
 def encode_cursor(key: Mapping[str, str]) -> str:

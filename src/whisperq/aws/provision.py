@@ -12,10 +12,11 @@ from botocore.exceptions import ClientError
 
 from whisperq.aws.clients import Clients
 from whisperq.aws.errors import error_code
+from whisperq.aws.jobs_table import OPEN_ATTRIBUTE, OPEN_INDEX, OWNER_INDEX
 from whisperq.config import Settings
 from whisperq.core.keys import AUDIO_PREFIX
 
-JOBS_BY_OWNER_INDEX = "owner-createdAt"
+JOBS_BY_OWNER_INDEX = OWNER_INDEX
 JOB_TTL_ATTRIBUTE = "expiresAt"
 
 
@@ -86,13 +87,14 @@ def provision(clients: Clients, settings: Settings) -> Resources:
     )
 
     try:
-        # The same table as infra/template.yaml: key, the owner-createdAt index and the TTL attribute.
+        # The same table as infra/template.yaml: key, the owner and open-jobs indexes, the TTL attribute.
         ddb.create_table(
             TableName=settings.table,
             AttributeDefinitions=[
                 {"AttributeName": "jobId", "AttributeType": "S"},
                 {"AttributeName": "owner", "AttributeType": "S"},
                 {"AttributeName": "createdAt", "AttributeType": "S"},
+                {"AttributeName": OPEN_ATTRIBUTE, "AttributeType": "S"},
             ],
             KeySchema=[{"AttributeName": "jobId", "KeyType": "HASH"}],
             GlobalSecondaryIndexes=[
@@ -103,7 +105,15 @@ def provision(clients: Clients, settings: Settings) -> Resources:
                         {"AttributeName": "createdAt", "KeyType": "RANGE"},
                     ],
                     "Projection": {"ProjectionType": "ALL"},
-                }
+                },
+                {
+                    "IndexName": OPEN_INDEX,
+                    "KeySchema": [
+                        {"AttributeName": OPEN_ATTRIBUTE, "KeyType": "HASH"},
+                        {"AttributeName": "createdAt", "KeyType": "RANGE"},
+                    ],
+                    "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["status"]},
+                },
             ],
             BillingMode="PAY_PER_REQUEST",
         )

@@ -10,6 +10,9 @@ from typing import Any
 
 from whisperq.core.errors import InvalidRequest
 
+# Whose a job is when it names no owner (jobs made before owners existed, and tests).
+DEFAULT_OWNER = "default"
+
 
 class JobStatus(enum.StrEnum):
     UPLOADING = "UPLOADING"  # created; waiting for the client's upload to S3
