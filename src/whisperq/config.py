@@ -24,6 +24,7 @@ COMPUTE_TYPES = ("int8", "int8_float32", "float32", "float16", "int8_float16", "
 ENV_VARS: dict[str, str] = {
     "region": constants.AWS_REGION,
     "endpoint_url": constants.AWS_ENDPOINT_URL,
+    "dynamodb_endpoint_url": constants.AWS_ENDPOINT_URL_DYNAMODB,
     "bucket": constants.BUCKET,
     "table": constants.TABLE,
     "queue_name": constants.QUEUE_NAME,
@@ -48,6 +49,8 @@ ENV_VARS: dict[str, str] = {
     "openai_wait_s": constants.OPENAI_WAIT_S,
     "openai_max_bytes": constants.OPENAI_MAX_BYTES,
     "api_concurrency": constants.API_CONCURRENCY,
+    "worker_nice": constants.WORKER_NICE,
+    "api_provisioned": constants.API_PROVISIONED,
 }
 
 
@@ -57,6 +60,7 @@ class Settings:
 
     region: str = "us-east-1"
     endpoint_url: str | None = None
+    dynamodb_endpoint_url: str | None = None  # DynamoDB's own, when it differs from endpoint_url
     bucket: str = "whisperq-local"
     table: str = "whisperq-jobs"
     queue_name: str = "whisperq-transcription"
@@ -87,6 +91,12 @@ class Settings:
     openai_wait_s: float = 25.0
     openai_max_bytes: int = 4 * 1024 * 1024
     api_concurrency: int = 4  # the twin's API containers at once (AWS: the function's reserved concurrency)
+    # The twin's API containers started with it (Lambda's provisioned concurrency): no cold starts
+    # until a burst needs more than these; at least 1 (no more than api_concurrency are started).
+    api_provisioned: int = 4
+    # The twin's workers run at this scheduling niceness (0-19), below moto, the API and its front:
+    # in AWS, Lambda workers never take CPU from S3, SQS, DynamoDB or API Gateway.
+    worker_nice: int = 10
     queue: QueueConfig = field(default_factory=QueueConfig)
 
     @classmethod
@@ -125,6 +135,11 @@ class Settings:
             problems.append(f"{constants.OPENAI_MAX_BYTES} must be 1 to 4400000 (Lambda's 6 MB payload, base64)")
         if not 1 <= self.api_concurrency <= 64:
             problems.append(f"{constants.API_CONCURRENCY} must be 1 to 64")
+        if not 1 <= self.api_provisioned <= 64:
+            problems.append(f"{constants.API_PROVISIONED} must be 1 to 64 (more than {constants.API_CONCURRENCY} "
+                            "starts that many)")
+        if not 0 <= self.worker_nice <= 19:
+            problems.append(f"{constants.WORKER_NICE} must be 0 (the same priority as the rest) to 19 (the lowest)")
         if not 0 <= self.engine_batch_size <= 64:
             problems.append(f"{constants.ENGINE_BATCH_SIZE} must be 0 (sequential) to 64")
         if self.synthetic_seconds_per_audio_second < 0:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import time
@@ -109,6 +110,25 @@ def test_api_when_key_missing_or_wrong_then_403_json_and_health_stays_open(twin)
     assert Path(running["logPath"]).with_name("twin.json").stat().st_mode & 0o077 == 0
 
 
+def test_twin_when_running_then_workers_niced_below_moto_and_the_api(twin):
+    # The control plane (moto, the API's front and containers, the X-Ray collector) keeps the
+    # default priority; the workers run at WHISPERQ_WORKER_NICE (10), as Lambda never takes AWS's CPU.
+    _, running = twin
+    children = [int(p.name) for p in Path("/proc").iterdir()
+                if p.name.isdigit() and _parent(int(p.name)) == running["pid"]]
+    nice = sorted(os.getpriority(os.PRIO_PROCESS, pid) for pid in children)
+    assert nice.count(10) == running["workers"] == 2, nice
+    assert nice.count(0) >= 3 and set(nice) == {0, 10}, nice  # at least the two motos and the front
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
 def test_local_up_when_already_running_then_refuses_clearly(twin):
     state_dir, running = twin
     result = run_cli(state_dir, "local", "up", timeout_s=60)
@@ -174,12 +194,14 @@ def _port_open(url: str) -> bool:
 def test_local_down_when_twin_runs_then_every_process_stops_and_ports_are_freed(tmp_path):
     process, running = start_twin(tmp_path, {"WHISPERQ_QUEUE_MAX_CONCURRENCY": "1"})
     assert _port_open(running["apiUrl"]) and _port_open(running["endpointUrl"])
+    assert _port_open(running["dynamodbEndpointUrl"])
     result = run_cli(tmp_path, "local", "down")
     assert result.returncode == 0, result.stderr
     # `local down` returns once the twin has removed its state file; the process exits right after.
     assert process.wait(timeout=30) == 0
     assert not (tmp_path / "twin.json").exists()
     assert not _port_open(running["apiUrl"]) and not _port_open(running["endpointUrl"])
+    assert not _port_open(running["dynamodbEndpointUrl"])
     after = run_cli(tmp_path, "status", "6248633d-1631-41f1-9fa2-547eb5e6415a")
     assert after.returncode == 5 and "whisperq local up" in after.stderr
 

@@ -13,7 +13,7 @@ from whisperq.cli.app import cli
 
 @pytest.fixture
 def run(tmp_path, monkeypatch):
-    for var in ("WHISPERQ_API_URL", "WHISPERQ_API_KEY", "AWS_ENDPOINT_URL"):
+    for var in ("WHISPERQ_API_URL", "WHISPERQ_API_KEY", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB"):
         monkeypatch.delenv(var, raising=False)
 
     def invoke(*args, env=None):

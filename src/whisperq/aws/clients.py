@@ -43,9 +43,10 @@ class Clients:
             options["signature_version"] = "s3v4"
             if self.settings.endpoint_url:
                 options["s3"] = {"addressing_style": "path"}
-        return self._session.client(
-            service, endpoint_url=self.settings.endpoint_url, config=Config(**options)
-        )
+        endpoint_url = self.settings.endpoint_url
+        if service == "dynamodb" and self.settings.dynamodb_endpoint_url:
+            endpoint_url = self.settings.dynamodb_endpoint_url
+        return self._session.client(service, endpoint_url=endpoint_url, config=Config(**options))
 
     def get(self, service: str) -> Any:
         with self._lock:

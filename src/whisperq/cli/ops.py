@@ -25,7 +25,8 @@ def _operator_target(obj: Context) -> tuple[Settings, Any]:
     if running and not obj.endpoint_url:
         resources = running["resources"]
         settings = Settings.from_env(
-            endpoint_url=running["endpointUrl"], region=running["region"], bucket=resources["bucket"],
+            endpoint_url=running["endpointUrl"], dynamodb_endpoint_url=running.get("dynamodbEndpointUrl"),
+            region=running["region"], bucket=resources["bucket"],
             table=resources["table"], queue_name=resources["queue_url"].rsplit("/", 1)[-1],
             dlq_name=resources["dlq_url"].rsplit("/", 1)[-1],
         )

@@ -58,7 +58,7 @@ def local_up(obj: Context, port: int, workers: int | None, extra_api_keys: tuple
         lines = [
             "whisperq local twin is up",
             f"  API        {twin.api_url}  (x-api-key: in the state file; the CLI uses it)",
-            f"  AWS (moto) {twin.endpoint_url}",
+            f"  AWS (moto) {twin.endpoint_url}  (DynamoDB: {twin.dynamodb_endpoint_url})",
             f"  workers    {len(twin._workers)} x {settings.engine} {settings.model} "
             f"(batch {q.batch_size}, window {q.max_batching_window_s} s, "
             f"visibility {q.visibility_timeout_s} s, maxReceiveCount {q.max_receive_count})",

@@ -23,8 +23,9 @@ def serve(conn: Connection, parent_pid: int, env: dict[str, str], api_keys: list
     from whisperq.local.front import ApiFront
 
     try:
-        limit = Settings.from_env().api_concurrency
-        containers = Containers("whisperq.api_handler.handler:handler", function_name, limit, log_path=log_path).warm()
+        settings = Settings.from_env()
+        containers = Containers("whisperq.api_handler.handler:handler", function_name, settings.api_concurrency,
+                                log_path=log_path).warm(settings.api_provisioned)
     except Exception as exc:  # noqa: BLE001 - told to the twin, which refuses to start
         conn.send(("error", f"the API function cannot start: {type(exc).__name__}: {exc}"))
         return

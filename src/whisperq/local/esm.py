@@ -181,6 +181,8 @@ def worker_main(index: int, env: dict[str, str], queue_url: str, queue_arn: str,
     from whisperq.transcriber import handler as function
 
     settings = Settings.from_env()
+    # Below the control plane (moto, the API, its front), as Lambda never competes with AWS's own.
+    os.nice(settings.worker_nice)
     init_started = time.time()
     try:
         runtime = function.warm_up(settings)

@@ -62,6 +62,7 @@ class Twin:
     def __post_init__(self) -> None:
         self._ctx = multiprocessing.get_context("spawn")
         self._moto: Any = None
+        self._moto_dynamodb: Any = None
         self._front: Any = None
         self._collector: xray.Collector | None = None
         self._api_url = ""
@@ -70,6 +71,7 @@ class Twin:
         self.settings: Settings | None = None
         self.resources: Resources | None = None
         self.endpoint_url = ""
+        self.dynamodb_endpoint_url = ""
         self.log_path: str | None = self.log_file
         self._child_env: dict[str, str] = {}
         # API Gateway would issue these: one key for this twin's user, and a callback signing secret.
@@ -125,13 +127,15 @@ class Twin:
         if self._collector is not None:
             self._collector.stop()  # forwards what the functions sent last
             self._collector = None
-        if self._moto is not None:
-            self._moto.terminate()
-            self._moto.join(timeout=10)
-            if self._moto.is_alive():
-                self._moto.kill()
-                self._moto.join(timeout=5)
-            self._moto = None
+        for attribute in ("_moto", "_moto_dynamodb"):
+            process = getattr(self, attribute)
+            if process is not None:
+                process.terminate()
+                process.join(timeout=10)
+                if process.is_alive():
+                    process.kill()
+                    process.join(timeout=5)
+                setattr(self, attribute, None)
         if self.state_directory is not None:
             state.remove_state(self.state_directory, os.getpid())
 
@@ -217,8 +221,14 @@ class Twin:
         return value
 
     def _start_moto(self) -> None:
+        """Two moto servers, as AWS's services are apart: DynamoDB in a process of its own, S3, SQS
+        and the rest in another (S3 delivers its events to SQS inside moto, so those two stay
+        together). Each is CPU-bound in one interpreter: apart, they use two cores, not one."""
         port = self._start_service("_moto", moto_process.serve, (os.getpid(), self.log_path), "whisperq-moto")
         self.endpoint_url = f"http://127.0.0.1:{port}"
+        port = self._start_service("_moto_dynamodb", moto_process.serve, (os.getpid(), self.log_path),
+                                   "whisperq-moto-dynamodb")
+        self.dynamodb_endpoint_url = f"http://127.0.0.1:{port}"
 
     def _start_collector(self) -> None:
         if not self.tracing:
@@ -239,6 +249,7 @@ class Twin:
         env = {
             **LOCAL_CREDENTIALS,
             constants.AWS_ENDPOINT_URL: self.endpoint_url,
+            constants.AWS_ENDPOINT_URL_DYNAMODB: self.dynamodb_endpoint_url,
             # Tests and local receivers listen on 127.0.0.1, which AWS mode refuses.
             constants.ALLOW_PRIVATE_CALLBACKS: "true",
             constants.CALLBACK_SECRET: self.callback_secret,
@@ -330,6 +341,7 @@ class Twin:
             "apiKey": self.api_key,
             "callbackSecret": self.callback_secret,
             "endpointUrl": self.endpoint_url,
+            "dynamodbEndpointUrl": self.dynamodb_endpoint_url,
             "xrayDaemonAddress": self.xray_daemon_address,
             "region": self.settings.region,
             "resources": self.resources.to_dict(),
