@@ -18,7 +18,7 @@ def test_loadtest_sweep_and_report_when_run_then_every_job_recorded_and_report_h
     out = tmp_path / "results"
     result = run_cli(tmp_path / "state", "loadtest", "--jobs", "8", "--synthetic-seconds", "4",
                      "--set", "synthetic_seconds_per_audio_second=0.05", "--sweep", "max_concurrency=1,2",
-                     "--out", str(out), "--timeout", "120", timeout_s=300)
+                     "--out", str(out), "--timeout", "120", "--probe", "4", timeout_s=300)
     assert result.returncode == 0, result.stderr
     runs = json.loads(result.stdout)["runs"]
     assert [run["config"]["workers"] for run in runs] == [1, 2]
@@ -35,6 +35,16 @@ def test_loadtest_sweep_and_report_when_run_then_every_job_recorded_and_report_h
         assert row["modelReadyAt"] <= row["startedAt"] and row["enqueuedAt"] <= row["startedAt"]
         assert row["status"] == "COMPLETED" and row["transcribeS"] is not None and row["queueWaitS"] is not None
     assert (run_dirs[0] / "samples.jsonl").read_text().strip()
+    # The probe timed the control plane all along: status reads of the run's jobs, creates, cancels.
+    for run, run_dir in zip(runs, run_dirs, strict=True):
+        probed = [json.loads(line) for line in (run_dir / "probe.jsonl").read_text().splitlines()]
+        assert {row["route"] for row in probed} == {"GET /jobs/{id}", "POST /jobs", "DELETE /jobs/{id}"}
+        assert all(row["ok"] and row["ms"] > 0 for row in probed), [r for r in probed if not r["ok"]]
+        for route in ("GET /jobs/{id}", "POST /jobs"):
+            figures = run["probe"][route]
+            assert figures["requests"] >= 3 and figures["failed"] == 0
+            assert 0 < figures["p50Ms"] <= figures["p99Ms"] <= figures["maxMs"]
+        assert "GET /jobs/{id} p50/p99" in result.stderr
     # Every job's stages came back from the twin's X-Ray (collector -> moto's X-Ray API -> the run).
     for run, run_dir in zip(runs, run_dirs, strict=True):
         assert run["traces"]["jobsTraced"] == 8, run["traces"]
@@ -49,11 +59,12 @@ def test_loadtest_sweep_and_report_when_run_then_every_job_recorded_and_report_h
     assert reported.returncode == 0, reported.stderr
     markdown = (out / "report.md").read_text()
     for figure in ("jobs/s", "audio s / wall s", "p50 s", "p95 s", "p99 s", "upload->start p50 s", "drain s",
-                   "run-01-max_concurrency=1", "run-02-max_concurrency=2", "Stage breakdown", "from X-Ray traces"):
+                   "run-01-max_concurrency=1", "run-02-max_concurrency=2", "Stage breakdown", "from X-Ray traces",
+                   "GET /jobs/{id} p50/p99 ms", "POST /jobs p50/p99 ms"):
         assert figure in markdown
     page = (out / "report.html").read_text()
-    assert page.count("data:image/png;base64,") == 5 and "<table>" in page
-    for name in ("throughput.png", "latency_cdf.png", "stages.png", "queue_depth.png", "rtf.png"):
+    assert page.count("data:image/png;base64,") == 6 and "<table>" in page
+    for name in ("throughput.png", "latency_cdf.png", "stages.png", "queue_depth.png", "rtf.png", "probe_latency.png"):
         assert (out / name).read_bytes().startswith(b"\x89PNG")
 
 
@@ -72,6 +83,7 @@ def test_loadtest_when_pointed_at_a_stack_then_it_uses_the_stacks_api_queues_and
     env = {"WHISPERQ_BUCKET": resources["bucket"], "WHISPERQ_TABLE": resources["table"],
            "WHISPERQ_QUEUE_NAME": resources["queue_url"].rsplit("/", 1)[-1],
            "WHISPERQ_DLQ_NAME": resources["dlq_url"].rsplit("/", 1)[-1],
+           "AWS_ENDPOINT_URL_DYNAMODB": running["dynamodbEndpointUrl"],
            "AWS_ACCESS_KEY_ID": "whisperq-local", "AWS_SECRET_ACCESS_KEY": "whisperq-local",
            "AWS_REGION": running["region"]}
     out = tmp_path / "stack-run"

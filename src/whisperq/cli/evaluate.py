@@ -31,7 +31,8 @@ def _environ(setting: dict[str, str]) -> dict[str, str]:
     for name, value in setting.items():
         if name == "engine":
             env[constants.ENGINE] = value
-        elif name in ("cpu_threads", "compute_type", "model", "engine_batch_size") or name.startswith("synthetic_"):
+        elif name in ("cpu_threads", "compute_type", "model", "engine_batch_size", "worker_nice",
+                      "api_concurrency", "api_provisioned") or name.startswith("synthetic_"):
             env[f"WHISPERQ_{name.upper()}"] = value
         else:
             env[constants.QUEUE_CONFIG_PREFIX + name.upper()] = value
@@ -147,11 +148,14 @@ def _run_on_stack(obj: Context, spec: Any, out_dir: Path, trace_filter: str | No
 @click.option("--baseline", is_flag=True,
               help="Also time the bare engine (same engine, threads, audio, one process per worker) and report "
                    "the pipeline efficiency: service audio s per wall s / bare engine's.")
+@click.option("--probe", "probe_per_s", type=click.FloatRange(0, 50), default=1.0, show_default=True,
+              help="Control-plane latency during the run: rounds a second of GET /jobs/{id} and POST /jobs "
+                   "(each probe job is cancelled), timed; 0 turns it off.")
 @click.pass_obj
 def loadtest(obj: Context, job_count: int, rate_per_s: float | None, burst: bool, audio: tuple[str, ...],
              synthetic_seconds: float | None, engine: str | None, direct: bool, settings: tuple[str, ...],
              sweeps: tuple[str, ...], timeout_s: float, out_dir: str | None, stack: bool, trace_filter: str,
-             fault_text: str | None, baseline: bool) -> None:
+             fault_text: str | None, baseline: bool, probe_per_s: float) -> None:
     """Flood the queue: submit jobs through the real path on a private local twin (one per
     configuration of a --sweep), wait for all of them, record every job and the queue's depth.
 
@@ -162,7 +166,7 @@ def loadtest(obj: Context, job_count: int, rate_per_s: float | None, burst: bool
         raise CliError("--burst and --rate exclude each other", EXIT_USAGE)
     try:
         spec = LoadSpec(jobs=job_count, rate_per_s=rate_per_s, audio=audio, synthetic_seconds=synthetic_seconds,
-                        direct=direct, timeout_s=timeout_s).validate()
+                        direct=direct, timeout_s=timeout_s, probe_per_s=probe_per_s).validate()
     except ValueError as exc:
         raise CliError(str(exc), EXIT_USAGE) from exc
     root = Path(out_dir or f"loadtest-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -202,12 +206,19 @@ def loadtest(obj: Context, job_count: int, rate_per_s: float | None, burst: bool
         summaries.append(summary)
         obj.err.print(f"{run_dir.name}: {summary['completed']}/{summary['jobs']} completed, "
                       f"{summary['jobsPerS']} jobs/s, {summary['audioSecondsPerWallSecond']} audio s per wall s, "
-                      f"latency p50 {summary['latencyS']['p50']} s")
+                      f"latency p50 {summary['latencyS']['p50']} s{_probe_line(summary)}")
     click.echo(json.dumps({"out": str(root), "runs": summaries}, indent=2) if len(summaries) > 1
                else json.dumps(summaries[0], indent=2))
     obj.err.print(f"results in {root}; plot them with `whisperq report {root}`")
     if fault_spec is not None:
         _show_verdict(obj, summaries[0]["chaos"])
+
+
+def _probe_line(summary: dict[str, Any]) -> str:
+    """The control plane's latency, as the probe saw it: p50/p99 of each route."""
+    routes = summary.get("probe") or {}
+    return "".join(f"; {route} p50/p99 {r['p50Ms']}/{r['p99Ms']} ms ({r['requests']})"
+                   for route, r in routes.items() if not route.startswith("DELETE"))
 
 
 def _show_verdict(obj: Context, verdict: dict[str, Any]) -> None:

@@ -163,6 +163,17 @@ class Client:
         # One key for this create and every retry of it: a lost answer never makes a second job.
         return self._request("POST", "/upload", json=body, headers={"Idempotency-Key": str(uuid.uuid4())})
 
+    def create_job(self, filename: str, content_type: str | None = None, options: Options = None,
+                   callback_url: str | None = None) -> Job:
+        """A job waiting for its audio (`POST /jobs`), with `upload`: a pre-signed POST form whose
+        policy S3 enforces (this key, this content type, the size limit)."""
+        body: dict[str, Any] = {"filename": filename, "contentType": content_type or content_type_for(filename)}
+        if options:
+            body["options"] = _options(options)
+        if callback_url:
+            body["callbackUrl"] = callback_url
+        return Job(self._request("POST", "/jobs", json=body, headers={"Idempotency-Key": str(uuid.uuid4())}))
+
     def upload(self, job: Mapping[str, Any], path: str, on_progress: Callable[[int], None] | None = None) -> None:
         """Send the file straight to storage with the job's pre-signed URL."""
         size = os.path.getsize(path)

@@ -4,6 +4,7 @@ queue's depth over time. Bounded in jobs and time; it stops by itself."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import math
@@ -26,8 +27,11 @@ from whisperq.client import Client
 from whisperq.core.audio import content_type_for
 from whisperq.core.jobs import Job, JobStatus, iso, new_job_id, parse_iso, utc_now
 from whisperq.core.keys import audio_key
+from whisperq.evaluation.probe import Probe
+from whisperq.evaluation.probe import summary as probe_summary
 
 MAX_JOBS = 10_000
+OBSERVER_SHARE = 0.05  # at most this share of the run's time spent following the jobs
 
 
 def tone_wav(seconds: float, sample_rate: int = 16_000) -> bytes:
@@ -53,6 +57,7 @@ class LoadSpec:
     timeout_s: float = 600.0
     uploaders: int = 8
     sample_interval_s: float = 1.0
+    probe_per_s: float = 1.0  # control-plane latency: rounds of GET /jobs/{id} and POST /jobs a second; 0: off
 
     def validate(self) -> LoadSpec:
         if not 1 <= self.jobs <= MAX_JOBS:
@@ -61,6 +66,8 @@ class LoadSpec:
             raise ValueError("give audio files or synthetic seconds, not both or neither")
         if self.rate_per_s is not None and self.rate_per_s <= 0:
             raise ValueError("rate must be positive")
+        if not 0 <= self.probe_per_s <= 50:
+            raise ValueError("the probe's rate must be 0 (off) to 50 a second")
         return self
 
 
@@ -104,6 +111,7 @@ class LoadTest:
         self._chooser = random.Random(getattr(faults, "seed", None))
         self.records: list[JobRecord] = []
         self.samples: list[dict[str, Any]] = []
+        self.probe_rows: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._payloads = self._load_payloads()
 
@@ -170,18 +178,9 @@ class LoadTest:
         sampler = threading.Thread(target=self._sample, args=(stop_sampling,), daemon=True)
         sampler.start()
         try:
-            with ThreadPoolExecutor(max_workers=self.spec.uploaders) as pool:
-                futures = []
-                for index in range(self.spec.jobs):
-                    if self.spec.rate_per_s:
-                        delay = started + index / self.spec.rate_per_s - time.time()
-                        if delay > 0:
-                            time.sleep(delay)
-                    futures.append(pool.submit(self._submit, index, self._payload(index)))
-                for future in futures:
-                    future.result()
-            self.log(f"submitted {len(self.records)} jobs in {time.time() - started:.1f} s; waiting")
-            self._wait(started)
+            with self._probe():
+                self._submit_all(started)
+                self._wait(started)
         finally:
             stop_sampling.set()
             sampler.join(timeout=5)
@@ -190,38 +189,64 @@ class LoadTest:
         self.write(summary)
         return summary
 
+    def _probe(self) -> Any:
+        """Control-plane latency for the whole run, when there is an API to time and it is wanted."""
+        if self.api is None or not self.spec.probe_per_s:
+            return contextlib.nullcontext()
+        # It reads the load's jobs, or its own when the load's are not the API key's (--direct).
+        probe = Probe(self.api, self.spec.probe_per_s,
+                      lambda: [] if self.spec.direct else [r.job_id for r in self.records[-50:]], self.log)
+        self.probe_rows = probe.rows
+        return probe
+
+    def _submit_all(self, started: float) -> None:
+        with ThreadPoolExecutor(max_workers=self.spec.uploaders) as pool:
+            futures = []
+            for index in range(self.spec.jobs):
+                if self.spec.rate_per_s:
+                    delay = started + index / self.spec.rate_per_s - time.time()
+                    if delay > 0:
+                        time.sleep(delay)
+                futures.append(pool.submit(self._submit, index, self._payload(index)))
+            for future in futures:
+                future.result()
+        self.log(f"submitted {len(self.records)} jobs in {time.time() - started:.1f} s; waiting")
+
     def _wait(self, started: float) -> None:
         self.wait_for({r.job_id for r in self.records}, started + self.spec.timeout_s)
 
     def wait_for(self, job_ids: set[str], deadline: float) -> None:
         """Follow the jobs until each is final or the deadline passes, noting every status seen.
-        One query of the owner index a second (not a read per job): the observer should not take
-        the CPU the workers need."""
+        Each poll is one query of the owner's open jobs (a sparse index: its cost falls as jobs
+        finish) and one consistent read of each job that left it (its final record, read once);
+        a poll a second, or fewer while they are costly. The observer shares the machine (and, on
+        AWS, the table's capacity) with the pipeline: it must not take what the workers need."""
         pending = {r.job_id: r for r in self.records if r.job_id in job_ids}
         quiet = 0
         while pending and time.time() < deadline:
-            cursor = None
-            while True:
-                page, cursor = self.jobs.list_by_owner(self.owner, 100, cursor=cursor)
-                for job in page:
-                    record = pending.get(job.job_id)
-                    if record is None:
-                        continue
-                    record.status, record.attempts, record.error = job.status.value, job.attempts, job.error
-                    if not record.history or record.history[-1] != record.status:
-                        record.history.append(record.status)
-                    record.details = {k: v for k, v in job.details.items() if k not in ("leaseId", "transcriptKeys")}
-                    if job.status.is_final:
-                        del pending[job.job_id]
-                if not cursor:
-                    break
+            polled = time.monotonic()
+            open_jobs = self.jobs.list_open(self.owner)
+            for job_id, status in open_jobs.items():
+                if job_id in pending:
+                    _note(pending[job_id], status.value)
+            # Gone from the open index: final, or (the index lags) just created: read which.
+            for job in self.jobs.get_many([job_id for job_id in pending if job_id not in open_jobs]):
+                _read(pending[job.job_id], job)
+                if job.status.is_final:
+                    del pending[job.job_id]
             # Jobs left while the queue stays empty with nothing in flight will not move (their
             # messages are in the dead-letter queue, or never came): stop after three quiet polls.
             quiet = quiet + 1 if pending and self.queue_idle() else 0
             if pending and quiet < 3:
-                time.sleep(1.0)
+                # Once a second, or less often while a poll is costly (thousands of open jobs): the
+                # observer's share of the time (and of the table's reads) stays under OBSERVER_SHARE.
+                took = time.monotonic() - polled
+                time.sleep(max(1.0, took / OBSERVER_SHARE - took))
             elif pending:
                 break
+        # What the unfinished ones ended as (their details too), for the summary.
+        for job in self.jobs.get_many(list(pending)):
+            _read(pending[job.job_id], job)
         self.log(f"{len(job_ids) - len(pending)} of {len(job_ids)} jobs ended")
 
     def queue_idle(self) -> bool:
@@ -251,21 +276,42 @@ class LoadTest:
         summary = summarise(self.records, self.samples, started, self.config, asdict(self.spec))
         if self.xray is not None:
             summary["traces"] = trace_summary(self.trace_rows, summary["completed"])
+        if self.probe_rows:
+            summary["probe"] = probe_summary(self.probe_rows)
         return summary
 
     def write(self, summary: dict[str, Any]) -> None:
-        """The run's files: jobs.jsonl, samples.jsonl, traces.jsonl (with traces), summary.json."""
+        """The run's files: jobs.jsonl, samples.jsonl, probe.jsonl (with the probe), traces.jsonl (with
+        traces), summary.json."""
         with open(self.out_dir / "jobs.jsonl", "w", encoding="utf-8") as handle:
             for record in self.records:
                 handle.write(json.dumps(job_row(record)) + "\n")
         with open(self.out_dir / "samples.jsonl", "w", encoding="utf-8") as handle:
             for sample in self.samples:
                 handle.write(json.dumps(sample) + "\n")
+        if self.probe_rows:
+            with open(self.out_dir / "probe.jsonl", "w", encoding="utf-8") as handle:
+                for row in self.probe_rows:
+                    handle.write(json.dumps(row) + "\n")
         if self.xray is not None:
             with open(self.out_dir / "traces.jsonl", "w", encoding="utf-8") as handle:
                 for row in self.trace_rows:
                     handle.write(json.dumps(row) + "\n")
         (self.out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+
+
+def _note(record: JobRecord, status: str) -> None:
+    """A status seen for a job: its latest, and its history (each change once)."""
+    record.status = status
+    if not record.history or record.history[-1] != status:
+        record.history.append(status)
+
+
+def _read(record: JobRecord, job: Job) -> None:
+    """A job's record as read from the table."""
+    _note(record, job.status.value)
+    record.attempts, record.error = job.attempts, job.error
+    record.details = {k: v for k, v in job.details.items() if k not in ("leaseId", "transcriptKeys")}
 
 
 def _ts(value: Any) -> float | None:

@@ -22,6 +22,7 @@ class Run:
     jobs: list[dict[str, Any]]
     samples: list[dict[str, Any]]
     traces: list[dict[str, Any]]
+    probes: list[dict[str, Any]]
 
 
 def _jsonl(path: Path) -> list[dict[str, Any]]:
@@ -40,7 +41,7 @@ def find_runs(dirs: list[Path]) -> list[Run]:
             name = f"{root.name}/{folder.name}" if len(dirs) > 1 and folder != root else folder.name
             runs.append(Run(name, folder, json.loads(summary_path.read_text(encoding="utf-8")),
                             _jsonl(folder / "jobs.jsonl"), _jsonl(folder / "samples.jsonl"),
-                            _jsonl(folder / "traces.jsonl")))
+                            _jsonl(folder / "traces.jsonl"), _jsonl(folder / "probe.jsonl")))
     return runs
 
 
@@ -151,6 +152,26 @@ def plot_queue(runs: list[Run], path: Path) -> Path:
     return _save(fig, path)
 
 
+def plot_probe(runs: list[Run], path: Path) -> Path:
+    """Each control-plane request the probe timed, over the run (log scale), p99 as a line."""
+    fig, ax = _figure("Control-plane latency under load (the probe)", "seconds since the first submission",
+                      "ms (log scale)")
+    for run in runs:
+        t0 = _start(run) or (run.probes[0]["t"] if run.probes else 0)
+        for route, marker in (("GET /jobs/{id}", "o"), ("POST /jobs", "^")):
+            rows = [p for p in run.probes if p["route"] == route and p["ok"]]
+            if not rows:
+                continue
+            points = ax.scatter([p["t"] - t0 for p in rows], [p["ms"] for p in rows], s=8, marker=marker,
+                                alpha=0.6, label=f"{run.name} {route}")
+            p99 = (run.summary.get("probe") or {}).get(route, {}).get("p99Ms")
+            if p99:
+                ax.axhline(p99, color=points.get_facecolor()[0], alpha=0.5, linestyle="--")
+    ax.set_yscale("log")
+    ax.legend(fontsize=7, title="dashed: p99", title_fontsize=7)
+    return _save(fig, path)
+
+
 def plot_rtf(runs: list[Run], path: Path) -> Path:
     fig, ax = _figure("Real-time factor per job (audio s / transcription s)", "real-time factor", "jobs")
     for run in runs:
@@ -185,7 +206,14 @@ COLUMNS = [
     ("drain s", lambda r: r.summary["drainS"]),
     ("bare engine audio s / wall s", lambda r: (r.summary.get("bareEngine") or {}).get("audioSecondsPerWallSecond")),
     ("pipeline efficiency", lambda r: r.summary.get("pipelineEfficiency")),
+    ("GET /jobs/{id} p50/p99 ms", lambda r: _probe_cell(r, "GET /jobs/{id}")),
+    ("POST /jobs p50/p99 ms", lambda r: _probe_cell(r, "POST /jobs")),
 ]
+
+
+def _probe_cell(run: Run, route: str) -> str | None:
+    figures = (run.summary.get("probe") or {}).get(route)
+    return f"{figures['p50Ms']}/{figures['p99Ms']} ({figures['requests']})" if figures else None
 
 
 def table_rows(runs: list[Run]) -> list[list[str]]:
@@ -202,6 +230,8 @@ def write_report(runs: list[Run], out_dir: Path) -> tuple[Path, Path]:
         ("Queue", plot_queue(runs, out_dir / "queue_depth.png")),
         ("Real-time factor", plot_rtf(runs, out_dir / "rtf.png")),
     ]
+    if any(run.probes for run in runs):
+        plots.append(("Control-plane latency", plot_probe(runs, out_dir / "probe_latency.png")))
     headers = [name for name, _ in COLUMNS]
     rows = table_rows(runs)
     md = ["# whisperq load-test report", "", f"{len(runs)} run(s).", "",
