@@ -148,9 +148,10 @@ def _run_on_stack(obj: Context, spec: Any, out_dir: Path, trace_filter: str | No
 @click.option("--baseline", is_flag=True,
               help="Also time the bare engine (same engine, threads, audio, one process per worker) and report "
                    "the pipeline efficiency: service audio s per wall s / bare engine's.")
-@click.option("--probe", "probe_per_s", type=click.FloatRange(0, 50), default=1.0, show_default=True,
+@click.option("--probe", "probe_per_s", type=click.FloatRange(0, 50), default=0.2, show_default=True,
               help="Control-plane latency during the run: rounds a second of GET /jobs/{id} and POST /jobs "
-                   "(each probe job is cancelled), timed; 0 turns it off.")
+                   "(each probe job is cancelled), timed; 0 turns it off. A round a second costs the twin "
+                   "about a tenth of a core.")
 @click.pass_obj
 def loadtest(obj: Context, job_count: int, rate_per_s: float | None, burst: bool, audio: tuple[str, ...],
              synthetic_seconds: float | None, engine: str | None, direct: bool, settings: tuple[str, ...],

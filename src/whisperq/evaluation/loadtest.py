@@ -57,7 +57,7 @@ class LoadSpec:
     timeout_s: float = 600.0
     uploaders: int = 8
     sample_interval_s: float = 1.0
-    probe_per_s: float = 1.0  # control-plane latency: rounds of GET /jobs/{id} and POST /jobs a second; 0: off
+    probe_per_s: float = 0.2  # control-plane latency: rounds of GET /jobs/{id} and POST /jobs a second; 0: off
 
     def validate(self) -> LoadSpec:
         if not 1 <= self.jobs <= MAX_JOBS:
