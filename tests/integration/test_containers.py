@@ -19,6 +19,18 @@ def whoami(event, context):
 HANDLER = "tests.integration.test_containers:whoami"
 
 
+def burst(containers: Containers, requests: int) -> list[int]:
+    """`requests` at once, each taking half a second: the pids of the containers that answered."""
+    answers: list[str] = []
+    threads = [threading.Thread(target=lambda: answers.append(containers({"sleepS": 0.5})["body"]))
+               for _ in range(requests)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return [int(answer) for answer in answers]
+
+
 def test_containers_when_provisioned_then_all_start_with_the_function_and_a_burst_uses_only_them():
     containers = Containers(HANDLER, "whisperq-test", limit=3).warm(3)
     try:
@@ -28,15 +40,8 @@ def test_containers_when_provisioned_then_all_start_with_the_function_and_a_burs
         started = {c.process.pid for c in containers._all}
         assert len(started) == 3  # one at once, two more in the background
 
-        answers: list[str] = []
-        burst = [threading.Thread(target=lambda: answers.append(containers({"sleepS": 0.5})["body"]))
-                 for _ in range(3)]
-        for thread in burst:
-            thread.start()
-        for thread in burst:
-            thread.join(timeout=30)
         # Three at once, each in a container of its own, every one of them provisioned: no cold start.
-        assert sorted(int(a) for a in answers) == sorted(started)
+        assert sorted(burst(containers, 3)) == sorted(started)
         assert len(containers._all) == 3
     finally:
         containers.stop()
@@ -46,13 +51,6 @@ def test_containers_when_one_provisioned_then_a_burst_starts_more_up_to_the_limi
     containers = Containers(HANDLER, "whisperq-test", limit=2).warm(1)
     try:
         assert len(containers._all) == 1
-        answers: list[str] = []
-        burst = [threading.Thread(target=lambda: answers.append(containers({"sleepS": 0.5})["body"]))
-                 for _ in range(2)]
-        for thread in burst:
-            thread.start()
-        for thread in burst:
-            thread.join(timeout=60)
-        assert len(set(answers)) == 2 and len(containers._all) == 2  # a cold start for the second
+        assert len(set(burst(containers, 2))) == 2 and len(containers._all) == 2  # a cold start for the second
     finally:
         containers.stop()
