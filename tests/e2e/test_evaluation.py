@@ -26,6 +26,8 @@ def test_loadtest_sweep_and_report_when_run_then_every_job_recorded_and_report_h
         assert run["jobs"] == run["completed"] == 8 and run["unfinished"] == 0
         assert run["audioSeconds"] == 32 and run["jobsPerS"] > 0 and run["latencyS"]["p50"] > 0
         assert run["config"]["engine"] == "synthetic"
+        # 8 jobs x 4 s at 0.05 s per audio second: 1.6 s of engine time, a small share of the run.
+        assert 0 < run["engineShare"] < 0.5
     run_dirs = sorted(p for p in out.iterdir() if p.is_dir())
     assert [p.name for p in run_dirs] == ["run-01-max_concurrency=1", "run-02-max_concurrency=2"]
     rows = [json.loads(line) for line in (run_dirs[0] / "jobs.jsonl").read_text().splitlines()]
@@ -60,7 +62,7 @@ def test_loadtest_sweep_and_report_when_run_then_every_job_recorded_and_report_h
     markdown = (out / "report.md").read_text()
     for figure in ("jobs/s", "audio s / wall s", "p50 s", "p95 s", "p99 s", "upload->start p50 s", "drain s",
                    "run-01-max_concurrency=1", "run-02-max_concurrency=2", "Stage breakdown", "from X-Ray traces",
-                   "GET /jobs/{id} p50/p99 ms", "POST /jobs p50/p99 ms"):
+                   "GET /jobs/{id} p50/p99 ms", "POST /jobs p50/p99 ms", "engine share of workers' time"):
         assert figure in markdown
     page = (out / "report.html").read_text()
     assert page.count("data:image/png;base64,") == 6 and "<table>" in page

@@ -356,6 +356,13 @@ def percentile(values: list[float], q: float) -> float | None:
     return round(ordered[index], 3)
 
 
+def _engine_share(done: list[dict[str, Any]], workers: Any, wall: float | None) -> float | None:
+    seconds = [r["transcribeS"] for r in done if r.get("transcribeS") is not None]
+    if not wall or not workers or not seconds:
+        return None
+    return round(sum(seconds) / (workers * wall), 3)
+
+
 def summarise(records: list[JobRecord], samples: list[dict[str, Any]], started: float, config: dict[str, Any],
               spec: dict[str, Any]) -> dict[str, Any]:
     rows = [job_row(r) for r in records]
@@ -379,6 +386,9 @@ def summarise(records: list[JobRecord], samples: list[dict[str, Any]], started: 
         "jobsPerS": round(len(done) / wall, 3) if wall else None,
         "audioSeconds": round(audio_s, 2),
         "audioSecondsPerWallSecond": round(audio_s / wall, 3) if wall else None,
+        # The share of the workers' time spent inside the engine: what the pipeline leaves to it. Unlike
+        # the efficiency against a bare engine timed later, the machine's speed cancels out of it.
+        "engineShare": _engine_share(done, config.get("workers"), wall),
         "latencyS": {"p50": percentile(latencies, 50), "p95": percentile(latencies, 95),
                      "p99": percentile(latencies, 99)},
         "uploadToStartS": {"p50": percentile(to_start, 50), "p95": percentile(to_start, 95)},

@@ -206,6 +206,7 @@ COLUMNS = [
     ("drain s", lambda r: r.summary["drainS"]),
     ("bare engine audio s / wall s", lambda r: (r.summary.get("bareEngine") or {}).get("audioSecondsPerWallSecond")),
     ("pipeline efficiency", lambda r: r.summary.get("pipelineEfficiency")),
+    ("engine share of workers' time", lambda r: r.summary.get("engineShare")),
     ("GET /jobs/{id} p50/p99 ms", lambda r: _probe_cell(r, "GET /jobs/{id}")),
     ("POST /jobs p50/p99 ms", lambda r: _probe_cell(r, "POST /jobs")),
 ]
