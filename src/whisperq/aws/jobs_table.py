@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import json
 import re
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
@@ -13,9 +11,10 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from whisperq.aws.clients import Clients
+from whisperq.aws.cursors import decode_cursor, encode_cursor
 from whisperq.aws.errors import as_core_error, error_code
 from whisperq.aws.retry import RetryPolicy
-from whisperq.core.errors import InvalidRequest, InvalidTransition, JobNotFound, TransientError, WhisperqError
+from whisperq.core.errors import InvalidTransition, JobNotFound, TransientError, WhisperqError
 from whisperq.core.jobs import DEFAULT_OWNER, Job, JobStatus, iso, sources_of, utc_now
 
 # The owner's jobs, newest first (every job), and the open ones only: a sparse index, because only
@@ -389,26 +388,6 @@ def _with_open(item: dict[str, Any], job: Job) -> dict[str, Any]:
     if not job.status.is_final:
         item[OPEN_ATTRIBUTE] = {"S": str(job.details.get("owner", DEFAULT_OWNER))}
     return item
-
-
-def encode_cursor(key: Mapping[str, str]) -> str:
-    """An opaque page cursor from the keys of the last item returned."""
-    raw = json.dumps(dict(key), separators=(",", ":"), sort_keys=True).encode("utf-8")
-    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
-
-
-def decode_cursor(cursor: str, owner: str) -> dict[str, str]:
-    """The start key a cursor stands for; InvalidRequest when it is not one of ours or not the owner's."""
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        key = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
-    except (ValueError, UnicodeError) as exc:
-        raise InvalidRequest("cursor is not a valid page cursor; pass nextCursor back unchanged") from exc
-    if not isinstance(key, dict) or set(key) != {"jobId", "owner", "createdAt"} or key["owner"] != owner:
-        raise InvalidRequest("cursor is not a valid page cursor; pass nextCursor back unchanged")
-    if not all(isinstance(value, str) for value in key.values()):
-        raise InvalidRequest("cursor is not a valid page cursor; pass nextCursor back unchanged")
-    return key
 
 
 def _names_in(expression: str) -> dict[str, str]:
