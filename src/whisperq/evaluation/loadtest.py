@@ -283,21 +283,19 @@ class LoadTest:
     def write(self, summary: dict[str, Any]) -> None:
         """The run's files: jobs.jsonl, samples.jsonl, probe.jsonl (with the probe), traces.jsonl (with
         traces), summary.json."""
-        with open(self.out_dir / "jobs.jsonl", "w", encoding="utf-8") as handle:
-            for record in self.records:
-                handle.write(json.dumps(job_row(record)) + "\n")
-        with open(self.out_dir / "samples.jsonl", "w", encoding="utf-8") as handle:
-            for sample in self.samples:
-                handle.write(json.dumps(sample) + "\n")
+        _write_jsonl(self.out_dir / "jobs.jsonl", [job_row(record) for record in self.records])
+        _write_jsonl(self.out_dir / "samples.jsonl", self.samples)
         if self.probe_rows:
-            with open(self.out_dir / "probe.jsonl", "w", encoding="utf-8") as handle:
-                for row in self.probe_rows:
-                    handle.write(json.dumps(row) + "\n")
+            _write_jsonl(self.out_dir / "probe.jsonl", self.probe_rows)
         if self.xray is not None:
-            with open(self.out_dir / "traces.jsonl", "w", encoding="utf-8") as handle:
-                for row in self.trace_rows:
-                    handle.write(json.dumps(row) + "\n")
+            _write_jsonl(self.out_dir / "traces.jsonl", self.trace_rows)
         (self.out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+
+
+def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    with open(path, "w", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(row) + "\n")
 
 
 def _note(record: JobRecord, status: str) -> None:

@@ -110,18 +110,10 @@ class Containers:
                     if len(self._all) + self._starting >= self.limit:
                         return
                     self._starting += 1
-                container = None
                 try:
-                    container = Container(self._ctx, *self._args)
+                    self._release(self._start())
                 except RuntimeError:
                     return  # it did not start: requests start their own, as before
-                finally:
-                    with self._cond:
-                        self._starting -= 1
-                        if container is not None:
-                            self._all.append(container)
-                            self._idle.append(container)
-                        self._cond.notify()
 
         if count > 1:
             threading.Thread(target=more, name="provisioned-containers", daemon=True).start()
@@ -138,9 +130,13 @@ class Containers:
             if self._idle:
                 return self._idle.pop()
             self._starting += 1
+        return self._start()
+
+    def _start(self) -> Container:
+        """A cold start, outside the lock, of a container already counted in `_starting`."""
         container = None
         try:
-            container = Container(self._ctx, *self._args)  # a cold start, outside the lock
+            container = Container(self._ctx, *self._args)
             return container
         finally:
             with self._cond:

@@ -117,27 +117,25 @@ class Twin:
         """Stop workers (they finish or release what they hold), the front, then moto."""
         self._stop_chaos()
         self.stop_workers()
-        if self._front is not None:
-            self._front.terminate()
-            self._front.join(timeout=10)
-            if self._front.is_alive():
-                self._front.kill()
-                self._front.join(timeout=5)
-            self._front = None
+        self._end("_front")
         if self._collector is not None:
             self._collector.stop()  # forwards what the functions sent last
             self._collector = None
-        for attribute in ("_moto", "_moto_dynamodb"):
-            process = getattr(self, attribute)
-            if process is not None:
-                process.terminate()
-                process.join(timeout=10)
-                if process.is_alive():
-                    process.kill()
-                    process.join(timeout=5)
-                setattr(self, attribute, None)
+        self._end("_moto")
+        self._end("_moto_dynamodb")
         if self.state_directory is not None:
             state.remove_state(self.state_directory, os.getpid())
+
+    def _end(self, attribute: str) -> None:
+        """Stop the service process kept in `attribute`: SIGTERM, then SIGKILL if it outlives 10 s."""
+        process = getattr(self, attribute)
+        if process is not None:
+            process.terminate()
+            process.join(timeout=10)
+            if process.is_alive():
+                process.kill()
+                process.join(timeout=5)
+            setattr(self, attribute, None)
 
     def stop_workers(self) -> None:
         """SIGTERM every worker: each stops polling, finishes its batch (or gives back, at visibility
