@@ -27,6 +27,7 @@ ENV_VARS: dict[str, str] = {
     "dynamodb_endpoint_url": constants.AWS_ENDPOINT_URL_DYNAMODB,
     "bucket": constants.BUCKET,
     "table": constants.TABLE,
+    "chunks_table": constants.CHUNKS_TABLE,
     "queue_name": constants.QUEUE_NAME,
     "dlq_name": constants.DLQ_NAME,
     "upload_url_expiry_s": constants.UPLOAD_URL_EXPIRY_S,
@@ -63,6 +64,7 @@ class Settings:
     dynamodb_endpoint_url: str | None = None  # DynamoDB's own, when it differs from endpoint_url
     bucket: str = "whisperq-local"
     table: str = "whisperq-jobs"
+    chunks_table: str = "whisperq-chunks"  # one item per chunk of a fanned-out job
     queue_name: str = "whisperq-transcription"
     dlq_name: str = "whisperq-transcription-dlq"
     upload_url_expiry_s: int = 900

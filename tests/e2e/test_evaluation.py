@@ -26,9 +26,14 @@ def test_loadtest_sweep_and_report_when_run_then_every_job_recorded_and_report_h
         assert run["jobs"] == run["completed"] == 8 and run["unfinished"] == 0
         assert run["audioSeconds"] == 32 and run["jobsPerS"] > 0 and run["latencyS"]["p50"] > 0
         assert run["config"]["engine"] == "synthetic"
-        # 8 jobs x 4 s at 0.05 s per audio second: 1.6 s of engine time, a small share of the run.
-        assert 0 < run["engineShare"] < 0.5
+        # The engine's share of the workers' time: a fraction, whatever the machine's speed (how small
+        # it is depends on the machine; benchmarks measure that, not tests).
+        assert 0 < run["engineShare"] <= 1
     run_dirs = sorted(p for p in out.iterdir() if p.is_dir())
+    for run, run_dir in zip(runs, run_dirs, strict=True):  # ... and it is what the jobs' own times say
+        rows = [json.loads(line) for line in (run_dir / "jobs.jsonl").read_text().splitlines()]
+        engine_s = sum(row["transcribeS"] for row in rows)
+        assert run["engineShare"] == pytest.approx(engine_s / (run["config"]["workers"] * run["wallS"]), abs=2e-3)
     assert [p.name for p in run_dirs] == ["run-01-max_concurrency=1", "run-02-max_concurrency=2"]
     rows = [json.loads(line) for line in (run_dirs[0] / "jobs.jsonl").read_text().splitlines()]
     assert len(rows) == 8

@@ -92,6 +92,11 @@ def test_table_when_read_then_on_demand_with_ttl_gsi_and_pitr(resources):
     assert open_jobs["Projection"] == {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["status"]}
     assert {"AttributeName": OPEN_ATTRIBUTE, "AttributeType": "S"} in table["AttributeDefinitions"]
     assert table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    # The chunks: one item per chunk (job id + index), expiring as jobs do.
+    chunks = resources["ChunksTable"]["Properties"]
+    assert [(k["AttributeName"], k["KeyType"]) for k in chunks["KeySchema"]] == [("jobId", "HASH"), ("chunk", "RANGE")]
+    assert chunks["TimeToLiveSpecification"] == table["TimeToLiveSpecification"]
+    assert chunks["BillingMode"] == "PAY_PER_REQUEST"
 
 
 def test_api_when_read_then_keys_usage_plan_cors_access_logs_and_tracing(resources):
@@ -114,19 +119,24 @@ def test_functions_when_read_then_traced_and_least_privilege(template, resources
         for statement in statements:
             actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
             assert not any(action.endswith("*") for action in actions), f"{name}: wildcard action {actions}"
-        s3_resources = [str(st["Resource"]) for st in statements if "s3:" in str(st["Action"])]
-        assert s3_resources and all(any(f"/{prefix}/*" in r for prefix in ("audio", "transcripts", "chunks"))
-                                    for r in s3_resources)
+        # Objects under the pipeline's own prefixes only; listing only those prefixes.
+        objects = [str(st["Resource"]) for st in statements if "s3:" in str(st["Action"])
+                   and st["Action"] != "s3:ListBucket"]
+        assert objects and all(any(f"/{prefix}/*" in r for prefix in ("audio", "transcripts", "chunks", "results"))
+                               for r in objects)
+        for listing in [st for st in statements if st["Action"] == "s3:ListBucket"]:
+            assert listing["Condition"] == {"StringLike": {"s3:prefix": ["chunks/*", "results/*"]}}
     transcriber = resources["TranscriberFunction"]["Properties"]
     assert transcriber["PackageType"] == "Image" and transcriber["Timeout"] == {"Ref": "FunctionTimeoutS"}
     writes = [st for st in transcriber["Policies"][0]["Statement"] if "s3:PutObject" in str(st["Action"])]
-    # Transcripts, and the chunks of fanned-out jobs: never the uploads themselves.
+    # Transcripts, the chunks of fanned-out jobs and the attempts' transcripts: never the uploads.
     assert [st["Resource"] for st in writes] == [{"Fn::Sub": "${AudioBucket.Arn}/transcripts/*"},
-                                                 {"Fn::Sub": "${AudioBucket.Arn}/chunks/*"}]
+                                                 {"Fn::Sub": "${AudioBucket.Arn}/chunks/*"},
+                                                 {"Fn::Sub": "${AudioBucket.Arn}/results/*"}]
     sends = [st for st in transcriber["Policies"][0]["Statement"] if "sqs:SendMessage" in str(st["Action"])]
     assert [st["Resource"] for st in sends] == [{"Fn::GetAtt": ["TranscriptionQueue", "Arn"]}]
     rules = {r["Prefix"]: r for r in resources["AudioBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]}
-    assert rules["chunks/"]["ExpirationInDays"] <= 7
+    assert rules["chunks/"]["ExpirationInDays"] <= 7 and rules["results/"]["ExpirationInDays"] <= 7
     assert resources["ApiFunction"]["Properties"]["ReservedConcurrentExecutions"] > 0
 
 

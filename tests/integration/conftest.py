@@ -85,6 +85,7 @@ def queue_config() -> QueueConfig:
 def stack(moto_endpoint, unique, queue_config) -> Stack:
     settings = Settings.from_env(
         {}, endpoint_url=moto_endpoint, bucket=f"wq-{unique}", table=f"wq-jobs-{unique}",
+        chunks_table=f"wq-chunks-{unique}",
         queue_name=f"wq-q-{unique}", dlq_name=f"wq-dlq-{unique}", queue=queue_config,
     )
     clients = Clients(settings)

@@ -26,7 +26,6 @@ from whisperq.local.esm import lambda_record
 from whisperq.local.lambda_context import LocalLambdaContext
 from whisperq.transcriber import handler as function
 from whisperq.transcriber.engines.faster import FasterWhisperEngine
-from whisperq.transcriber.service import Transcriber
 
 
 def wav(samples: bytes, rate: int = 16_000) -> bytes:
@@ -113,8 +112,8 @@ def worker(stack, engine):
     """Runs the real handler on what is on the queue, with per-case settings."""
 
     def run(settings: dict[str, Any] | None = None, messages: list | None = None, expected: int = 1) -> dict:
-        runtime = Transcriber(replace(stack.settings, **(settings or {})), stack.jobs, stack.blobs, engine,
-                              Logger(service="bad-input"))
+        runtime = function.build_runtime(replace(stack.settings, **(settings or {})), stack.clients, engine,
+                                         Logger(service="bad-input"))
         function.reset(runtime)
         messages = stack.receive_all(expected) if messages is None else messages
         records = [lambda_record(m, stack.resources.queue_arn, "us-east-1") for m in messages]
@@ -188,7 +187,7 @@ def test_a_second_upload_to_a_finished_job_when_it_arrives_then_acked_and_the_jo
     assert worker() == {"batchItemFailures": []}
     again = stack.jobs.get(created["jobId"])
     assert again.status is JobStatus.COMPLETED and again.attempts == first.attempts == 1
-    assert again.details["completedAt"] == first.details["completedAt"]
+    assert again.timeline.completed_at == first.timeline.completed_at
 
 
 def test_an_upload_after_the_job_was_cancelled_when_it_arrives_then_the_job_stays_cancelled(stack, worker):

@@ -6,6 +6,7 @@ that the voice-activity detector finds its pauses)."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from dataclasses import replace
@@ -17,9 +18,13 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from botocore.exceptions import EndpointConnectionError
 
 from tests.conftest import EXAMPLES
+from whisperq.core.fanout import parse_chunk_message
 from whisperq.core.jobs import JobStatus
+from whisperq.core.keys import chunk_result_key
+from whisperq.core.leases import Lease
 from whisperq.local.esm import lambda_record
 from whisperq.transcriber import handler as function
+from whisperq.transcriber.attempts import LeaseStillHeld
 from whisperq.transcriber.engines.synthetic import SyntheticEngine
 
 PASSAGE = EXAMPLES / "passage.ogg"
@@ -177,3 +182,158 @@ def test_whole_file_attempt_outlives_its_lease_when_newer_attempt_completes_then
     assert "lease" in str(outcome["slow"]).lower() or outcome["slow"] == ["skipped:lease-lost"], outcome
     assert transcript_versions(stack, job_id) == before
     assert stack.jobs.get(job_id).status is JobStatus.COMPLETED
+
+
+# --- fan-out: chunks and merges -------------------------------------------------------------------
+def split_passage(stack, worker) -> tuple[str, list]:
+    """Upload the passage and let `worker` fan it out (the queue idle); the job id and its chunk messages."""
+    job_id, event = upload_passage(stack)
+    assert handle(stack, worker, event) == ["fanned-out:6"]
+    messages = []
+    deadline = time.monotonic() + 10
+    while len(messages) < 6 and time.monotonic() < deadline:
+        messages += stack.queue.receive(10, 0)
+    return job_id, sorted(messages, key=lambda m: parse_chunk_message(m.body).chunk.index)
+
+
+def test_chunk_when_delivered_twice_then_counted_once_and_the_job_completes(stack):
+    worker = new_worker(stack)
+    job_id, messages = split_passage(stack, worker)
+    first = messages[0]
+    stack.queue.send(first.body)  # a second copy of chunk 1's message (SQS delivers at least once)
+    [copy] = [m for m in stack.queue.receive(10, 1) if m.body == first.body]
+    assert handle(stack, worker, first) == ["chunk-done:0"]
+    assert handle(stack, worker, copy) == ["skipped:chunk-done"]
+    assert handle(stack, worker, first) == ["skipped:chunk-done"]
+    outcomes = [handle(stack, worker, m)[0] for m in messages[1:]]
+    assert outcomes == [f"chunk-done:{i}" for i in range(1, 5)] + ["completed:merged"]
+    job = stack.jobs.get(job_id)
+    assert job.status is JobStatus.COMPLETED and job.fanout.chunks_done == job.fanout.chunks == 6
+    assert [chunk.attempts for chunk in worker.context.chunks.all(job_id)] == [1] * 6
+    # A duplicate S3 event of the upload, after all of it: acknowledged, nothing redone.
+    assert handle(stack, worker, copy) == ["skipped:COMPLETED"]
+
+
+def test_chunk_when_its_worker_is_killed_midway_then_its_message_waits_out_the_lease_and_finishes(stack):
+    worker = new_worker(stack)
+    job_id, messages = split_passage(stack, worker)
+    victim = messages[2]
+    # A worker took chunk 3 under a 2 s lease and was killed before writing anything.
+    worker.context.chunks.take(job_id, 2, Lease("dead-worker", time.time() + 2, victim.message_id), None)
+    # Its own message comes back early: handed back (an item failure), never acknowledged.
+    with pytest.raises(LeaseStillHeld):
+        handle(stack, worker, victim)
+    assert worker.context.chunks.get(job_id, 2).lease.id == "dead-worker"
+    # Another copy of the message while the lease lives is a duplicate: the holder's message carries it.
+    stack.queue.send(victim.body)
+    [copy] = [m for m in stack.queue.receive(10, 1) if m.body == victim.body and m.message_id != victim.message_id]
+    assert handle(stack, worker, copy) == ["skipped:chunk-leased-elsewhere"]
+    time.sleep(2.1)
+    assert handle(stack, worker, victim) == ["chunk-done:2"]
+    for message in messages[:2] + messages[3:]:
+        handle(stack, worker, message)
+    job = stack.jobs.get(job_id)
+    assert job.status is JobStatus.COMPLETED and job.fanout.chunks_done == 6
+    assert worker.context.chunks.get(job_id, 2).done_by not in (None, "dead-worker")
+
+
+def race(*calls) -> list:
+    """Run the calls at once (released together by a barrier); their results, in order."""
+    barrier = threading.Barrier(len(calls))
+    results: list = [None] * len(calls)
+
+    def run(index, call):
+        barrier.wait()
+        try:
+            results[index] = call()
+        except Exception as exc:  # noqa: BLE001 - the outcome is what the tests check
+            results[index] = exc
+
+    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    return results
+
+
+def test_last_two_chunks_when_they_finish_together_then_exactly_one_merge(stack):
+    first, second = new_worker(stack), new_worker(stack)
+    job_id, messages = split_passage(stack, first)
+    for message in messages[:-2]:
+        handle(stack, first, message)
+    outcomes = race(lambda: handle(stack, first, messages[-2]), lambda: handle(stack, second, messages[-1]))
+    kinds = sorted(o[0].split(":")[0] for o in outcomes)
+    # One of them sees the count reach six and merges; the other counted its chunk (and, when it read the
+    # count at six too, found the merge claimed by the first).
+    assert kinds in (["chunk-done", "completed"], ["completed", "skipped"]), outcomes
+    job = stack.jobs.get(job_id)
+    assert job.status is JobStatus.COMPLETED and job.fanout.chunks_done == 6
+
+
+def test_merge_when_two_workers_claim_it_at_once_then_one_merges_and_the_other_leaves(stack):
+    first, second = new_worker(stack), new_worker(stack)
+    job_id, messages = split_passage(stack, first)
+    for message in messages[:-1]:
+        handle(stack, first, message)
+    # The last chunk counted without merging (its worker died right after counting it).
+    last = messages[-1]
+    chunks = first.context.chunks
+    lease = Lease("last-worker", time.time() + 60, last.message_id)
+    chunks.take(job_id, 5, lease, None)
+    job = stack.jobs.get(job_id)
+    first.context.blobs.put_text(chunk_result_key(job_id, job.fanout.chunk_plan_id, 5, lease.id), json.dumps(
+        {"segments": [], "language": "en", "language_probability": 1.0, "duration_s": 1.0}), "application/json")
+    assert chunks.count_done(job_id, 5, lease, 0.1).last
+    job = stack.jobs.get(job_id)
+    outcomes = race(lambda: first.fanout.merge(job, delivery_of(stack, messages[0])),
+                    lambda: second.fanout.merge(job, delivery_of(stack, messages[1])))
+    assert sorted(outcomes) == ["completed:merged", "skipped:merge-taken"], outcomes
+    assert stack.jobs.get(job_id).status is JobStatus.COMPLETED
+
+
+def test_merge_when_killed_after_writing_outputs_then_the_next_delivery_finishes_with_the_same_transcript(stack):
+    stack.clients.s3.put_bucket_versioning(Bucket=stack.settings.bucket,
+                                           VersioningConfiguration={"Status": "Enabled"})
+    worker = new_worker(stack)
+    job_id, messages = split_passage(stack, worker)
+    for message in messages[:-1]:
+        handle(stack, worker, message)
+    kill_when(stack.clients.dynamodb, "dynamodb.UpdateItem", '"COMPLETED"')
+    with pytest.raises(WorkerKilled):
+        handle(stack, worker, messages[-1])
+    written = transcript_versions(stack, job_id)
+    assert len(written) == 5 and stack.jobs.get(job_id).status is JobStatus.PROCESSING
+    time.sleep(2.2)  # the merge's lease runs out; the last chunk's message comes back
+    assert handle(stack, worker, messages[-1], receive_count=2) == ["completed:merged"]
+    assert stack.jobs.get(job_id).status is JobStatus.COMPLETED
+    assert transcript_versions(stack, job_id) == written  # the same bytes written again, nothing else
+
+
+# --- the invocation's time --------------------------------------------------------------------------
+def test_long_file_when_the_invocation_has_not_the_time_then_fanned_out_even_with_a_busy_queue(stack):
+    """A file that may not finish whole in the time the invocation has left is cut, busy queue or not:
+    on Lambda, a timed-out invocation loses everything it did, on every attempt."""
+    slow = new_worker(stack, SyntheticEngine(0.2))  # 123 s of audio: about 25 s whole
+    job_id, event = upload_passage(stack)
+    stack.queue.send('{"Service": "Amazon S3", "Event": "s3:TestEvent"}')  # busy: whole, were there time
+    delivery = replace(delivery_of(stack, event), deadline=time.monotonic() + 30)  # 30 s left
+    assert slow.handle_message(event.body, delivery) == ["fanned-out:6"]
+    # With the whole function timeout ahead (and a faster engine), a busy queue gets it whole.
+    empty(stack.queue)
+    job_id, event = upload_passage(stack)
+    stack.queue.send('{"Service": "Amazon S3", "Event": "s3:TestEvent"}')
+    assert new_worker(stack).handle_message(event.body, delivery_of(stack, event)) == ["completed"]
+
+
+def test_upload_when_it_cannot_finish_in_any_invocation_and_fanout_is_off_then_failed_with_the_knobs_to_turn(
+        stack):
+    settings = replace(stack.settings, queue=replace(stack.settings.queue, fanout_min_duration_s=0,
+                                                     function_timeout_s=10))
+    worker = function.build_runtime(settings, stack.clients, SyntheticEngine(0.2), Logger(service="t"),
+                                    sleep=lambda s: None)
+    job_id, event = upload_passage(stack)
+    assert handle(stack, worker, event) == ["failed"]
+    job = stack.jobs.get(job_id)
+    assert job.status is JobStatus.FAILED
+    assert "function's timeout of 10 s" in job.error and "fanout_min_duration_s" in job.error

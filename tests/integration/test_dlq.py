@@ -9,6 +9,7 @@ from aws_lambda_powertools import Logger
 
 from tests.conftest import EXAMPLES
 from whisperq.aws.dlq import DeadLetterQueue
+from whisperq.aws.job_leases import JobLeases
 from whisperq.core.jobs import JobStatus
 from whisperq.local.esm import lambda_record
 from whisperq.local.lambda_context import LocalLambdaContext
@@ -22,7 +23,8 @@ def dead_letter(stack, filename: str) -> str:
     [message] = stack.receive_all(1)
     stack.dlq.send(message.body)
     stack.queue.delete([message])
-    stack.jobs.transition(job_id, JobStatus.FAILED, changes={"error": "failed on all attempts", "deadLettered": True})
+    stack.jobs.mark_queued(job_id)
+    JobLeases(stack.jobs).fail(job_id, None, "failed on all attempts", dead_lettered=True)
     return job_id
 
 
@@ -45,7 +47,7 @@ def test_replay_when_job_selected_then_only_its_message_moves_and_the_job_runs_a
     report = dlq.replay(job_ids=[first])
     assert report.method == "send-then-delete" and len(report.moved) == 1 and report.jobs_reset == [first]
     assert [d.job_id for d in dlq.peek()] == [second]
-    assert stack.jobs.get(first).status is JobStatus.QUEUED and "deadLettered" not in stack.jobs.get(first).details
+    assert stack.jobs.get(first).status is JobStatus.QUEUED and not stack.jobs.get(first).dead_lettered
     function.reset(function.build_runtime(stack.settings, stack.clients, SyntheticEngine(0.0), Logger(service="t")))
     try:
         [message] = stack.receive_all(1)

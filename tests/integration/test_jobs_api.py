@@ -192,7 +192,7 @@ def test_callback_when_job_completes_then_signed_post_with_final_state(call, sta
     assert not verify("other", headers[TIMESTAMP_HEADER], body, headers[SIGNATURE_HEADER])
     payload = json.loads(body)
     assert payload["jobId"] == created["jobId"] and payload["status"] == "COMPLETED"
-    assert stack.jobs.get(created["jobId"]).details["callbackStatus"] == "delivered (HTTP 200)"
+    assert stack.jobs.get(created["jobId"]).callback_status == "delivered (HTTP 200)"
 
 
 def test_callback_when_receiver_keeps_failing_then_bounded_retries_and_job_still_completed(call, stack, transcriber):
@@ -206,7 +206,7 @@ def test_callback_when_receiver_keeps_failing_then_bounded_retries_and_job_still
         receiver.close()
     assert len(receiver.requests) == 4
     job = stack.jobs.get(created["jobId"])
-    assert job.status is JobStatus.COMPLETED and job.details["callbackStatus"].startswith("failed")
+    assert job.status is JobStatus.COMPLETED and job.callback_status.startswith("failed")
 
 
 @pytest.mark.parametrize(("path", "template"), [("/jobs", "/jobs"), ("/upload", "/upload")])

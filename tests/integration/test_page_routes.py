@@ -6,7 +6,6 @@ import json
 
 from tests.conftest import EXAMPLES, load_event
 from whisperq.api_handler import handler as api
-from whisperq.core.jobs import JobStatus
 from whisperq.local.lambda_context import LocalLambdaContext
 
 
@@ -43,8 +42,7 @@ def test_ops_queues_when_read_then_depths_and_only_this_keys_failures(stack):
         mine = stack.service.create_upload({"filename": "bad.wav", "contentType": "audio/wav"}, "alice")
         theirs = stack.service.create_upload({"filename": "other.wav", "contentType": "audio/wav"}, "bob")
         for created in (mine, theirs):
-            stack.jobs.transition(created["jobId"], JobStatus.FAILED, expected=[JobStatus.UPLOADING],
-                                  changes={"error": "bad.wav could not be decoded as audio"})
+            stack.jobs.expire_upload(created["jobId"], "bad.wav could not be decoded as audio")
         status, _, body = get("/ops/queues")
         ops = json.loads(body)
         assert status == 200 and ops["queue"]["visible"] + ops["queue"]["inFlight"] >= 1

@@ -59,8 +59,8 @@ def test_transient_errors_when_fewer_than_attempts_then_retried_with_backoff_and
     calls = inject_failures(stack.clients.s3, "s3.PutObject", 2)
     assert invoke(stack, messages) == {"batchItemFailures": []}
     job = stack.jobs.get(job_id)
-    assert job.status is JobStatus.COMPLETED and job.details["retries"] == 2
-    assert calls[0] == 2 + 5  # two failures, then the five transcript formats
+    assert job.status is JobStatus.COMPLETED and job.run.retries == 2
+    assert calls[0] == 2 + 1 + 5  # two failures, then the committed transcript and the five formats
     assert len(sleeps) == 2 and all(0 <= s <= 5.0 for s in sleeps)
 
 
@@ -70,7 +70,7 @@ def test_transient_errors_when_they_persist_then_batch_item_failure_and_job_rele
     inject_failures(stack.clients.s3, "s3.GetObject", 100)
     assert invoke(stack, [message]) == {"batchItemFailures": [{"itemIdentifier": message.message_id}]}
     job = stack.jobs.get(job_id)
-    assert job.status is JobStatus.QUEUED and "Could not connect" in job.details["lastError"]
+    assert job.status is JobStatus.QUEUED and "Could not connect" in job.last_error
     assert len(sleeps) == 3  # four attempts, bounded
 
 
@@ -87,7 +87,7 @@ def test_conditional_write_when_answer_lost_after_success_then_not_mistaken_for_
 
     ddb.meta.events.register("after-call.dynamodb.UpdateItem", lose_first_answer)
     jobs = replace_retry(stack.jobs)
-    job = jobs.transition(job_id, JobStatus.QUEUED, expected=[JobStatus.UPLOADING], changes={"note": "x"})
+    job = jobs.mark_queued(job_id, "2026-12-03T00:00:00.000Z")
     assert job.status is JobStatus.QUEUED and state["calls"] == 2
 
 
@@ -109,12 +109,12 @@ def test_create_when_answer_lost_after_success_then_the_job_is_not_mistaken_for_
     now = iso(utc_now())
     job_id = new_job_id()
     job = Job(job_id, JobStatus.UPLOADING, "a.wav", "audio/wav", f"audio/{job_id}/a.wav", now, now,
-              details={"owner": "alice"})
+              owner="alice")
     assert jobs.create(job) == job and state["calls"] == 2
     assert stack.jobs.get(job.job_id).status is JobStatus.UPLOADING
     # A genuinely taken id is still refused, retry or not.
     other = Job(job_id, JobStatus.UPLOADING, "b.wav", "audio/wav", f"audio/{job_id}/b.wav", now, now,
-                details={"owner": "bob"})
+                owner="bob")
     with pytest.raises(JobIdTaken):
         jobs.create(other)
 

@@ -12,11 +12,11 @@ from aws_lambda_powertools import Logger
 
 from tests.conftest import EXAMPLES, MEETING_PHRASES, normalised
 from whisperq.core.jobs import JobStatus
+from whisperq.core.leases import Lease
 from whisperq.local.esm import lambda_record
 from whisperq.local.lambda_context import LocalLambdaContext
 from whisperq.transcriber import handler as function
 from whisperq.transcriber.engines.faster import FasterWhisperEngine
-from whisperq.transcriber.service import Transcriber
 
 
 @pytest.fixture(scope="session")
@@ -27,7 +27,7 @@ def engine():
 @pytest.fixture
 def invoke(stack, engine):
     """Call the real handler with a real SQS event, as the event source mapping would."""
-    function.reset(Transcriber(stack.settings, stack.jobs, stack.blobs, engine, Logger(service="test")))
+    function.reset(function.build_runtime(stack.settings, stack.clients, engine, Logger(service="test")))
 
     def call(messages, receive_count: int | None = None) -> dict:
         records = [lambda_record(m, stack.resources.queue_arn, "us-east-1") for m in messages]
@@ -40,6 +40,14 @@ def invoke(stack, engine):
     function.reset()
 
 
+def take(stack, job_id: str, lease: Lease) -> None:
+    """Another worker took the job (and still holds it, or died holding it)."""
+    from whisperq.aws.job_leases import JobLeases
+    from whisperq.core.jobs import Timeline
+
+    JobLeases(stack.jobs).take(job_id, lease, None, 1, Timeline(), None)
+
+
 def test_handler_when_speech_uploaded_then_completed_with_every_format(stack, invoke):
     job_id = stack.upload(EXAMPLES / "meeting.wav", filename="my weekly café meeting.wav")
     messages = stack.receive_all(1)
@@ -49,11 +57,11 @@ def test_handler_when_speech_uploaded_then_completed_with_every_format(stack, in
     text = normalised(stack.blobs.get_text(f"transcripts/{job_id}/{job_id}.txt"))
     for phrase in MEETING_PHRASES:
         assert phrase in text
-    assert set(job.details["transcriptKeys"]) == {"txt", "json", "srt", "vtt", "tsv"}
-    assert 6.0 < job.details["audioDurationS"] < 6.6
-    assert job.details["engine"] == "faster-whisper" and job.details["model"] == "tiny.en"
-    assert job.details["queueWaitS"] >= 0 and job.details["transcribeS"] > 0
-    assert "leaseId" not in job.details
+    assert set(job.transcript_keys) == {"txt", "json", "srt", "vtt", "tsv"}
+    assert 6.0 < job.run.audio_duration_s < 6.6
+    assert job.run.engine == "faster-whisper" and job.run.model == "tiny.en"
+    assert job.run.queue_wait_s >= 0 and job.run.transcribe_s > 0
+    assert job.lease is None
     srt = stack.blobs.get_text(f"transcripts/{job_id}/{job_id}.srt")
     assert srt.startswith("1\n00:00:00,000 --> ")
     status = stack.service.status(job_id)
@@ -82,11 +90,11 @@ def test_handler_when_same_event_delivered_twice_then_one_transcript_and_ack(sta
     [message] = stack.receive_all(1)
     invoke([message])
     first = stack.blobs.get_text(f"transcripts/{job_id}/{job_id}.json")
-    completed_at = stack.jobs.get(job_id).details["completedAt"]
+    completed_at = stack.jobs.get(job_id).timeline.completed_at
     assert invoke([message]) == {"batchItemFailures": []}  # a redelivery: acknowledged without work
     job = stack.jobs.get(job_id)
     assert job.status is JobStatus.COMPLETED and job.attempts == 1
-    assert job.details["completedAt"] == completed_at
+    assert job.timeline.completed_at == completed_at
     assert stack.blobs.get_text(f"transcripts/{job_id}/{job_id}.json") == first
 
 
@@ -133,26 +141,26 @@ def test_handler_when_retryable_failure_then_reported_and_job_released_for_retry
 
     # The poison fault is a setting: build a runtime with it switched on.
     poisoned = replace(stack.settings, fault_poison_key="poison")
-    function.reset(Transcriber(poisoned, stack.jobs, stack.blobs, function._runtime.engine, Logger(service="t")))
+    function.reset(function.build_runtime(poisoned, stack.clients, function._runtime.engine, Logger(service="t")))
     job_id = stack.upload(EXAMPLES / "meeting.wav", filename="poison.wav")
     [message] = stack.receive_all(1)
     assert invoke([message], receive_count=1) == {"batchItemFailures": [{"itemIdentifier": message.message_id}]}
     job = stack.jobs.get(job_id)
     assert job.status is JobStatus.QUEUED and job.attempts == 1
-    assert "injected poison fault" in job.details["lastError"]
+    assert "injected poison fault" in job.last_error
     # The last allowed receive (maxReceiveCount = 2): the job ends FAILED and says where the message went.
     assert invoke([message], receive_count=2) == {"batchItemFailures": [{"itemIdentifier": message.message_id}]}
     job = stack.jobs.get(job_id)
     assert job.status is JobStatus.FAILED and job.attempts == 2
     assert "failed on all 2 attempts" in job.error and "dead-letter queue" in job.error
-    assert "dead-letter queue" in job.error and job.details["deadLettered"] is True
+    assert "dead-letter queue" in job.error and job.dead_lettered is True
 
 
 def test_handler_when_batch_mixes_good_and_poison_then_only_poison_fails(stack, invoke):
     from dataclasses import replace
 
     poisoned = replace(stack.settings, fault_poison_key="poison")
-    function.reset(Transcriber(poisoned, stack.jobs, stack.blobs, function._runtime.engine, Logger(service="t")))
+    function.reset(function.build_runtime(poisoned, stack.clients, function._runtime.engine, Logger(service="t")))
     good = stack.upload(EXAMPLES / "meeting.wav", filename="good.wav")
     bad = stack.upload(EXAMPLES / "meeting.wav", filename="poison.wav")
     messages = stack.receive_all(2)
@@ -165,12 +173,10 @@ def test_handler_when_batch_mixes_good_and_poison_then_only_poison_fails(stack, 
 def test_handler_when_job_leased_by_live_worker_then_duplicate_acked_without_work(stack, invoke):
     job_id = stack.upload(EXAMPLES / "meeting.wav")
     [message] = stack.receive_all(1)
-    stack.jobs.transition(job_id, JobStatus.PROCESSING,
-                          changes={"leaseId": "other-worker", "leaseExpiresAt": time.time() + 300,
-                                   "leaseMessageId": "the-message-the-other-worker-holds"})
+    take(stack, job_id, Lease("other-worker", time.time() + 300, "the-message-the-other-worker-holds"))
     assert invoke([message]) == {"batchItemFailures": []}
     job = stack.jobs.get(job_id)
-    assert job.status is JobStatus.PROCESSING and job.details["leaseId"] == "other-worker"
+    assert job.status is JobStatus.PROCESSING and job.lease.id == "other-worker"
 
 
 def test_handler_when_the_lease_holders_own_message_returns_early_then_not_acked_so_the_job_is_not_lost(
@@ -180,9 +186,7 @@ def test_handler_when_the_lease_holders_own_message_returns_early_then_not_acked
     function.reset(function.build_runtime(stack.settings, stack.clients, engine, Logger(service="test")))
     job_id = stack.upload(EXAMPLES / "meeting.wav")
     [message] = stack.receive_all(1)
-    stack.jobs.transition(job_id, JobStatus.PROCESSING, increment_attempts=True,
-                          changes={"leaseId": "dead-worker", "leaseExpiresAt": time.time() + 2,
-                                   "leaseMessageId": message.message_id})
+    take(stack, job_id, Lease("dead-worker", time.time() + 2, message.message_id))
     assert invoke([message]) == {"batchItemFailures": [{"itemIdentifier": message.message_id}]}
     assert stack.jobs.get(job_id).status is JobStatus.PROCESSING
     # The message returns once the lease has run out, and that delivery takes the job over.
@@ -196,8 +200,7 @@ def test_handler_when_the_lease_holders_own_message_returns_early_then_not_acked
 def test_handler_when_lease_expired_then_new_attempt_takes_over_and_completes(stack, invoke):
     job_id = stack.upload(EXAMPLES / "meeting.wav")
     [message] = stack.receive_all(1)
-    stack.jobs.transition(job_id, JobStatus.PROCESSING, increment_attempts=True,
-                          changes={"leaseId": "dead-worker", "leaseExpiresAt": time.time() - 1})
+    take(stack, job_id, Lease("dead-worker", time.time() - 1))
     assert invoke([message]) == {"batchItemFailures": []}
     job = stack.jobs.get(job_id)
     assert job.status is JobStatus.COMPLETED and job.attempts == 2

@@ -100,3 +100,37 @@ def test_merge_when_languages_differ_then_the_one_heard_longest_wins():
     long = Transcript((), "fr", 0.8, 90.0)
     merged = merge([(a, short), (b, long)], 100.0, keep_words=False)
     assert (merged.language, merged.language_probability) == ("fr", 0.8)
+
+
+# --- whole or cut -------------------------------------------------------------------------------
+def _budget(**changes):
+    from dataclasses import replace
+
+    from whisperq.core.fanout import Budget
+
+    # A 6-minute file, 18 s expected, a fresh 900 s invocation, fan-out over 300 s in 60 s chunks, idle queue.
+    base = Budget(duration_s=360, expected_s=18, time_left_s=900, function_timeout_s=900, fanout_min_duration_s=300,
+                  chunk_s=60, can_split=True, backlog=0, max_concurrency=2)
+    return replace(base, **changes)
+
+
+@pytest.mark.parametrize(
+    ("changes", "cut"),
+    [
+        ({}, "fan-out"),  # long, and other workers would wait: cut
+        ({"backlog": 2}, "whole"),  # every worker busy: cutting only adds cost
+        ({"backlog": None}, "fan-out"),  # backlog unknown: cut
+        ({"duration_s": 200, "expected_s": 10}, "whole"),  # not long
+        ({"time_left_s": 30, "function_timeout_s": 30, "backlog": 5}, "fan-out"),  # may not finish: cut, busy or not
+        ({"time_left_s": 50, "function_timeout_s": 50, "backlog": 5}, "whole"),  # fits twice over with its overhead
+        ({"can_split": False, "time_left_s": 20, "function_timeout_s": 900}, "wait"),  # a fresh invocation would do
+        ({"can_split": False, "expected_s": 1000}, "too-long"),  # nothing can, and it cannot be cut
+        ({"fanout_min_duration_s": 0, "expected_s": 1000}, "too-long"),  # fan-out off: the knob to turn
+        ({"fanout_min_duration_s": 0, "expected_s": 500}, "whole"),  # off, and it fits
+        ({"duration_s": 50, "expected_s": 40, "time_left_s": 60, "function_timeout_s": 60}, "whole"),  # one chunk
+    ],
+)
+def test_choose_cut_when_budget_is_as_given_then_whole_cut_wait_or_too_long(changes, cut):
+    from whisperq.core.fanout import choose_cut
+
+    assert choose_cut(_budget(**changes)).value == cut

@@ -48,3 +48,41 @@ def test_new_job_id_when_created_then_is_a_valid_unique_uuid():
 def test_validate_job_id_when_malformed_then_invalid_request(bad):
     with pytest.raises(InvalidRequest):
         validate_job_id(bad)
+
+
+# --- the typed record --------------------------------------------------------------------------
+def _a_job():
+    from whisperq.core.jobs import FanOutState, Job, RunStats, Timeline
+    from whisperq.core.leases import Lease
+
+    return Job("6248633d-1631-41f1-9fa2-547eb5e6415a", S.PROCESSING, "a b.wav", "audio/wav",
+               "audio/6248633d-1631-41f1-9fa2-547eb5e6415a/a b.wav", "2026-12-03T00:00:00.000Z",
+               "2026-12-03T00:00:01.000Z", attempts=2, owner="alice", options={"beamSize": 5},
+               callback_url="https://example.com/hook", expires_at=1_800_000_000,
+               lease=Lease("lease-1", 1_700_000_000.5, "message-1"), receive_count=2, last_error="TransientError: x",
+               result_key="results/x/lease-1.json", transcript_keys={"txt": "transcripts/x/x.txt"},
+               timeline=Timeline(enqueued_at="2026-12-03T00:00:00.100Z", started_at="2026-12-03T00:00:00.200Z"),
+               run=RunStats(queue_wait_s=0.1, audio_duration_s=123.4, cold_start=False, language="en"),
+               fanout=FanOutState(chunks=6, chunks_done=2, chunk_plan_id="lease-0",
+                                  fanned_out_at="2026-12-03T00:00:00Z", chunks_transcribe_s=3.5, split_s=0.7))
+
+
+def test_record_when_stored_and_read_back_then_the_same_typed_job():
+    from whisperq.aws.job_items import item_to_job, job_to_item
+
+    job = _a_job()
+    item = job_to_item(job)
+    # One attribute per field, named in camelCase; the lease's fields prefixed; parts flattened.
+    assert {"leaseId", "leaseExpiresAt", "leaseMessageId", "queueWaitS", "chunksDone", "chunkPlanId",
+            "enqueuedAt", "resultKey", "lastError"} <= set(item)
+    assert item["status"] == {"S": "PROCESSING"} and "lease" not in item and "fanout" not in item
+    assert item_to_job(item) == job
+    assert item_to_job({**item, "openOwner": {"S": "alice"}}) == job  # index keys are not the record's
+
+
+def test_public_details_when_shown_then_timeline_measurements_and_progress_but_no_bookkeeping():
+    details = _a_job().public_details()
+    assert details == {"enqueuedAt": "2026-12-03T00:00:00.100Z", "startedAt": "2026-12-03T00:00:00.200Z",
+                       "queueWaitS": 0.1, "audioDurationS": 123.4, "coldStart": False, "language": "en",
+                       "chunks": 6, "chunksDone": 2, "fannedOutAt": "2026-12-03T00:00:00Z", "splitS": 0.7,
+                       "lastError": "TransientError: x"}

@@ -54,3 +54,44 @@ def test_each_layer_imports_only_what_is_below_it():
             if target not in MAY_IMPORT[layer]:
                 offenders.append(f"{path.relative_to(PACKAGE)} imports {name}")
     assert offenders == []
+
+
+def _module_of(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imported_modules(path: Path, known: set[str]) -> set[str]:
+    """The whisperq modules a file imports anywhere (module level, in functions, under TYPE_CHECKING)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("whisperq"):
+            for alias in node.names:  # `from whisperq.transcriber import audio` imports a module
+                candidate = f"{node.module}.{alias.name}"
+                found.add(candidate if candidate in known else node.module)
+        elif isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names if alias.name.startswith("whisperq")}
+    return found & known
+
+
+def test_no_module_imports_itself_back_through_others():
+    paths = {_module_of(path): path for path in PACKAGE.rglob("*.py")}
+    graph = {module: _imported_modules(path, set(paths)) - {module} for module, path in paths.items()}
+    cycles = []
+
+    def visit(module: str, trail: list[str], done: set[str]) -> None:
+        for target in sorted(graph[module]):
+            if target in trail:
+                cycles.append(" -> ".join(trail[trail.index(target):] + [target]))
+            elif target not in done:
+                visit(target, [*trail, target], done)
+        done.add(module)
+
+    done: set[str] = set()
+    for module in sorted(graph):
+        if module not in done:
+            visit(module, [module], done)
+    # A package's __init__ importing its own modules is how a package exports; cycles through it are not.
+    cycles = [c for c in cycles if not any(part in paths and paths[part].name == "__init__.py"
+                                           for part in c.split(" -> "))]
+    assert cycles == []

@@ -91,3 +91,29 @@ def test_queue_attributes_when_patched_then_same_answer_as_stock_for_every_reque
     assert answers == [stock(backend, "q", names) for names in asks]
     with pytest.raises(InvalidAttributeName):
         moto_patches._queue_attributes(backend, "q", ["NoSuchAttribute"])
+
+
+def test_receipt_handle_when_message_received_again_then_the_old_one_neither_deletes_nor_extends_it():
+    """As in SQS: a stale receipt handle's delete succeeds and deletes nothing; its visibility change fails."""
+    import pytest
+    from moto.sqs.exceptions import InvalidParameterValue, ReceiptHandleIsInvalid
+    from moto.sqs.models import SQSBackend
+
+    moto_patches.apply()
+    backend = SQSBackend("us-east-1", "123456789012")
+    backend.create_queue("q")
+    backend.send_message("q", "work")
+    [first] = backend.receive_message("q", 1, wait_seconds_timeout=0, visibility_timeout=0)
+    stale = first.receipt_handle
+    [again] = backend.receive_message("q", 1, wait_seconds_timeout=0, visibility_timeout=30)
+    assert again.receipt_handle != stale
+    backend.delete_message("q", stale)  # succeeds ...
+    assert [m.body for m in backend.get_queue("q")._messages] == ["work"]  # ... and deletes nothing
+    with pytest.raises(InvalidParameterValue, match="expired"):
+        backend.change_message_visibility("q", stale, 60)
+    backend.change_message_visibility("q", again.receipt_handle, 60)  # the latest one works
+    backend.delete_message("q", again.receipt_handle)
+    assert backend.get_queue("q")._messages == []
+    backend.delete_message("q", again.receipt_handle)  # deleting again is fine, as in SQS
+    with pytest.raises(ReceiptHandleIsInvalid):
+        backend.delete_message("q", "never-issued")

@@ -35,8 +35,8 @@ class Operations:
             "queue": _camel(queue.depth()),
             "deadLetters": _camel(dlq.depth()),
             "failures": [{"jobId": job.job_id, "filename": job.filename, "error": job.error or "",
-                          "failedAt": job.details.get("failedAt"),
-                          "deadLettered": bool(job.details.get("deadLettered"))} for job in failed],
+                          "failedAt": job.timeline.failed_at,
+                          "deadLettered": job.dead_lettered} for job in failed],
         }
 
 

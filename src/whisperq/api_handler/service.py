@@ -16,7 +16,7 @@ from whisperq.core.audio import validate_content_type
 from whisperq.core.callbacks import validate_callback_url
 from whisperq.core.errors import InvalidRequest, InvalidTransition, JobNotFound, WhisperqError
 from whisperq.core.jobs import DEFAULT_OWNER, Job, JobStatus, iso, new_job_id, parse_iso, utc_now, validate_job_id
-from whisperq.core.keys import audio_key, chunk_keys, clean_filename
+from whisperq.core.keys import audio_key, clean_filename, transcript_key, work_prefixes
 from whisperq.core.options import TranscribeOptions
 from whisperq.core.writers import WRITERS
 
@@ -24,17 +24,6 @@ MAX_PAGE_SIZE = 100
 # Seconds after the upload URL expires before a job that never received its audio is failed
 # (an upload that started just before expiry may still be arriving).
 UPLOAD_GRACE_S = 60
-
-# Job details the status response shows, by the name it shows them under.
-PUBLIC_DETAILS = (
-    "enqueuedAt", "startedAt", "modelReadyAt", "transcribedAt", "completedAt", "failedAt", "cancelledAt",
-    "queueWaitS", "downloadS", "decodeS", "transcribeS", "uploadS", "audioDurationS", "realTimeFactor", "engine",
-    "model", "modelLoadS",
-    "coldStart", "language", "languageProbability", "lastError", "retries", "callbackStatus",
-    # Fan-out of a long file: how many chunks, how many are done, the chunk that failed, split and merge times.
-    "fannedOutAt", "chunks", "chunksDone", "failedChunk", "splitS", "mergeS",
-)
-
 
 class Conflict(WhisperqError):
     """The job's status does not allow this (a transcript before COMPLETED, a cancel after the end)."""
@@ -82,35 +71,29 @@ class JobService:
         filename = clean_filename(body.get("filename"))
         content_type = validate_content_type(body.get("contentType"))
         options = TranscribeOptions.from_api(body.get("options"), self.settings.model)
-        details: dict[str, Any] = {
-            "options": options.to_api(),
-            # owner: the API key whose job it is; expiresAt: DynamoDB TTL.
-            "owner": owner,
-            "expiresAt": int(time.time()) + self.settings.job_retention_days * 86400,
-        }
+        callback_url = None
         if body.get("callbackUrl") is not None:
-            details["callbackUrl"] = validate_callback_url(body["callbackUrl"], self.allow_private_callbacks)
+            callback_url = validate_callback_url(body["callbackUrl"], self.allow_private_callbacks)
         job_id = new_job_id()
         if idempotency_key is not None:
             # The same key (for the same API key) names the same job: a create sent again finds it.
             job_id = idempotent_job_id(owner, idempotency_key)
-            details["idempotencyKey"] = idempotency_key
-            details["requestHash"] = request_hash(body)
         now = iso(utc_now())
         return Job(job_id=job_id, status=JobStatus.UPLOADING, filename=filename, content_type=content_type,
-                   audio_key=audio_key(job_id, filename), created_at=now, updated_at=now, details=details)
+                   audio_key=audio_key(job_id, filename), created_at=now, updated_at=now, owner=owner,
+                   options=options.to_api(), callback_url=callback_url,
+                   idempotency_key=idempotency_key, request_hash=request_hash(body) if idempotency_key else None,
+                   expires_at=int(time.time()) + self.settings.job_retention_days * 86400)
 
     def _store(self, job: Job) -> tuple[Job, bool]:
         """Store the new job; with an idempotency key already used, the job it made (and True)."""
         try:
             return self.jobs.create(job), False
         except JobIdTaken:
-            key = job.details.get("idempotencyKey")
-            if key is None:
+            if job.idempotency_key is None:
                 raise
         earlier = self.jobs.get(job.job_id)
-        if earlier.details.get("owner") != job.details.get("owner") or \
-                earlier.details.get("requestHash") != job.details.get("requestHash"):
+        if (earlier.owner, earlier.request_hash) != (job.owner, job.request_hash):
             raise Conflict("this Idempotency-Key was already used with a different request; use a new key "
                            "for a new job")
         return earlier, True
@@ -131,7 +114,7 @@ class JobService:
             "uploadMethod": "PUT",
             "uploadHeaders": {"Content-Type": job.content_type},
             "expiresIn": expires_in,
-            "options": job.details["options"],
+            "options": dict(job.options),
         }
 
     def create_job(self, body: Any, owner: str = DEFAULT_OWNER, idempotency_key: str | None = None) -> dict[str, Any]:
@@ -167,7 +150,7 @@ class JobService:
     def get(self, raw_job_id: str, owner: str = DEFAULT_OWNER) -> Job:
         """The caller's job, brought up to date; another owner's job is not found, as a missing one is."""
         job = self.jobs.get(validate_job_id(raw_job_id))
-        if job.details.get("owner", DEFAULT_OWNER) != owner:
+        if job.owner != owner:
             raise JobNotFound(raw_job_id)
         return self._refresh(job)
 
@@ -178,15 +161,11 @@ class JobService:
         try:
             if self.blobs.head(job.audio_key) is not None:
                 # The upload landed and its S3 event is in the queue: say so, before a worker sees it.
-                return self.jobs.transition(job.job_id, JobStatus.QUEUED, expected=[JobStatus.UPLOADING])
+                return self.jobs.mark_queued(job.job_id)
             waited_s = (utc_now() - parse_iso(job.created_at)).total_seconds()
             if waited_s > self.settings.upload_url_expiry_s + UPLOAD_GRACE_S:
-                return self.jobs.transition(
-                    job.job_id, JobStatus.FAILED, expected=[JobStatus.UPLOADING],
-                    changes={"error": f"upload not received: the upload URL expired after "
-                                      f"{self.settings.upload_url_expiry_s} s; create a new job",
-                             "failedAt": iso(utc_now())},
-                )
+                return self.jobs.expire_upload(job.job_id, f"upload not received: the upload URL expired after "
+                                                            f"{self.settings.upload_url_expiry_s} s; create a new job")
         except InvalidTransition:
             return self.jobs.get(job.job_id)
         return job
@@ -216,7 +195,7 @@ class JobService:
         job = self.get(raw_job_id, owner)
         if job.status is not JobStatus.COMPLETED:
             raise Conflict(f"job {job.job_id} is {job.status.value}; its transcript exists once it is COMPLETED")
-        key = job.details.get("transcriptKeys", {}).get(fmt)
+        key = job.transcript_keys.get(fmt)
         if not key:
             raise Conflict(f"job {job.job_id} has no {fmt} transcript")
         return self.blobs.presign_get(key, self.settings.download_url_expiry_s, _download_name(job, fmt))
@@ -228,18 +207,15 @@ class JobService:
         if job.status.is_final:
             raise Conflict(f"job {job.job_id} already ended {job.status.value}; only unfinished jobs can be cancelled")
         try:
-            job = self.jobs.transition(
-                job.job_id, JobStatus.CANCELLED,
-                expected=[JobStatus.UPLOADING, JobStatus.QUEUED, JobStatus.PROCESSING],
-                changes={"cancelledAt": iso(utc_now())},
-            )
+            job = self.jobs.cancel(job.job_id)
         except InvalidTransition as exc:
             raise Conflict(f"job {job.job_id} ended {exc.current} before it could be cancelled") from exc
-        keys = [job.audio_key, *job.details.get("transcriptKeys", {}).values()]
-        keys += [f"transcripts/{job.job_id}/{job.job_id}.{fmt}" for fmt in WRITERS]
-        # A fanned-out job's chunks: their workers skip them from now on (and delete what they write late).
-        keys += chunk_keys(job.job_id, int(job.details.get("chunks") or 0))
+        keys = [job.audio_key, *job.transcript_keys.values(), *(transcript_key(job.job_id, fmt) for fmt in WRITERS)]
         self.blobs.delete(sorted(set(keys)))
+        # What its workers made (chunks, their results, attempts' transcripts): they skip the job from now
+        # on and delete what they write late.
+        for prefix in work_prefixes(job.job_id):
+            self.blobs.delete_prefix(prefix)
         return self.describe(job)
 
     # --- showing -------------------------------------------------------------------------
@@ -252,15 +228,15 @@ class JobService:
             "createdAt": job.created_at,
             "updatedAt": job.updated_at,
             "attempts": job.attempts,
-            "options": job.details.get("options") or TranscribeOptions().to_api(),
+            "options": dict(job.options) or TranscribeOptions().to_api(),
         }
-        if job.details.get("callbackUrl"):
-            view["callbackUrl"] = job.details["callbackUrl"]
-        metrics = {name: job.details[name] for name in PUBLIC_DETAILS if job.details.get(name) is not None}
-        if metrics:
-            view["details"] = metrics
+        if job.callback_url:
+            view["callbackUrl"] = job.callback_url
+        details = job.public_details()
+        if details:
+            view["details"] = details
         if job.status is JobStatus.COMPLETED and urls:
-            keys: dict[str, str] = job.details.get("transcriptKeys", {})
+            keys = job.transcript_keys
             expiry = self.settings.download_url_expiry_s
             view["transcriptUrls"] = {
                 fmt: self.blobs.presign_get(key, expiry, _download_name(job, fmt)) for fmt, key in sorted(keys.items())

@@ -67,6 +67,18 @@ class Blobs:
 
             self.retry.call("delete objects", once)
 
+    def delete_prefix(self, prefix: str) -> None:
+        """Delete every object under `prefix`."""
+
+        def keys() -> list[str]:
+            try:
+                pages = self._s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
+                return [item["Key"] for page in pages for item in page.get("Contents", [])]
+            except (ClientError, BotoCoreError) as exc:
+                raise as_core_error(exc, f"listing s3://{self.bucket}/{prefix}") from exc
+
+        self.delete(self.retry.call("list objects", keys))
+
     def presign_get(self, key: str, expires_in_s: int, download_name: str | None = None) -> str:
         """A URL to download one object for `expires_in_s` seconds."""
         params: dict[str, Any] = {"Bucket": self.bucket, "Key": key}

@@ -1,149 +1,181 @@
-"""The chunks of a fanned-out job, kept on the job's own item in the jobs table.
+"""The chunks of fanned-out jobs, each in an item of its own (job id + chunk index) in the chunks table.
 
-Each chunk n has a lease (`chunk<n>Lease`, `chunk<n>LeaseUntil`, `chunk<n>LeaseMessage`) taken with
-a conditional write, as whole jobs are, and a done mark (`chunk<n>Done`). Counting a chunk done is
-one conditional update that sets its mark and adds one to `chunksDone`: a chunk is counted once
-however often its message arrives, and exactly one update sees the count reach `chunks`.
-"""
+A chunk has a lease, taken with a conditional write as a whole job's is, and a done mark: the lease
+under which it was counted (its result's key names that lease). Counting a chunk done is one
+transaction that sets the mark and adds one to its job's `chunksDone`: a chunk is counted once however
+often its message arrives, and its job's counter never moves without it. A chunk write stays the size
+of one chunk's item, however long the job."""
 
 from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from whisperq.aws.jobs_table import ConditionFailed, JobsTable, set_clauses
-from whisperq.core.jobs import Job, JobStatus, iso, utc_now
+from botocore.exceptions import BotoCoreError, ClientError
+
+from whisperq.aws.clients import Clients
+from whisperq.aws.errors import as_core_error, error_code
+from whisperq.aws.expressions import Update
+from whisperq.aws.job_items import LEASE_NAMES, item_to_chunk, lease_attributes
+from whisperq.aws.jobs_table import JobsTable
+from whisperq.aws.retry import RetryPolicy
+from whisperq.core.errors import TransientError, WhisperqError
+from whisperq.core.jobs import ChunkRecord, Job, JobStatus, iso, utc_now
+from whisperq.core.leases import Lease
 
 # A chunk may be worked on while its job is PROCESSING, or FAILED because another chunk was
 # dead-lettered (so that a replay of that chunk finds the rest done), or QUEUED after a replay.
 WORKABLE = (JobStatus.QUEUED, JobStatus.PROCESSING, JobStatus.FAILED)
-_WORKABLE_VALUES = {f":s{i}": s.value for i, s in enumerate(WORKABLE)}
-_JOB_WORKABLE = f"#status IN ({', '.join(_WORKABLE_VALUES)})"
+# Reasons DynamoDB cancels a transaction for that may pass when it is sent again.
+_PASSING_REASONS = {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded"}
 
 
-def lease_attr(index: int) -> str:
-    return f"chunk{index}Lease"
-
-
-def until_attr(index: int) -> str:
-    return f"chunk{index}LeaseUntil"
-
-
-def message_attr(index: int) -> str:
-    return f"chunk{index}LeaseMessage"
-
-
-def done_attr(index: int) -> str:
-    return f"chunk{index}Done"
-
-
-class ChunkNotTaken(ConditionFailed):
+class ChunkNotTaken(WhisperqError):
     """The chunk could not be leased or counted: done, leased by another attempt, or its job is over."""
+
+    def __init__(self, chunk: ChunkRecord, job: Job | None = None):
+        state = (f"done by {chunk.done_by}" if chunk.done_by
+                 else f"leased by {chunk.lease.id}" if chunk.lease else "free")
+        super().__init__(f"chunk {chunk.index} of job {chunk.job_id} is {state}"
+                         + (f" (job {job.status.value})" if job else ""))
+        self.chunk = chunk
+        self.job = job
 
 
 @dataclass(frozen=True)
 class Counted:
-    """The job after a chunk was counted done; `last` when this count completed the set."""
+    """The job after a chunk was counted done; `last` when every chunk now is."""
 
     job: Job
 
     @property
     def last(self) -> bool:
-        return self.job.details.get("chunksDone") == self.job.details.get("chunks")
+        return self.job.fanout is not None and self.job.fanout.all_done
 
 
-class ChunkLedger:
-    """Conditional writes for chunk leases and the done counter of fanned-out jobs."""
+class ChunksTable:
+    """Leases and done marks of chunks, and the count on their jobs."""
 
-    def __init__(self, jobs: JobsTable):
+    def __init__(self, clients: Clients, table_name: str, jobs: JobsTable, retention_s: int,
+                 retry: RetryPolicy | None = None):
+        self._clients = clients
+        self.table_name = table_name
         self.jobs = jobs
+        self.retention_s = retention_s  # chunk items expire (TTL) this long after their first lease
+        self.retry = retry or jobs.retry
 
-    def _update(self, job_id: str, update: str, condition: str, names: Mapping[str, str],
-                values: Mapping[str, Any]) -> Job:
+    @property
+    def _ddb(self) -> Any:
+        return self._clients.dynamodb
+
+    @staticmethod
+    def _key(job_id: str, index: int) -> dict[str, Any]:
+        return {"jobId": {"S": job_id}, "chunk": {"N": str(index)}}
+
+    def get(self, job_id: str, index: int) -> ChunkRecord:
+        """The chunk's record, read consistently (a chunk nobody took yet has an empty one)."""
+        return self.retry.call("read chunk", lambda: self._get(job_id, index))
+
+    def _get(self, job_id: str, index: int) -> ChunkRecord:
         try:
-            return self.jobs.update_where(job_id, update, condition, names, values)
-        except ConditionFailed as exc:
-            raise ChunkNotTaken(exc.job) from exc
+            response = self._ddb.get_item(TableName=self.table_name, Key=self._key(job_id, index), ConsistentRead=True)
+        except (ClientError, BotoCoreError) as exc:
+            raise as_core_error(exc, f"reading chunk {index} of job {job_id}") from exc
+        return item_to_chunk(response["Item"]) if "Item" in response else ChunkRecord(job_id, index)
 
-    def take(self, job_id: str, index: int, lease: str, lease_s: float, message_id: str) -> Job:
-        """Lease chunk `index` (not done, no live lease, its job still workable); ChunkNotTaken otherwise."""
-        names = {"#lease": lease_attr(index), "#until": until_attr(index), "#msg": message_attr(index),
-                 "#done": done_attr(index), "#status": "status", "#attempts": "chunkAttempts"}
-        now = time.time()
-        values = {":lease": lease, ":until": now + lease_s, ":msg": message_id, ":now": now, ":one": 1,
-                  **_WORKABLE_VALUES}
-        condition = (f"{_JOB_WORKABLE} AND attribute_not_exists(#done) "
-                     "AND (attribute_not_exists(#lease) OR #until < :now)")
-        update = "SET #lease = :lease, #until = :until, #msg = :msg ADD #attempts :one"
-
-        def once() -> Job:
+    def all(self, job_id: str) -> list[ChunkRecord]:
+        """Every chunk of the job that was ever taken, in order, read consistently."""
+        kwargs: dict[str, Any] = {"TableName": self.table_name, "ConsistentRead": True,
+                                  "KeyConditionExpression": "jobId = :job", "ExpressionAttributeValues":
+                                  {":job": {"S": job_id}}}
+        chunks: list[ChunkRecord] = []
+        while True:
             try:
-                return self._update(job_id, update, condition, names, values)
-            except ChunkNotTaken as exc:
-                if exc.job.details.get(lease_attr(index)) == lease:
-                    return exc.job  # an earlier try of ours took it, and its answer was lost
-                raise
+                response = self.retry.call("read chunks", lambda kw=dict(kwargs): self._ddb.query(**kw))
+            except (ClientError, BotoCoreError) as exc:
+                raise as_core_error(exc, f"reading the chunks of job {job_id}") from exc
+            chunks.extend(item_to_chunk(item) for item in response.get("Items", []))
+            if "LastEvaluatedKey" not in response:
+                return sorted(chunks, key=lambda chunk: chunk.index)
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
-        return self.jobs.retry.call("lease chunk", once)
+    def take(self, job_id: str, index: int, lease: Lease, replacing: Lease | None) -> ChunkRecord:
+        """Lease the chunk: not done, and nobody holds it but one whose lease (`replacing`, seen run
+        out) has not changed since; ChunkNotTaken otherwise."""
+        update = Update().set(lease_attributes(lease)).add({"attempts": 1})
+        update.set_if_absent({"expiresAt": int(time.time()) + self.retention_s})
+        update.require(update.absent("doneBy"))
+        update.require(update.equals("leaseId", replacing.id) if replacing else update.absent("leaseId"))
+        return self._write(job_id, index, update, lambda chunk: chunk.lease is not None and chunk.lease.id == lease.id)
 
-    def extend(self, job_id: str, index: int, lease: str, lease_s: float) -> None:
-        """Push the chunk's lease on while it is worked on (the heartbeat)."""
-        self._update(job_id, "SET #until = :until", "#lease = :lease",
-                     {"#lease": lease_attr(index), "#until": until_attr(index)},
-                     {":lease": lease, ":until": time.time() + lease_s})
+    def renew(self, job_id: str, index: int, lease: Lease) -> None:
+        """Push the chunk's lease on to `lease.expires_at` while it is worked on (the heartbeat)."""
+        update = Update().set({"leaseExpiresAt": lease.expires_at})
+        update.require(update.equals("leaseId", lease.id))
+        self._write(job_id, index, update, lambda chunk: chunk.lease is not None and chunk.lease.id == lease.id)
 
-    def release(self, job_id: str, index: int, lease: str) -> None:
+    def release(self, job_id: str, index: int, lease: Lease) -> None:
         """Drop our lease after a failed attempt, so that the message's next delivery can take it at once."""
+        update = Update().remove(LEASE_NAMES)
+        update.require(update.equals("leaseId", lease.id))
         with contextlib.suppress(ChunkNotTaken):
-            self.jobs.retry.call("release chunk", lambda: self._update(
-                job_id, "REMOVE #lease, #until, #msg", "#lease = :lease",
-                {"#lease": lease_attr(index), "#until": until_attr(index), "#msg": message_attr(index)},
-                {":lease": lease}))
+            self._write(job_id, index, update, lambda chunk: chunk.lease is None or chunk.lease.id != lease.id)
 
-    def count_done(self, job_id: str, index: int, lease: str, transcribe_s: float) -> Counted:
-        """Mark the chunk done under our lease and add it to the job's count, in one conditional update.
+    def _write(self, job_id: str, index: int, update: Update, landed: Any) -> ChunkRecord:
+        attempt = 0
 
-        Raises ChunkNotTaken when the lease was lost or the job ended (CANCELLED)."""
-        names = {"#lease": lease_attr(index), "#until": until_attr(index), "#msg": message_attr(index),
-                 "#done": done_attr(index), "#count": "chunksDone", "#tx": "chunksTranscribeS", "#status": "status"}
-        values = {":lease": lease, ":one": 1, ":tx": round(transcribe_s, 4), **_WORKABLE_VALUES}
-        condition = f"#lease = :lease AND attribute_not_exists(#done) AND {_JOB_WORKABLE}"
-        update = "SET #done = :lease REMOVE #lease, #until, #msg ADD #count :one, #tx :tx"
-
-        def once() -> Counted:
+        def once() -> ChunkRecord:
+            nonlocal attempt
+            attempt += 1
             try:
-                return Counted(self._update(job_id, update, condition, names, values))
-            except ChunkNotTaken as exc:
-                if exc.job.details.get(done_attr(index)) == lease:
-                    # Our own earlier try counted it and its answer was lost. The count may have moved on
-                    # since: whoever sees it equal the total merges (the merge's lease keeps it to one).
-                    return Counted(exc.job)
-                raise
+                response = self._ddb.update_item(TableName=self.table_name, Key=self._key(job_id, index),
+                                                 ReturnValues="ALL_NEW", **update.request())
+                return item_to_chunk(response["Attributes"])
+            except ClientError as exc:
+                if error_code(exc) != "ConditionalCheckFailedException":
+                    raise as_core_error(exc, f"updating chunk {index} of job {job_id}") from exc
+            except BotoCoreError as exc:
+                raise as_core_error(exc, f"updating chunk {index} of job {job_id}") from exc
+            current = self._get(job_id, index)
+            if attempt > 1 and landed(current):  # an earlier try of ours landed and its answer was lost
+                return current
+            raise ChunkNotTaken(current)
 
-        return self.jobs.retry.call("count chunk done", once)
+        return self.retry.call("update chunk", once)
 
-    def record_plan(self, job_id: str, lease: str, plan: list[dict[str, Any]], fields: Mapping[str, Any]) -> Job:
-        """Write the job's chunk plan (and `fields`) under the job's lease, before any chunk message is
-        sent. A split done again (its worker died) makes the same plan; chunks counted stay counted."""
-        names = {"#chunks": "chunks", "#plan": "chunkPlan", "#fanout": "fannedOutAt", "#count": "chunksDone",
-                 "#leaseId": "leaseId", "#status": "status"}
-        values: dict[str, Any] = {":n": len(plan), ":plan": plan, ":now": iso(utc_now()), ":zero": 0,
-                                  ":lease": lease, ":processing": JobStatus.PROCESSING.value}
-        sets = ["#chunks = :n", "#plan = :plan", "#fanout = :now", "#count = if_not_exists(#count, :zero)",
-                *set_clauses(fields, names, values, "f")]
-        return self.jobs.retry.call("record chunk plan", lambda: self._update(
-            job_id, "SET " + ", ".join(sets), "#leaseId = :lease AND #status = :processing", names, values))
+    def count_done(self, job_id: str, index: int, lease: Lease, transcribe_s: float) -> Counted:
+        """Mark the chunk done under our lease and add it to its job's count, in one transaction.
 
-    def mark_sent(self, job_id: str, lease: str, fields: Mapping[str, Any]) -> Job:
-        """Every chunk message is on the queue: the job's lease ends, its chunks carry it from here.
-        ChunkNotTaken when the job was cancelled meanwhile (or the lease lost)."""
-        names = {"#sent": "chunksSentAt", "#leaseId": "leaseId", "#until": "leaseExpiresAt",
-                 "#msg": "leaseMessageId", "#status": "status"}
-        values: dict[str, Any] = {":now": iso(utc_now()), ":lease": lease, ":processing": JobStatus.PROCESSING.value}
-        sets = ["#sent = :now", *set_clauses(fields, names, values, "f")]
-        return self.jobs.retry.call("record chunks sent", lambda: self._update(
-            job_id, "SET " + ", ".join(sets) + " REMOVE #leaseId, #until, #msg",
-            "#leaseId = :lease AND #status = :processing", names, values))
+        Raises ChunkNotTaken when the lease was lost or the job ended (CANCELLED, COMPLETED)."""
+        chunk = Update().set({"doneBy": lease.id, "transcribeS": round(transcribe_s, 4)}).remove(LEASE_NAMES)
+        chunk.require(chunk.equals("leaseId", lease.id)).require(chunk.absent("doneBy"))
+        job = Update().add({"chunksDone": 1, "chunksTranscribeS": round(transcribe_s, 4)})
+        job.set({"updatedAt": iso(utc_now())}).require(job.one_of("status", [s.value for s in WORKABLE]))
+        items = [{"Update": {"TableName": self.table_name, "Key": self._key(job_id, index), **chunk.request()}},
+                 {"Update": {"TableName": self.jobs.table_name, "Key": {"jobId": {"S": job_id}}, **job.request()}}]
+        attempt = 0
+
+        def once() -> None:
+            nonlocal attempt
+            attempt += 1
+            try:
+                self._ddb.transact_write_items(TransactItems=items)
+                return
+            except ClientError as exc:
+                if error_code(exc) != "TransactionCanceledException":
+                    raise as_core_error(exc, f"counting chunk {index} of job {job_id} done") from exc
+                reasons = {reason.get("Code") for reason in exc.response.get("CancellationReasons", [])}
+                if reasons & _PASSING_REASONS:
+                    raise TransientError(f"counting chunk {index} of job {job_id} done: {sorted(reasons)}") from exc
+            except BotoCoreError as exc:
+                raise as_core_error(exc, f"counting chunk {index} of job {job_id} done") from exc
+            current = self._get(job_id, index)
+            if current.done_by == lease.id:
+                return  # an earlier try of ours counted it, and its answer was lost
+            raise ChunkNotTaken(current, self.jobs.get(job_id))
+
+        self.retry.call("count chunk done", once)
+        # Whoever reads the count at its total merges (the merge's own lease keeps that to one worker).
+        return Counted(self.jobs.get(job_id))

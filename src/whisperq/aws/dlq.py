@@ -23,7 +23,6 @@ from whisperq.aws.jobs_table import JobsTable
 from whisperq.aws.queues import Message, Queue
 from whisperq.core.errors import InvalidTransition, JobNotFound, WhisperqError
 from whisperq.core.fanout import parse_chunk_message
-from whisperq.core.jobs import JobStatus, iso, utc_now
 from whisperq.core.keys import job_id_from_audio_key
 
 
@@ -112,7 +111,7 @@ class DeadLetterQueue:
             try:
                 job = self.jobs.get(job_id)
                 status = job.status.value
-                error = job.error or job.details.get("lastError")
+                error = job.error or job.last_error
             except JobNotFound:
                 error = "no such job"
         sent = int(message.attributes.get("SentTimestamp", "0")) / 1000
@@ -150,8 +149,7 @@ class DeadLetterQueue:
         if not letter.job_id:
             return
         try:
-            self.jobs.transition(letter.job_id, JobStatus.QUEUED, expected=[JobStatus.FAILED],
-                                 changes={"replayedAt": iso(utc_now())}, remove=("error", "deadLettered"))
+            self.jobs.revive(letter.job_id)
             report.jobs_reset.append(letter.job_id)
         except InvalidTransition as exc:
             report.skipped.append(f"{letter.message_id}: job {letter.job_id} is {exc.current}, not reset")

@@ -23,6 +23,7 @@ RETRYABLE_CODES = frozenset(
         "TooManyRequestsException",
         "ProvisionedThroughputExceededException",
         "TransactionInProgressException",
+        "TransactionConflictException",
         "RequestLimitExceeded",
         "SlowDown",
         "ServiceUnavailable",

@@ -1,18 +1,20 @@
-"""The DynamoDB jobs table: one item per job, every status change a conditional write."""
+"""The DynamoDB jobs table: one item per job, every change a conditional write named for what it does.
+
+The worker's writes under a lease (take, renew, commit, complete...) are in aws/job_leases.py; both
+build their expressions with aws/expressions.py and read items through aws/job_items.py."""
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Mapping
-from decimal import Decimal
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from whisperq.aws.clients import Clients
 from whisperq.aws.cursors import decode_cursor, encode_cursor
 from whisperq.aws.errors import as_core_error, error_code
+from whisperq.aws.expressions import Update
+from whisperq.aws.job_items import item_to_job, job_to_item
 from whisperq.aws.retry import RetryPolicy
 from whisperq.core.errors import InvalidTransition, JobNotFound, TransientError, WhisperqError
 from whisperq.core.jobs import DEFAULT_OWNER, Job, JobStatus, iso, sources_of, utc_now
@@ -25,80 +27,17 @@ OPEN_INDEX = "openOwner-createdAt"
 OPEN_ATTRIBUTE = "openOwner"
 BATCH_GET_MAX = 100  # DynamoDB's BatchGetItem limit
 
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
-
-# Attributes that map to Job fields; everything else on the item lands in Job.details.
-_CORE_ATTRIBUTES = {
-    "jobId": "job_id",
-    "status": "status",
-    "filename": "filename",
-    "contentType": "content_type",
-    "audioKey": "audio_key",
-    "createdAt": "created_at",
-    "updatedAt": "updated_at",
-    "attempts": "attempts",
-    "error": "error",
-}
-
-
-def _to_dynamo(value: Any) -> Any:
-    if isinstance(value, float):
-        return Decimal(repr(value))
-    if isinstance(value, dict):
-        return {k: _to_dynamo(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_to_dynamo(v) for v in value]
-    return value
-
-
-def _from_dynamo(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, dict):
-        return {k: _from_dynamo(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_from_dynamo(v) for v in value]
-    return value
-
-
-def item_to_job(item: Mapping[str, Any]) -> Job:
-    plain = {k: _from_dynamo(_deserializer.deserialize(v)) for k, v in item.items()}
-    core = {field: plain.pop(attr) for attr, field in _CORE_ATTRIBUTES.items() if attr in plain}
-    core["status"] = JobStatus(core["status"])
-    core.setdefault("attempts", 0)
-    return Job(**core, details=plain)
-
-
-def job_to_item(job: Job) -> dict[str, Any]:
-    plain: dict[str, Any] = dict(job.details)
-    for attr, field in _CORE_ATTRIBUTES.items():
-        value = getattr(job, field)
-        if value is not None:
-            plain[attr] = value.value if isinstance(value, JobStatus) else value
-    return {k: _serializer.serialize(_to_dynamo(v)) for k, v in plain.items()}
-
 
 class JobIdTaken(WhisperqError):
     """A new job's id is already in the table."""
 
 
-class ConditionFailed(WhisperqError):
+class ConditionFailed(InvalidTransition):
     """A conditional write's condition did not hold; `job` is the job as it is now."""
 
-    def __init__(self, job: Job):
-        super().__init__(f"the condition on job {job.job_id} did not hold (it is {job.status.value})")
+    def __init__(self, job: Job, wanted: str):
+        super().__init__(job.job_id, job.status.value, wanted)
         self.job = job
-
-
-def set_clauses(fields: Mapping[str, Any], names: dict[str, str], values: dict[str, Any], tag: str) -> list[str]:
-    """`#<tag>N = :<tag>N` for each field, its name and value added to the placeholders."""
-    clauses = []
-    for index, (attr, value) in enumerate(fields.items()):
-        names[f"#{tag}{index}"] = attr
-        values[f":{tag}{index}"] = value
-        clauses.append(f"#{tag}{index} = :{tag}{index}")
-    return clauses
 
 
 class JobsTable:
@@ -132,8 +71,8 @@ class JobsTable:
             except JobIdTaken:
                 if attempt > 1:
                     stored = self._get(job.job_id)
-                    if (stored.created_at, stored.audio_key, stored.details.get("owner")) == (
-                            job.created_at, job.audio_key, job.details.get("owner")):
+                    if (stored.created_at, stored.audio_key, stored.owner) == (
+                            job.created_at, job.audio_key, job.owner):
                         return job
                 raise
 
@@ -176,24 +115,6 @@ class JobsTable:
         if "Item" not in response:
             raise JobNotFound(job_id)
         return response["Item"]
-
-    def set_fields(self, job_id: str, fields: Mapping[str, Any]) -> None:
-        """Set attributes of an existing job without touching its status (bookkeeping only)."""
-        names = {f"#f{i}": name for i, name in enumerate(fields)}
-        values = {f":f{i}": _serializer.serialize(_to_dynamo(value)) for i, value in enumerate(fields.values())}
-
-        def once() -> None:
-            try:
-                self._ddb.update_item(
-                    TableName=self.table_name, Key={"jobId": {"S": job_id}},
-                    UpdateExpression="SET " + ", ".join(f"{n} = :f{i}" for i, n in enumerate(names)),
-                    ConditionExpression="attribute_exists(jobId)",
-                    ExpressionAttributeNames=names, ExpressionAttributeValues=values,
-                )
-            except (ClientError, BotoCoreError) as exc:
-                raise as_core_error(exc, f"updating job {job_id}") from exc
-
-        self.retry.call("update job fields", once)
 
     def list_by_owner(self, owner: str, limit: int, status: JobStatus | None = None,
                       cursor: str | None = None, index: str = OWNER_INDEX) -> tuple[list[Job], str | None]:
@@ -277,106 +198,78 @@ class JobsTable:
             self.retry.call("read jobs", once)
         return jobs
 
-    def transition(
-        self,
-        job_id: str,
-        target: JobStatus,
-        *,
-        expected: Iterable[JobStatus] | None = None,
-        changes: Mapping[str, Any] | None = None,
-        remove: Iterable[str] = (),
-        increment_attempts: bool = False,
-        extra_condition: tuple[str, Mapping[str, Any]] | None = None,
-    ) -> Job:
-        """Move a job to `target` if, and only if, its current status is one of `expected`
-        (by default every status allowed to move to `target`), in one conditional write.
+    # --- moves the API and the operator make ----------------------------------------------
+    def mark_queued(self, job_id: str, enqueued_at: str | None = None) -> Job:
+        """UPLOADING -> QUEUED: the audio arrived (its S3 event waits in the queue)."""
+        update = Update()
+        if enqueued_at:
+            update.set({"enqueuedAt": enqueued_at})
+        return self.move(job_id, JobStatus.QUEUED, [JobStatus.UPLOADING], update)
 
-        `changes` sets further attributes in the same write, `remove` deletes some, and
-        `extra_condition` is a condition expression (with its values) that must also hold.
-        Raises JobNotFound, or InvalidTransition with the status the job really has."""
+    def expire_upload(self, job_id: str, reason: str) -> Job:
+        """UPLOADING -> FAILED: the upload never came."""
+        return self.move(job_id, JobStatus.FAILED, [JobStatus.UPLOADING],
+                         Update().set({"error": reason, "failedAt": iso(utc_now())}))
+
+    def cancel(self, job_id: str) -> Job:
+        """A job that has not ended -> CANCELLED; its workers stop at their next write."""
+        return self.move(job_id, JobStatus.CANCELLED, [JobStatus.UPLOADING, JobStatus.QUEUED, JobStatus.PROCESSING],
+                         Update().set({"cancelledAt": iso(utc_now())}))
+
+    def revive(self, job_id: str) -> Job:
+        """FAILED -> QUEUED, for a replay of its dead-lettered message (the only way back from FAILED)."""
+        return self.move(job_id, JobStatus.QUEUED, [JobStatus.FAILED],
+                         Update().set({"replayedAt": iso(utc_now())}).remove(["error", "deadLettered"]))
+
+    def set_callback_status(self, job_id: str, outcome: str) -> None:
+        """Record how the job's callback went (bookkeeping: the job's outcome stands)."""
+        update = Update().set({"callbackStatus": outcome})
+        self.retry.call("record callback", lambda: self.apply(job_id, "record its callback", update))
+
+    # --- the conditional write ------------------------------------------------------------
+    def move(self, job_id: str, target: JobStatus, expected: Iterable[JobStatus], update: Update,
+             landed: Callable[[Job], bool] | None = None) -> Job:
+        """Move the job to `target` if its status is one of `expected` and `update`'s own conditions
+        hold, in one write with `update`'s changes; retried, and an answer lost after the write landed
+        is recognised (the job is in `target` and `landed`, by default always, says it is ours)."""
+        allowed = sorted(set(expected))
+        if not set(allowed) <= sources_of(target) | {target}:
+            raise ValueError(f"no job moves from {', '.join(allowed)} to {target.value}")
+        update.set({"status": target.value, "updatedAt": iso(utc_now())})
+        update.require(update.exists("jobId")).require(update.one_of("status", [s.value for s in allowed]))
+        if target.is_final:
+            update.remove([OPEN_ATTRIBUTE])  # out of the open index
+        elif any(status.is_final for status in allowed):  # a revival: back in the open index
+            update.set_from(OPEN_ATTRIBUTE, "owner", DEFAULT_OWNER)
+        check = landed or (lambda job: True)
+        return self.write(job_id, target.value, update, lambda job: job.status is target and check(job))
+
+    def write(self, job_id: str, wanted: str, update: Update, landed: Callable[[Job], bool]) -> Job:
+        """`apply` with the retry policy: a retry whose condition fails because the first try landed
+        (its answer was lost) returns the job when `landed` recognises that first try."""
         attempt = 0
 
         def once() -> Job:
             nonlocal attempt
             attempt += 1
             try:
-                return self._transition(job_id, target, expected, changes, remove, increment_attempts,
-                                        extra_condition)
-            except InvalidTransition:
-                if attempt > 1:
-                    # An earlier attempt may have written before its answer was lost.
-                    current = self._get(job_id)
-                    if current.status is target and all(current.details.get(k, getattr(current, k, None)) == v
-                                                        for k, v in (changes or {}).items()):
-                        return current
+                return self.apply(job_id, wanted, update)
+            except ConditionFailed as exc:
+                if attempt > 1 and landed(exc.job):
+                    return exc.job
                 raise
 
-        return self.retry.call(f"update job to {target.value}", once)
+        return self.retry.call(wanted, once)
 
-    def _transition(
-        self,
-        job_id: str,
-        target: JobStatus,
-        expected: Iterable[JobStatus] | None,
-        changes: Mapping[str, Any] | None,
-        remove: Iterable[str],
-        increment_attempts: bool,
-        extra_condition: tuple[str, Mapping[str, Any]] | None,
-    ) -> Job:
-        allowed = sorted(set(expected) if expected is not None else sources_of(target))
-        names = {"#status": "status", "#updatedAt": "updatedAt"}
-        values: dict[str, Any] = {":target": target.value, ":now": iso(utc_now())}
-        sets = ["#status = :target", "#updatedAt = :now", *set_clauses(changes or {}, names, values, "c")]
-        if increment_attempts:
-            names["#attempts"] = "attempts"
-            values[":zero"] = 0
-            values[":one"] = 1
-            sets.append("#attempts = if_not_exists(#attempts, :zero) + :one")
-        allowed_refs = []
-        for index, status in enumerate(allowed):
-            values[f":from{index}"] = status.value
-            allowed_refs.append(f":from{index}")
-        condition = f"attribute_exists(jobId) AND #status IN ({', '.join(allowed_refs)})"
-        if extra_condition:
-            expression, extra_values = extra_condition
-            condition = f"{condition} AND ({expression})"
-            values.update(extra_values)
-            names.update({k: v for k, v in _names_in(expression).items() if k not in names})
-        removes = list(remove)
-        if target.is_final:
-            removes.append(OPEN_ATTRIBUTE)  # out of the open index
-        elif any(status.is_final for status in allowed):  # a revival (a replay of FAILED): open again
-            names.update({"#open": OPEN_ATTRIBUTE, "#owner": "owner"})
-            values[":defaultOwner"] = DEFAULT_OWNER
-            sets.append("#open = if_not_exists(#owner, :defaultOwner)")
-        update = "SET " + ", ".join(sets)
-        if removes:
-            for index, attr in enumerate(removes):
-                names[f"#r{index}"] = attr
-            update += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(removes)))
+    def apply(self, job_id: str, wanted: str, update: Update) -> Job:
+        """One conditional UpdateItem (not retried) and the job after it; ConditionFailed with the job as
+        it is when a condition did not hold, JobNotFound when there is no such job."""
         try:
-            return self.update_where(job_id, update, condition, names, values)
-        except ConditionFailed as exc:
-            raise InvalidTransition(job_id, exc.job.status.value, target.value) from exc
-
-    def update_where(self, job_id: str, update: str, condition: str, names: Mapping[str, str],
-                     values: Mapping[str, Any]) -> Job:
-        """One conditional UpdateItem (not retried: callers retry what they can recognise) and the job
-        after it; ConditionFailed with the job as it is when the condition did not hold, JobNotFound
-        when there is no such job."""
-        try:
-            response = self._ddb.update_item(
-                TableName=self.table_name,
-                Key={"jobId": {"S": job_id}},
-                UpdateExpression=update,
-                ConditionExpression=condition,
-                ExpressionAttributeNames=dict(names),
-                ExpressionAttributeValues={k: _serializer.serialize(_to_dynamo(v)) for k, v in values.items()},
-                ReturnValues="ALL_NEW",
-            )
+            response = self._ddb.update_item(TableName=self.table_name, Key={"jobId": {"S": job_id}},
+                                             ReturnValues="ALL_NEW", **update.request())
         except ClientError as exc:
             if error_code(exc) == "ConditionalCheckFailedException":
-                raise ConditionFailed(self._get(job_id)) from exc  # _get: JobNotFound for no such job
+                raise ConditionFailed(self._get(job_id), wanted) from exc  # _get: JobNotFound for no such job
             raise as_core_error(exc, f"updating job {job_id}") from exc
         except BotoCoreError as exc:
             raise as_core_error(exc, f"updating job {job_id}") from exc
@@ -386,10 +279,5 @@ class JobsTable:
 def _with_open(item: dict[str, Any], job: Job) -> dict[str, Any]:
     """A new job's item, in the open index unless it is created final."""
     if not job.status.is_final:
-        item[OPEN_ATTRIBUTE] = {"S": str(job.details.get("owner", DEFAULT_OWNER))}
+        item[OPEN_ATTRIBUTE] = {"S": job.owner}
     return item
-
-
-def _names_in(expression: str) -> dict[str, str]:
-    """Attribute-name placeholders (#name) used in an extra condition map to the bare name."""
-    return {ref: ref[1:] for ref in re.findall(r"#[A-Za-z_][A-Za-z0-9_]*", expression)}

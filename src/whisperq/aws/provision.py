@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -24,6 +25,7 @@ JOB_TTL_ATTRIBUTE = "expiresAt"
 class Resources:
     bucket: str
     table: str
+    chunks_table: str
     queue_url: str
     queue_arn: str
     dlq_url: str
@@ -35,7 +37,7 @@ class Resources:
 
 def provision(clients: Clients, settings: Settings) -> Resources:
     """Bucket with an ObjectCreated notification (prefix audio/) to the queue, queue + DLQ with a
-    redrive policy, and the jobs table."""
+    redrive policy, the jobs table and the chunks table."""
     config = settings.queue
     sqs, s3, ddb = clients.sqs, clients.s3, clients.dynamodb
 
@@ -86,42 +88,51 @@ def provision(clients: Clients, settings: Settings) -> Resources:
         },
     )
 
-    try:
+    _create_table(ddb, settings.table, dict(
         # The same table as infra/template.yaml: key, the owner and open-jobs indexes, the TTL attribute.
-        ddb.create_table(
-            TableName=settings.table,
-            AttributeDefinitions=[
-                {"AttributeName": "jobId", "AttributeType": "S"},
-                {"AttributeName": "owner", "AttributeType": "S"},
-                {"AttributeName": "createdAt", "AttributeType": "S"},
-                {"AttributeName": OPEN_ATTRIBUTE, "AttributeType": "S"},
-            ],
-            KeySchema=[{"AttributeName": "jobId", "KeyType": "HASH"}],
-            GlobalSecondaryIndexes=[
-                {
-                    "IndexName": JOBS_BY_OWNER_INDEX,
-                    "KeySchema": [
-                        {"AttributeName": "owner", "KeyType": "HASH"},
-                        {"AttributeName": "createdAt", "KeyType": "RANGE"},
-                    ],
-                    "Projection": {"ProjectionType": "ALL"},
-                },
-                {
-                    "IndexName": OPEN_INDEX,
-                    "KeySchema": [
-                        {"AttributeName": OPEN_ATTRIBUTE, "KeyType": "HASH"},
-                        {"AttributeName": "createdAt", "KeyType": "RANGE"},
-                    ],
-                    "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["status"]},
-                },
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        ddb.get_waiter("table_exists").wait(TableName=settings.table, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+        AttributeDefinitions=[
+            {"AttributeName": "jobId", "AttributeType": "S"},
+            {"AttributeName": "owner", "AttributeType": "S"},
+            {"AttributeName": "createdAt", "AttributeType": "S"},
+            {"AttributeName": OPEN_ATTRIBUTE, "AttributeType": "S"},
+        ],
+        KeySchema=[{"AttributeName": "jobId", "KeyType": "HASH"}],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": JOBS_BY_OWNER_INDEX,
+                "KeySchema": [
+                    {"AttributeName": "owner", "KeyType": "HASH"},
+                    {"AttributeName": "createdAt", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            },
+            {
+                "IndexName": OPEN_INDEX,
+                "KeySchema": [
+                    {"AttributeName": OPEN_ATTRIBUTE, "KeyType": "HASH"},
+                    {"AttributeName": "createdAt", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["status"]},
+            },
+        ],
+    ))
+    # One item per chunk of a fanned-out job (job id + chunk index), as in infra/template.yaml.
+    _create_table(ddb, settings.chunks_table, dict(
+        AttributeDefinitions=[{"AttributeName": "jobId", "AttributeType": "S"},
+                              {"AttributeName": "chunk", "AttributeType": "N"}],
+        KeySchema=[{"AttributeName": "jobId", "KeyType": "HASH"}, {"AttributeName": "chunk", "KeyType": "RANGE"}],
+    ))
+    return Resources(settings.bucket, settings.table, settings.chunks_table, queue_url, queue_arn, dlq_url, dlq_arn)
+
+
+def _create_table(ddb: Any, name: str, definition: dict[str, Any]) -> None:
+    """Create an on-demand table with the TTL attribute on, unless it exists."""
+    try:
+        ddb.create_table(TableName=name, BillingMode="PAY_PER_REQUEST", **definition)
+        ddb.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
         ddb.update_time_to_live(
-            TableName=settings.table, TimeToLiveSpecification={"Enabled": True, "AttributeName": JOB_TTL_ATTRIBUTE}
+            TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": JOB_TTL_ATTRIBUTE}
         )
     except ClientError as exc:
         if error_code(exc) != "ResourceInUseException":
             raise
-    return Resources(settings.bucket, settings.table, queue_url, queue_arn, dlq_url, dlq_arn)

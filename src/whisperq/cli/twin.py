@@ -70,7 +70,7 @@ def local_up(obj: Context, port: int, workers: int | None, extra_api_keys: tuple
         sys.stdout.flush()
         while not stop_requested:
             time.sleep(0.3)
-            for index in twin.supervise():
+            for index in twin.take_replacements():
                 obj.err.print(f"worker {index} exited; started a new one")
         obj.err.print("stopping the local twin...")
     finally:

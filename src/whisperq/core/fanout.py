@@ -9,6 +9,7 @@ side of the seam its middle falls on, so no word is doubled or lost there.
 
 from __future__ import annotations
 
+import enum
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -111,10 +112,59 @@ def plan_chunks(duration_s: float, speech: Sequence[tuple[float, float]], chunk_
     return chunks
 
 
+# --- whole or cut ------------------------------------------------------------------------------
+class Cut(enum.StrEnum):
+    WHOLE = "whole"  # transcribe the file in this invocation
+    FAN_OUT = "fan-out"  # cut it into chunks that every worker can take
+    WAIT = "wait"  # not in the time this invocation has left, but a fresh one would: hand it back
+    TOO_LONG = "too-long"  # no invocation could transcribe it whole, and it cannot be cut
+
+
+# How much longer than expected a transcription is allowed to take before it would not fit: a
+# timed-out invocation loses all its work, a needless fan-out costs seconds.
+SAFETY_FACTOR = 2.0
+OVERHEAD_S = 5.0  # writing the outputs, the status updates, a slow moment of the machine
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What a worker knows when it decides how to transcribe one file."""
+
+    duration_s: float
+    expected_s: float  # the engine's measured speed applied to the file
+    time_left_s: float  # in this invocation
+    function_timeout_s: float  # a fresh invocation's time
+    fanout_min_duration_s: float  # 0: fan-out is off
+    chunk_s: float
+    can_split: bool  # there is a queue to send chunks to, and speech to cut
+    backlog: int | None  # messages waiting in the queue (None: unknown)
+    max_concurrency: int
+
+
+def choose_cut(budget: Budget) -> Cut:
+    """Whole or cut. A file that may not finish in the time the invocation has left is cut whenever
+    it can be, busy queue or not. Otherwise a long file is cut when other workers would wait for
+    work (a backlog below max_concurrency); with every worker busy, splitting would only add cost."""
+    b = budget
+    splittable = b.can_split and b.fanout_min_duration_s > 0 and b.duration_s > b.chunk_s
+    if (b.expected_s + OVERHEAD_S) * SAFETY_FACTOR > b.time_left_s and splittable:
+        return Cut.FAN_OUT
+    if b.expected_s > b.function_timeout_s and not splittable:
+        return Cut.TOO_LONG
+    if b.expected_s + OVERHEAD_S > b.time_left_s:
+        return Cut.WAIT if b.expected_s + OVERHEAD_S <= b.function_timeout_s else Cut.WHOLE
+    if not splittable or b.duration_s <= b.fanout_min_duration_s:
+        return Cut.WHOLE
+    if b.backlog is not None and b.backlog >= b.max_concurrency:
+        return Cut.WHOLE
+    return Cut.FAN_OUT
+
+
 # --- the chunk message -------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ChunkMessage:
-    """What a chunk's queue message carries: the job, the chunk, and where its audio is."""
+    """What a chunk's queue message carries: the job, the chunk, and where its audio is (under the plan's
+    own prefix, chunks/<jobId>/<planId>/)."""
 
     job_id: str
     count: int

@@ -1,14 +1,20 @@
-"""Jobs, their statuses and the transitions allowed between them."""
+"""Jobs, their statuses and the transitions allowed between them, and the typed job record: the job
+and its parts (lease, timeline, measurements, fan-out state), and the record of one chunk.
+
+The record's attributes are named once, here: each field's stored (and shown) name is its name in
+camelCase (`queue_wait_s` is `queueWaitS`), a lease's fields take the prefix `lease`. Fields marked
+PRIVATE are bookkeeping the status view does not show."""
 
 from __future__ import annotations
 
 import enum
 import uuid
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
-from typing import Any
 
 from whisperq.core.errors import InvalidRequest
+from whisperq.core.leases import Lease
 
 # Whose a job is when it names no owner (jobs made before owners existed, and tests).
 DEFAULT_OWNER = "default"
@@ -81,6 +87,76 @@ def validate_job_id(job_id: str) -> str:
     return str(parsed)
 
 
+# A field the status view does not show (bookkeeping of the pipeline).
+PRIVATE = {"private": True}
+
+
+def camel(name: str) -> str:
+    """A field's attribute name: queue_wait_s -> queueWaitS."""
+    first, *rest = name.split("_")
+    return first + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def attributes_of(part: object, public_only: bool = False) -> dict[str, object]:
+    """The fields of a record part that are set (not None), by attribute name."""
+    return {camel(f.name): getattr(part, f.name) for f in fields(part)  # type: ignore[arg-type]
+            if getattr(part, f.name) is not None and not (public_only and f.metadata.get("private"))}
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """When the job reached each step (ISO-8601, UTC)."""
+
+    enqueued_at: str | None = None
+    started_at: str | None = None
+    model_ready_at: str | None = None
+    transcribed_at: str | None = None
+    completed_at: str | None = None
+    failed_at: str | None = None
+    cancelled_at: str | None = None
+    replayed_at: str | None = None
+
+
+@dataclass(frozen=True)
+class RunStats:
+    """What the run that made the transcript measured: the audio, the engine, this worker, each stage."""
+
+    queue_wait_s: float | None = None
+    download_s: float | None = None
+    decode_s: float | None = None
+    transcribe_s: float | None = None
+    upload_s: float | None = None
+    audio_duration_s: float | None = None
+    real_time_factor: float | None = None
+    engine: str | None = None
+    model: str | None = None
+    model_load_s: float | None = None
+    cold_start: bool | None = None
+    language: str | None = None
+    language_probability: float | None = None
+    retries: int | None = None
+
+
+@dataclass(frozen=True)
+class FanOutState:
+    """A long file cut into chunks: how many, how many are done, where its plan and chunks are."""
+
+    chunks: int
+    chunks_done: int = 0
+    # The plan's id (the lease of the split that recorded it): its chunks live under chunks/<jobId>/<id>/.
+    chunk_plan_id: str | None = field(default=None, metadata=PRIVATE)
+    fanned_out_at: str | None = None
+    chunks_sent_at: str | None = field(default=None, metadata=PRIVATE)  # every chunk message is on the queue
+    chunks_transcribe_s: float | None = field(default=None, metadata=PRIVATE)
+    failed_chunk: int | None = None
+    split_s: float | None = None
+    merge_s: float | None = None
+
+    @property
+    def all_done(self) -> bool:
+        return self.chunks_done >= self.chunks
+
+
 @dataclass(frozen=True)
 class Job:
     """One transcription job, as stored in the jobs table."""
@@ -94,6 +170,41 @@ class Job:
     updated_at: str
     attempts: int = 0
     error: str | None = None
-    # Filled in as the job advances: timings, engine, outputs. Free-form so that later
-    # measurements do not need a schema change.
-    details: dict[str, Any] = field(default_factory=dict)
+    owner: str = DEFAULT_OWNER  # the API key whose job it is
+    options: Mapping[str, object] = field(default_factory=dict)  # the API's form, validated at creation
+    callback_url: str | None = None
+    callback_status: str | None = None
+    idempotency_key: str | None = None
+    request_hash: str | None = None
+    expires_at: int | None = None  # DynamoDB's TTL, epoch seconds
+    lease: Lease | None = None  # the holder of the whole job (its transcription, split or merge)
+    receive_count: int | None = None  # the queue's receive count of the message that last took it
+    last_error: str | None = None  # why the last attempt failed (the job may still succeed)
+    dead_lettered: bool = False
+    result_key: str | None = None  # the committed transcript: every output is written from it
+    transcript_keys: Mapping[str, str] = field(default_factory=dict)  # by format
+    timeline: Timeline = field(default_factory=Timeline)
+    run: RunStats = field(default_factory=RunStats)
+    fanout: FanOutState | None = None
+
+    def public_details(self) -> dict[str, object]:
+        """What the status view shows under `details`: timeline, measurements, fan-out progress."""
+        details: dict[str, object] = {**attributes_of(self.timeline), **attributes_of(self.run)}
+        if self.fanout is not None:
+            details.update(attributes_of(self.fanout, public_only=True))
+        for name in ("last_error", "callback_status"):
+            if getattr(self, name) is not None:
+                details[camel(name)] = getattr(self, name)
+        return details
+
+
+@dataclass(frozen=True)
+class ChunkRecord:
+    """One chunk of a fanned-out job, in an item of its own: its lease and whether it is done."""
+
+    job_id: str
+    index: int
+    lease: Lease | None = None
+    attempts: int = 0
+    done_by: str | None = None  # the lease under which it was counted done: its result's key names it
+    transcribe_s: float | None = None

@@ -53,23 +53,35 @@ def transcript_key(job_id: str, fmt: str) -> str:
 
 
 CHUNKS_PREFIX = "chunks/"
+RESULTS_PREFIX = "results/"
+
+
+def result_key(job_id: str, lease_id: str) -> str:
+    """The transcript one attempt made (JSON), named by its lease: only the one the job commits is used."""
+    return f"{RESULTS_PREFIX}{job_id}/{lease_id}.json"
 
 
 def chunks_prefix(job_id: str) -> str:
-    """Where a fanned-out job keeps its chunks' audio and results until it ends."""
+    """Where a fanned-out job keeps its plan, its chunks' audio and their results until it ends."""
     return f"{CHUNKS_PREFIX}{job_id}/"
 
 
-def chunk_audio_key(job_id: str, index: int) -> str:
-    """The FLAC audio of one chunk of a job."""
-    return f"{chunks_prefix(job_id)}{index:05d}.flac"
+def work_prefixes(job_id: str) -> list[str]:
+    """Every prefix under which a job's workers leave objects that go when the job ends."""
+    return [chunks_prefix(job_id), f"{RESULTS_PREFIX}{job_id}/"]
 
 
-def chunk_result_key(job_id: str, index: int) -> str:
-    """One chunk's transcript (JSON, timestamps of the whole file)."""
-    return f"{chunks_prefix(job_id)}{index:05d}.json"
+def chunk_plan_key(job_id: str, plan_id: str) -> str:
+    """The chunk plan a split recorded (JSON); the plan's chunks live beside it."""
+    return f"{chunks_prefix(job_id)}{plan_id}/plan.json"
 
 
-def chunk_keys(job_id: str, count: int) -> list[str]:
-    """Every object the chunks of a job fanned out into `count` chunks may have written."""
-    return [key for index in range(count) for key in (chunk_audio_key(job_id, index), chunk_result_key(job_id, index))]
+def chunk_audio_key(job_id: str, plan_id: str, index: int) -> str:
+    """The FLAC audio of one chunk of a job's plan."""
+    return f"{chunks_prefix(job_id)}{plan_id}/{index:05d}.flac"
+
+
+def chunk_result_key(job_id: str, plan_id: str, index: int, lease_id: str) -> str:
+    """One attempt's transcript of one chunk (JSON, times of the whole file), named by its lease: the
+    merge reads the one under the lease that counted the chunk done."""
+    return f"{chunks_prefix(job_id)}{plan_id}/{index:05d}-{lease_id}.json"

@@ -153,6 +153,7 @@ def run(twin: Any, test: Any, clients: Any, log: Any, replay_timeout_s: float = 
     checks, the faults switched off (a redeployment of the workers), the replay, the last checks.
     Returns the run's summary with the verdict under "chaos" (also written to summary.json)."""
     from whisperq import constants, faults
+    from whisperq.aws.chunks import ChunksTable
     from whisperq.aws.dlq import DeadLetterQueue
     from whisperq.aws.queues import Queue
     from whisperq.evaluation.loadtest import job_row
@@ -187,6 +188,10 @@ def run(twin: Any, test: Any, clients: Any, log: Any, replay_timeout_s: float = 
     test.wait_for(replayed | unfinished, time.time() + replay_timeout_s)
     wait_until(test.queue_idle, settle_s)
     rows = [job_row(r) for r in test.records]
+    chunks = ChunksTable(clients, twin.settings.chunks_table, test.jobs, 86400)
+    for row in rows:  # a fanned-out job's chunks marked done (each mark set once, by the counting transaction)
+        if row.get("chunks"):
+            row["chunksMarked"] = sum(1 for chunk in chunks.all(row["jobId"]) if chunk.done_by)
     check_after_replay(verdict, rows, replayed, dlq.depth())
     verdict.facts["replay"] = {"method": report.method, "moved": len(report.moved), "jobsReset": len(report.jobs_reset)}
     verdict.facts["final"] = {s.value: sum(r["status"] == s.value for r in rows) for s in JobStatus}

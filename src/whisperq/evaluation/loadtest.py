@@ -21,13 +21,14 @@ from typing import Any
 import numpy as np
 
 from whisperq.aws.blobs import Blobs
+from whisperq.aws.job_items import job_attributes
 from whisperq.aws.jobs_table import JobsTable
 from whisperq.aws.queues import Queue
 from whisperq.client import Client
 from whisperq.core.audio import content_type_for
 from whisperq.core.jobs import Job, JobStatus, iso, new_job_id, parse_iso, utc_now
 from whisperq.core.keys import audio_key
-from whisperq.evaluation.probe import Probe
+from whisperq.evaluation.probe import Probe, percentile
 from whisperq.evaluation.probe import summary as probe_summary
 
 MAX_JOBS = 10_000
@@ -148,7 +149,7 @@ class LoadTest:
             now = iso(utc_now())
             key = audio_key(job_id, name)
             self.jobs.create(Job(job_id, JobStatus.UPLOADING, name, content_type, key, now, now,
-                                 details={"owner": self.owner, "expiresAt": int(time.time()) + 86400}))
+                                 owner=self.owner, expires_at=int(time.time()) + 86400))
             record = JobRecord(job_id, name, submitted, kind=kind)
             self.blobs.put_bytes(key, data, content_type)
         else:
@@ -309,7 +310,7 @@ def _read(record: JobRecord, job: Job) -> None:
     """A job's record as read from the table."""
     _note(record, job.status.value)
     record.attempts, record.error = job.attempts, job.error
-    record.details = {k: v for k, v in job.details.items() if k not in ("leaseId", "transcriptKeys")}
+    record.details = {k: v for k, v in job_attributes(job).items() if k not in ("leaseId", "transcriptKeys")}
 
 
 def _ts(value: Any) -> float | None:
@@ -332,8 +333,6 @@ def job_row(record: JobRecord) -> dict[str, Any]:
         **{k: d.get(k) for k in ("queueWaitS", "downloadS", "decodeS", "transcribeS", "uploadS", "modelLoadS",
                                  "coldStart", "audioDurationS", "realTimeFactor", "retries", "engine", "model",
                                  "deadLettered", "chunks", "chunksDone")},
-        # A fanned-out job's chunks marked done (each mark set once, by the conditional count).
-        "chunksMarked": sum(1 for k in d if k.startswith("chunk") and k.endswith("Done") and k != "chunksDone"),
     }
 
 
@@ -344,14 +343,6 @@ def trace_summary(rows: list[dict[str, Any]], completed: int) -> dict[str, Any]:
     jobs = per_job(rows)
     means = {stage: round(mean, 4) if jobs else None for stage, mean in stage_means(jobs).items()}
     return {"jobsTraced": len(jobs), "completed": completed, "meanStageS": means}
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return round(ordered[index], 3)
 
 
 def _engine_share(done: list[dict[str, Any]], workers: Any, wall: float | None) -> float | None:

@@ -86,7 +86,6 @@ class Probe:
 
 def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Per route: how many requests, how many failed, and the latency percentiles in ms."""
-    from whisperq.evaluation.loadtest import percentile
 
     result: dict[str, Any] = {}
     for route in ROUTES:
@@ -98,3 +97,12 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
                          **{f"p{q}Ms": percentile(answered, q) for q in (50, 90, 99)},
                          "maxMs": max(answered) if answered else None}
     return result
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """The q-th percentile of `values` (nearest rank), rounded to the millisecond; None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return round(ordered[index], 3)

@@ -5,12 +5,19 @@ the SQS event Lambda would, calls the transcriber handler in-process, and delete
 that did not fail. Failed records stay invisible until their visibility timeout ends, come back,
 and after maxReceiveCount receives the queue's redrive policy moves them to the DLQ (SQS does
 that, not us). Up to max_concurrency workers run, like ScalingConfig.MaximumConcurrency.
+
+It holds the function to Lambda's time limit: an invocation that runs past the function timeout is
+ended as Lambda ends it (the process dies with "Task timed out after N seconds", nothing of the batch
+is deleted, its messages return after their visibility timeout, the twin starts a new worker), and
+every invocation leaves Lambda's REPORT line (its duration and memory) in the twin's log.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
+import resource
 import signal
 import sys
 import threading
@@ -22,6 +29,9 @@ from typing import Any
 from whisperq.aws.queues import Message, Queue
 from whisperq.local import xray
 from whisperq.local.lifecycle import log_to
+
+# The exit status of a worker ended at its function timeout (as Lambda ends a runtime that overran).
+TIMED_OUT_EXIT = 124
 
 
 class _Stop(BaseException):
@@ -144,18 +154,41 @@ class Poller:
         context = LocalLambdaContext(function_name=self.function_name, timeout_s=self.timeout_s,
                                      region=self.region)
         init, self.initialization = self.initialization, None
-        with xray.Invocation(self.function_name, self.daemon_address, init) as invocation:
-            try:
-                response = self.handler(event, context)
-                failed = failed_ids(response, batch)
-            except Exception:  # noqa: BLE001 - a function error fails the whole batch, as in Lambda
-                self.log.write(traceback.format_exc())
-                failed = {m.message_id for m in batch}
-            invocation.error = bool(failed)
+        started = time.monotonic()
+        watchdog = threading.Timer(self.timeout_s, self._time_out, args=(context.aws_request_id,))
+        watchdog.daemon = True
+        watchdog.start()
+        try:
+            with xray.Invocation(self.function_name, self.daemon_address, init) as invocation:
+                try:
+                    response = self.handler(event, context)
+                    failed = failed_ids(response, batch)
+                except Exception:  # noqa: BLE001 - a function error fails the whole batch, as in Lambda
+                    self.log.write(traceback.format_exc())
+                    failed = {m.message_id for m in batch}
+                invocation.error = bool(failed)
+        finally:
+            watchdog.cancel()
+        self.report(context.aws_request_id, time.monotonic() - started, context.memory_limit_in_mb)
         succeeded = [m for m in batch if m.message_id not in failed]
         if succeeded:
             self.queue.delete(succeeded)
         return len(succeeded), len(failed)
+
+    def report(self, request_id: str, duration_s: float, memory_mb: int) -> None:
+        """Lambda's REPORT line: how long the invocation ran and the most memory the worker used."""
+        used_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024  # Linux: kilobytes
+        self.log.write(f"REPORT RequestId: {request_id}\tDuration: {duration_s * 1000:.2f} ms\t"
+                       f"Billed Duration: {math.ceil(duration_s * 1000)} ms\tMemory Size: {memory_mb} MB\t"
+                       f"Max Memory Used: {used_mb} MB\n")
+        self.log.flush()
+
+    def _time_out(self, request_id: str) -> None:
+        """The invocation ran past the function timeout: end the worker as Lambda ends the runtime. Nothing
+        is cleaned up, nothing of the batch deleted; its messages return after their visibility timeout."""
+        self.log.write(f"{request_id} Task timed out after {self.timeout_s:.2f} seconds\n")
+        self.log.flush()
+        os._exit(TIMED_OUT_EXIT)
 
     def run(self) -> None:
         while not self.stopping:

@@ -1,6 +1,7 @@
 """Patches of moto's internals: two that make deep SQS queues usable in the local twin, one that
-stops every request from searching for its service, and one that makes DynamoDB's writes atomic,
-as DynamoDB's are.
+stops every request from searching for its service, and two that make moto as strict as AWS where
+the pipeline's guarantees depend on it: DynamoDB's writes atomic, as DynamoDB's are, and SQS's
+receipt handles good only until the message is received again.
 
 Stock moto 5.2.5 scans every message of a queue on each call, and for each message it (1) computes
 the time by building datetimes (moto.core.utils.unix_time) and (2) checks retention by computing
@@ -100,6 +101,48 @@ def _atomic(method: Any) -> Any:
     return locked
 
 
+# A receipt handle is good until the message is received again. AWS: "if you don't provide the most
+# recently received receipt handle for the message, the request will still succeed, but the message
+# might not be deleted"; a visibility change with a stale handle fails ("The receipt handle has
+# expired"). moto honours every handle a message ever had, so a worker that lost a message to a newer
+# receive could delete it under the newer holder. The twin takes AWS's strict reading: a stale delete
+# succeeds and deletes nothing, a stale visibility change fails.
+def _latest_receipt_delete(original: Any) -> Any:
+    @functools.wraps(original)
+    def delete_message(self: Any, receipt_handle: str) -> None:
+        if any(m.receipt_handle != receipt_handle and m.had_receipt_handle(receipt_handle) for m in self._messages):
+            return  # stale: received again since; succeeds, deletes nothing
+        original(self, receipt_handle)
+
+    delete_message.whisperq_strict = True  # type: ignore[attr-defined]
+    return delete_message
+
+
+def _latest_receipt_visibility(original: Any) -> Any:
+    @functools.wraps(original)
+    def change_message_visibility(self: Any, queue_name: str, receipt_handle: str, visibility_timeout: int) -> None:
+        from moto.sqs.exceptions import InvalidParameterValue
+
+        queue = self.get_queue(queue_name)
+        if any(m.receipt_handle != receipt_handle and m.had_receipt_handle(receipt_handle) for m in queue._messages):
+            raise InvalidParameterValue(f"Value {receipt_handle} for parameter ReceiptHandle is invalid. Reason: "
+                                        "The receipt handle has expired.")
+        original(self, queue_name, receipt_handle, visibility_timeout)
+
+    change_message_visibility.whisperq_strict = True  # type: ignore[attr-defined]
+    return change_message_visibility
+
+
+def make_receipts_strict() -> None:
+    from moto.sqs import models
+
+    if not getattr(models.Queue.delete_message, "whisperq_strict", False):
+        models.Queue.delete_message = _latest_receipt_delete(models.Queue.delete_message)
+    if not getattr(models.SQSBackend.change_message_visibility, "whisperq_strict", False):
+        models.SQSBackend.change_message_visibility = _latest_receipt_visibility(
+            models.SQSBackend.change_message_visibility)
+
+
 def make_dynamodb_atomic() -> None:
     from moto.dynamodb.models import DynamoDBBackend
 
@@ -110,18 +153,21 @@ def make_dynamodb_atomic() -> None:
 
 
 def apply() -> str:
-    """Patch moto in this process; returns what was done, for the log. DynamoDB's atomic writes
-    always (a matter of correctness); the speed-ups unless WHISPERQ_MOTO_PATCHES=0."""
+    """Patch moto in this process; returns what was done, for the log. DynamoDB's atomic writes and
+    SQS's strict receipt handles always (matters of correctness); the speed-ups unless
+    WHISPERQ_MOTO_PATCHES=0."""
     global _applied
     import moto
     from moto.moto_server import werkzeug_app
     from moto.sqs import models
 
     make_dynamodb_atomic()
+    make_receipts_strict()
+    strict = "moto DynamoDB writes made atomic, SQS receipt handles strict"
     if os.environ.get("WHISPERQ_MOTO_PATCHES", "1") == "0":
-        return "moto DynamoDB writes made atomic; speed-ups off (WHISPERQ_MOTO_PATCHES=0)"
+        return f"{strict}; speed-ups off (WHISPERQ_MOTO_PATCHES=0)"
     if moto.__version__ != PATCHED_VERSION:
-        return f"moto {moto.__version__} is not {PATCHED_VERSION}: speed-ups not applied"
+        return f"{strict}; moto {moto.__version__} is not {PATCHED_VERSION}: speed-ups not applied"
     if not _applied:
         models.unix_time = _fast_unix_time(models.unix_time)
         models.unix_time_millis = _fast_unix_time_millis(models.unix_time_millis)
@@ -131,8 +177,8 @@ def apply() -> str:
         dispatcher = werkzeug_app.DomainDispatcherApplication
         dispatcher.get_backend_for_host = _remembered_backends(dispatcher.get_backend_for_host)
         _applied = True
-    return f"moto DynamoDB writes made atomic; moto {PATCHED_VERSION} patches applied (cheap clock, " \
-           "direct retention check, queue attributes computed once, services remembered by host)"
+    return f"{strict}; moto {PATCHED_VERSION} patches applied (cheap clock, direct retention check, queue " \
+           "attributes computed once, services remembered by host)"
 
 
 def is_applied() -> bool:

@@ -78,12 +78,14 @@ class Twin:
         self.api_key = "wq_" + secrets.token_urlsafe(24)
         self.callback_secret = secrets.token_urlsafe(32)
         self.api_key_ids: dict[str, str] = {}
-        # Chaos runs: a thread that kills workers (kill_every_s) and replaces the dead, as Lambda does.
-        self._chaos: threading.Thread | None = None
-        self._chaos_stop = threading.Event()
+        # A thread that replaces workers that died (a crash, an invocation ended at its timeout), as Lambda
+        # replaces a container, and in chaos runs kills one every kill_every_s.
+        self._supervisor: threading.Thread | None = None
+        self._supervisor_stop = threading.Event()
         self._workers_lock = threading.Lock()
         self.workers_killed = 0
         self.workers_replaced = 0
+        self._replaced: list[int] = []  # indexes of workers replaced since take_replacements()
 
     # --- lifecycle ---------------------------------------------------------------------
     def start(self) -> Twin:
@@ -105,7 +107,7 @@ class Twin:
             self._register_keys()
             self._start_front()
             self._start_workers()
-            self._start_chaos()
+            self._start_supervisor()
             if self.state_directory is not None:
                 state.write_state(self.state_directory, self.describe())
         except BaseException:
@@ -115,7 +117,7 @@ class Twin:
 
     def stop(self) -> None:
         """Stop workers (they finish or release what they hold), the front, then moto."""
-        self._stop_chaos()
+        self._stop_supervisor()
         self.stop_workers()
         self._end("_front")
         if self._collector is not None:
@@ -156,7 +158,7 @@ class Twin:
     def restart_workers(self, environ: dict[str, str | None]) -> None:
         """Stop the workers, change their environment (None removes a variable), start them again:
         a new deployment of the function, as when a chaos run switches its faults off."""
-        self._stop_chaos()
+        self._stop_supervisor()
         self.stop_workers()
         for name, value in environ.items():
             if value is None:
@@ -164,26 +166,25 @@ class Twin:
             else:
                 self._child_env[name] = value
         self._start_workers()
-        self._start_chaos()
+        self._start_supervisor()
 
-    def _start_chaos(self) -> None:
+    def _start_supervisor(self) -> None:
         spec = faults.FaultSpec.parse(self._child_env.get(faults.ENV))
-        if not spec.active:
-            return
-        self._chaos_stop.clear()
-        self._chaos = threading.Thread(target=self._chaos_loop, args=(spec,), name="twin-chaos", daemon=True)
-        self._chaos.start()
+        self._supervisor_stop.clear()
+        self._supervisor = threading.Thread(target=self._supervise, args=(spec,), name="twin-supervisor",
+                                            daemon=True)
+        self._supervisor.start()
 
-    def _stop_chaos(self) -> None:
-        if self._chaos is not None:
-            self._chaos_stop.set()
-            self._chaos.join(timeout=10)
-            self._chaos = None
+    def _stop_supervisor(self) -> None:
+        if self._supervisor is not None:
+            self._supervisor_stop.set()
+            self._supervisor.join(timeout=10)
+            self._supervisor = None
 
-    def _chaos_loop(self, spec: faults.FaultSpec) -> None:
+    def _supervise(self, spec: faults.FaultSpec) -> None:
         chooser = random.Random(spec.seed)
         next_kill = time.monotonic() + spec.kill_every_s if spec.kill_every_s else float("inf")
-        while not self._chaos_stop.wait(0.3):
+        while not self._supervisor_stop.wait(0.3):
             with self._workers_lock:
                 if time.monotonic() >= next_kill:
                     alive = [p for p in self._workers if p.is_alive()]
@@ -193,7 +194,9 @@ class Twin:
                         victim.join(timeout=5)
                         self.workers_killed += 1
                     next_kill = time.monotonic() + spec.kill_every_s
-                self.workers_replaced += len(self._replace_dead())
+                replaced = self._replace_dead()
+                self.workers_replaced += len(replaced)
+                self._replaced.extend(replaced)
 
     def __enter__(self) -> Twin:
         return self.start()
@@ -313,10 +316,11 @@ class Twin:
         process.start()
         return process
 
-    def supervise(self) -> list[int]:
-        """Replace workers that died (as Lambda replaces a crashed container); returns their indexes."""
+    def take_replacements(self) -> list[int]:
+        """The workers replaced since the last call (they died: a crash, or an invocation timed out)."""
         with self._workers_lock:
-            return self._replace_dead()
+            replaced, self._replaced = self._replaced, []
+            return replaced
 
     def _replace_dead(self) -> list[int]:
         replaced = []

@@ -14,8 +14,11 @@ from urllib.parse import urlsplit
 import requests
 import tenacity
 
+from whisperq.aws.jobs_table import JobsTable
+from whisperq.config import Settings
 from whisperq.core.callbacks import SIGNATURE_HEADER, TIMESTAMP_HEADER, is_private_host, sign
 from whisperq.core.errors import WhisperqError
+from whisperq.core.jobs import Job
 
 
 class CallbackRefused(Exception):
@@ -64,10 +67,11 @@ def deliver(url: str, payload: dict[str, Any], secret: str, allow_private: bool,
     return retrying(once)
 
 
-def notify(job: Any, settings: Any, jobs: Any, metrics: Any, log: Any, sleep: Callable[[float], None]) -> None:
+def notify(job: Job, settings: Settings, jobs: JobsTable, metrics: Any, log: Any,
+           sleep: Callable[[float], None]) -> None:
     """POST a final job to its callback URL, if it has one, and record the outcome on the job
     (`callbackStatus`); a receiver that fails is logged and counted, never raised."""
-    url = job.details.get("callbackUrl")
+    url = job.callback_url
     if not url:
         return
     if not settings.callback_secret:
@@ -76,8 +80,8 @@ def notify(job: Any, settings: Any, jobs: Any, metrics: Any, log: Any, sleep: Ca
         payload = {
             "jobId": job.job_id, "status": job.status.value, "filename": job.filename,
             "createdAt": job.created_at, "updatedAt": job.updated_at, "attempts": job.attempts,
-            "error": job.error, "transcriptKeys": job.details.get("transcriptKeys", {}),
-            "audioDurationS": job.details.get("audioDurationS"), "language": job.details.get("language"),
+            "error": job.error, "transcriptKeys": dict(job.transcript_keys),
+            "audioDurationS": job.run.audio_duration_s, "language": job.run.language,
         }
         try:
             outcome = deliver(url, payload, settings.callback_secret, settings.allow_private_callbacks, sleep=sleep)
@@ -86,6 +90,6 @@ def notify(job: Any, settings: Any, jobs: Any, metrics: Any, log: Any, sleep: Ca
             metrics.add_metric("CallbacksFailed", "Count", 1)
             log.warning("callback failed", extra={"callback_url": url, "error": outcome})
     try:
-        jobs.set_fields(job.job_id, {"callbackStatus": outcome})
+        jobs.set_callback_status(job.job_id, outcome)
     except WhisperqError as exc:  # bookkeeping only: the job's outcome stands
         log.warning("could not record the callback outcome", extra={"error": str(exc)})

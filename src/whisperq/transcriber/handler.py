@@ -16,13 +16,16 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from whisperq import faults
 from whisperq.aws.blobs import Blobs
+from whisperq.aws.chunks import ChunksTable
 from whisperq.aws.clients import Clients
 from whisperq.aws.jobs_table import JobsTable
 from whisperq.aws.queues import Queue
 from whisperq.aws.retry import RetryPolicy
 from whisperq.config import Settings
+from whisperq.transcriber.context import RetryCounter, WorkerContext
 from whisperq.transcriber.engines import load_engine
-from whisperq.transcriber.service import Delivery, Transcriber
+from whisperq.transcriber.messages import Delivery
+from whisperq.transcriber.service import Transcriber
 
 logger = Logger(service="whisperq-transcriber")
 metrics = Metrics(namespace="whisperq", service="whisperq-transcriber")
@@ -56,7 +59,8 @@ def warm_up(settings: Settings | None = None) -> Transcriber:
 
 def build_runtime(settings: Settings, clients: Clients, engine: Any, log: Any = logger,
                   sleep: Any = time.sleep, faults: faults.Injector | None = None) -> Transcriber:
-    """The transcriber with its adapters; their retries are counted on the job being worked on."""
+    """The transcriber with its adapters; their retries are counted on the attempt being worked on."""
+    retries = RetryCounter()
     runtime: Transcriber | None = None
 
     def on_retry(what: str, error: BaseException, attempt: int) -> None:
@@ -71,20 +75,11 @@ def build_runtime(settings: Settings, clients: Clients, engine: Any, log: Any = 
             queues[queue_arn] = Queue.by_arn(clients, queue_arn, policy)
         return queues[queue_arn]
 
-    def extend_visibility(queue_arn: str, receipt_handle: str, timeout_s: int) -> None:
-        queue(queue_arn).change_visibility_by_handle(receipt_handle, timeout_s)
-
-    def send_messages(queue_arn: str, bodies: list[str]) -> None:
-        queue(queue_arn).send_batch(bodies)
-
-    def backlog(queue_arn: str) -> int:
-        return queue(queue_arn).depth()["visible"]
-
-    runtime = Transcriber(
-        settings, JobsTable(clients, settings.table, policy), Blobs(clients, settings.bucket, policy), engine,
-        log, metrics=metrics, extend_visibility=extend_visibility, faults=faults, send_messages=send_messages,
-        backlog=backlog,
-    )
+    jobs = JobsTable(clients, settings.table, policy)
+    chunks = ChunksTable(clients, settings.chunks_table, jobs, settings.job_retention_days * 86400, policy)
+    context = WorkerContext(settings, jobs, chunks, Blobs(clients, settings.bucket, policy), engine, log,
+                            metrics=metrics, queue_by_arn=queue, faults=faults, retries=retries)
+    runtime = Transcriber(context)
     return runtime
 
 
@@ -95,7 +90,7 @@ def reset(runtime: Transcriber | None = None) -> None:
         _runtime = runtime
 
 
-def _delivery(record: SQSRecord) -> Delivery:
+def _delivery(record: SQSRecord, deadline: float | None = None) -> Delivery:
     attrs = record.raw_event.get("attributes") or {}
     sent = attrs.get("SentTimestamp")
     return Delivery(
@@ -104,11 +99,17 @@ def _delivery(record: SQSRecord) -> Delivery:
         sent_timestamp_ms=int(sent) if sent else None,
         receipt_handle=record.raw_event.get("receiptHandle"),
         queue_arn=record.raw_event.get("eventSourceARN"),
+        deadline=deadline,
     )
 
 
+# When the current invocation must end (time.monotonic()), for the record handler: Powertools calls it
+# with the record alone. One invocation at a time per process, as in Lambda.
+_deadline: float | None = None
+
+
 def record_handler(record: SQSRecord) -> list[str]:
-    outcomes = warm_up().handle_message(record.body, _delivery(record))
+    outcomes = warm_up().handle_message(record.body, _delivery(record, _deadline))
     logger.info("message handled", extra={"message_id": record.message_id, "outcomes": outcomes})
     return outcomes
 
@@ -116,7 +117,10 @@ def record_handler(record: SQSRecord) -> list[str]:
 @metrics.log_metrics
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    global _deadline
     runtime = warm_up()
+    remaining_ms = context.get_remaining_time_in_millis() if hasattr(context, "get_remaining_time_in_millis") else None
+    _deadline = time.monotonic() + remaining_ms / 1000 if remaining_ms is not None else None
     # The first record is taken at once; only those that wait behind it in the batch are worth a
     # QUEUED write (with batch size 1, none: one DynamoDB write per job saved).
     for raw in event.get("Records", [])[1:]:

@@ -1,14 +1,15 @@
 """What arrives on the transcription queue: S3 upload events (and chunk messages, see fanout), and
-what the queue tells us about each delivery."""
+what the queue and the invocation tell us about each delivery."""
 
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import unquote_plus
 
-from whisperq.core.errors import TransientError, WhisperqError
+from whisperq.core.errors import WhisperqError
 from whisperq.core.jobs import iso
 
 
@@ -27,6 +28,14 @@ class Delivery:
     sent_timestamp_ms: int | None
     receipt_handle: str | None = None
     queue_arn: str | None = None
+    # When the invocation that holds it must end (time.monotonic() seconds); None: a fresh invocation's.
+    deadline: float | None = None
+
+    def time_left_s(self, function_timeout_s: float) -> float:
+        """Seconds the invocation has left for this message."""
+        if self.deadline is None:
+            return float(function_timeout_s)
+        return max(0.0, self.deadline - time.monotonic())
 
 
 @dataclass(frozen=True)
@@ -69,10 +78,3 @@ def parse_s3_notification(body: str) -> list[ObjectEvent]:
 
 def iso_from_ms(epoch_ms: int) -> str:
     return iso(datetime.fromtimestamp(epoch_ms / 1000, tz=UTC))
-
-
-class LeaseLost(TransientError):
-    """A newer attempt took over our lease (we were slower than the visibility timeout). That attempt
-    holds the same SQS message under a newer receipt: acknowledging ours could delete it (moto deletes
-    by any receipt the message ever had), and if that attempt then died nothing would bring the job
-    back. So the message is left alone (an item failure): it returns if its holder dies."""

@@ -34,7 +34,7 @@ def is_silent(samples: Any) -> bool:
 
 @dataclass
 class Fetched:
-    """A job's audio, decoded, with how long each stage took."""
+    """A job's audio, decoded, with how long each stage took (seconds, by RunStats field name)."""
 
     samples: np.ndarray
     timings: dict[str, float] = field(default_factory=dict)
@@ -73,11 +73,11 @@ def fetch(blobs: Blobs, key: str, notes: dict[str, Any]) -> Fetched:
         started = time.perf_counter()
         with stage("download", **notes):
             blobs.download(key, local_path)
-        timings["downloadS"] = time.perf_counter() - started
+        timings["download_s"] = time.perf_counter() - started
         started = time.perf_counter()
         with stage("decode", **notes):
             samples = audio.decode(local_path, display_name)
-    timings["decodeS"] = time.perf_counter() - started
+    timings["decode_s"] = time.perf_counter() - started
     return Fetched(samples, timings)
 
 

@@ -1,0 +1,114 @@
+"""The writes a worker makes to a job under its lease: take the job, renew the lease, release it after
+a failed attempt, commit the transcript, complete or fail the job; and for a fanned-out job, record
+its plan, hand it to its chunks and claim its merge. Each is one conditional write that holds only
+while the caller's lease does, so a worker that lost its lease changes nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from whisperq.aws.expressions import Update
+from whisperq.aws.job_items import LEASE_NAMES, lease_attributes
+from whisperq.aws.jobs_table import JobsTable
+from whisperq.core.jobs import FanOutState, Job, JobStatus, RunStats, Timeline, attributes_of, iso, utc_now
+from whisperq.core.leases import Lease
+
+PROCESSING = JobStatus.PROCESSING
+WAITING = [JobStatus.UPLOADING, JobStatus.QUEUED]
+# What a completed job no longer needs: the lease, and the traces of attempts that failed.
+_CLEARED_ON_COMPLETION = (*LEASE_NAMES, "lastError", "error", "failedChunk", "deadLettered")
+
+
+def _holds(update: Update, lease: Lease) -> str:
+    return update.equals("leaseId", lease.id)
+
+
+def _held_by(job: Job, lease: Lease) -> bool:
+    return job.lease is not None and job.lease.id == lease.id
+
+
+class JobLeases:
+    """A worker's writes to jobs, each conditional on the worker's lease."""
+
+    def __init__(self, jobs: JobsTable):
+        self.jobs = jobs
+
+    def take(self, job_id: str, lease: Lease, replacing: Lease | None, receive_count: int, timeline: Timeline,
+             queue_wait_s: float | None) -> Job:
+        """Move a waiting job to PROCESSING under `lease`, or take a PROCESSING one over from the holder
+        whose lease (`replacing`, seen run out) has not changed since; one more attempt counted."""
+        update = Update().set({**lease_attributes(lease), "receiveCount": receive_count, **attributes_of(timeline),
+                               **attributes_of(RunStats(queue_wait_s=queue_wait_s))}).increment("attempts")
+        held = update.equals("leaseId", replacing.id) if replacing else update.absent("leaseId")
+        update.require(Update.either(update.one_of("status", [s.value for s in WAITING]),
+                                     f"({update.equals('status', PROCESSING.value)} AND {held})"))
+        return self.jobs.move(job_id, PROCESSING, [*WAITING, PROCESSING], update, lambda job: _held_by(job, lease))
+
+    def renew(self, job_id: str, lease: Lease) -> None:
+        """Push the lease's end on to `lease.expires_at` (the heartbeat of a long attempt)."""
+        update = Update().set({"leaseExpiresAt": lease.expires_at})
+        update.require(_holds(update, lease))
+        self.jobs.write(job_id, "renew its lease", update, lambda job: _held_by(job, lease))
+
+    def release(self, job_id: str, lease: Lease, last_error: str) -> Job:
+        """PROCESSING -> QUEUED after a failed attempt, so that the message's next delivery takes it at once."""
+        update = Update().set({"lastError": last_error}).remove(LEASE_NAMES)
+        update.require(_holds(update, lease))
+        return self.jobs.move(job_id, JobStatus.QUEUED, [PROCESSING], update)
+
+    def commit_result(self, job_id: str, lease: Lease, result_key: str, run: RunStats, timeline: Timeline) -> Job:
+        """Make `result_key` the job's transcript, once: every output is written from it from now on,
+        whoever writes them. Holds only under the lease and only if no transcript was committed."""
+        update = Update().set({"resultKey": result_key, **attributes_of(run), **attributes_of(timeline)})
+        update.require(_holds(update, lease)).require(update.equals("status", PROCESSING.value))
+        update.require(update.absent("resultKey"))
+        return self.jobs.write(job_id, "commit its transcript", update, lambda job: job.result_key == result_key)
+
+    def complete(self, job_id: str, lease: Lease, transcript_keys: Mapping[str, str], run: RunStats,
+                 timeline: Timeline, merge_s: float | None = None) -> Job:
+        """PROCESSING -> COMPLETED under the lease, with the outputs' keys."""
+        update = Update().set({"transcriptKeys": dict(transcript_keys), **attributes_of(run),
+                               **attributes_of(timeline)})
+        if merge_s is not None:
+            update.set({"mergeS": merge_s})
+        update.remove(_CLEARED_ON_COMPLETION).require(_holds(update, lease))
+        return self.jobs.move(job_id, JobStatus.COMPLETED, [PROCESSING], update)
+
+    def fail(self, job_id: str, lease: Lease | None, reason: str, last_error: str | None = None,
+             dead_lettered: bool = False, failed_chunk: int | None = None) -> Job:
+        """End the job FAILED with a reason a person can act on: under the worker's lease, or (a chunk
+        that failed for good, whose job nobody holds) from QUEUED or PROCESSING."""
+        update = Update().set({"error": reason, "failedAt": iso(utc_now())})
+        update.set({name: value for name, value in (("lastError", last_error), ("failedChunk", failed_chunk))
+                    if value is not None})
+        if dead_lettered:
+            update.set({"deadLettered": True})
+        if lease is None:
+            return self.jobs.move(job_id, JobStatus.FAILED, [JobStatus.QUEUED, PROCESSING], update)
+        update.remove(LEASE_NAMES).require(_holds(update, lease))
+        return self.jobs.move(job_id, JobStatus.FAILED, [PROCESSING], update)
+
+    # --- fan-out --------------------------------------------------------------------------
+    def record_plan(self, job_id: str, lease: Lease, plan: FanOutState, run: RunStats) -> Job:
+        """Record the job's chunk plan, once, under the lease, before any chunk message is sent."""
+        update = Update().set({**attributes_of(plan), **attributes_of(run)})
+        update.require(_holds(update, lease)).require(update.equals("status", PROCESSING.value))
+        update.require(update.absent("chunkPlanId"))
+        return self.jobs.write(job_id, "record its chunk plan", update,
+                               lambda job: job.fanout is not None and job.fanout.chunk_plan_id == plan.chunk_plan_id)
+
+    def mark_sent(self, job_id: str, lease: Lease, split_s: float) -> Job:
+        """Every chunk message is on the queue: the job's lease ends, its chunks carry it from here."""
+        update = Update().set({"chunksSentAt": iso(utc_now()), "splitS": split_s}).remove(LEASE_NAMES)
+        update.require(_holds(update, lease)).require(update.equals("status", PROCESSING.value))
+        return self.jobs.write(job_id, "hand the job to its chunks", update,
+                               lambda job: job.fanout is not None and job.fanout.chunks_sent_at is not None)
+
+    def claim_merge(self, job_id: str, lease: Lease, replacing: Lease | None) -> Job:
+        """Take the job's lease to merge it: every chunk counted done, and no holder but one whose lease
+        (`replacing`, seen run out) has not changed since."""
+        update = Update().set(lease_attributes(lease))
+        update.require(update.same("chunksDone", "chunks"))
+        update.require(update.equals("leaseId", replacing.id) if replacing else update.absent("leaseId"))
+        return self.jobs.move(job_id, PROCESSING, [JobStatus.QUEUED, PROCESSING], update,
+                              lambda job: _held_by(job, lease))

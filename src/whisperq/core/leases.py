@@ -1,0 +1,53 @@
+"""Leases: who may work on a piece of work (a whole job, one chunk of a fanned-out job, or its merge),
+until when, and what a delivery of its message does while someone holds it.
+
+Every delivery is at least once, so every piece of work is done under a lease taken with one
+conditional write. A delivery that finds the lease held by a live holder who came with another
+message is a duplicate: the holder's own message carries the work (and comes back if the holder
+dies), so the copy is acknowledged. A delivery that finds its *own* message's holder still live is
+that holder's message back early (the holder died, or could not extend the message's visibility):
+acknowledging it could lose the work, so it is handed back until the lease runs out.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass, replace
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A holder's claim on a piece of work: its id, until when (epoch seconds), the message it came with."""
+
+    id: str
+    expires_at: float
+    message_id: str | None = None
+
+    @classmethod
+    def new(cls, message_id: str | None, lease_s: float, now: float) -> Lease:
+        """A fresh lease for the holder of `message_id`, running `lease_s` seconds from `now`."""
+        return cls(str(uuid.uuid4()), now + lease_s, message_id)
+
+    def left_s(self, now: float) -> float:
+        """Seconds until the lease runs out (0 or less: it has)."""
+        return self.expires_at - now
+
+    def renewed(self, lease_s: float, now: float) -> Lease:
+        """The same lease, running `lease_s` seconds from `now`."""
+        return replace(self, expires_at=now + lease_s)
+
+
+class Verdict(enum.StrEnum):
+    TAKE = "take"  # nobody holds the work, or the holder's lease ran out: take it over
+    DUPLICATE = "duplicate"  # a live holder came with another message: acknowledge this copy
+    HAND_BACK = "hand-back"  # our own message is back while its holder's lease lives: return it later
+
+
+def on_delivery(holder: Lease | None, message_id: str, now: float) -> Verdict:
+    """What a delivery of `message_id` does about work whose lease is `holder` (None: not held)."""
+    if holder is None or holder.left_s(now) <= 0:
+        return Verdict.TAKE
+    if holder.message_id not in (None, message_id):
+        return Verdict.DUPLICATE
+    return Verdict.HAND_BACK

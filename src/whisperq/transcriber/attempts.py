@@ -1,0 +1,239 @@
+"""The delivery protocol: one attempt at one piece of work (a whole job, a chunk, a merge) under a lease.
+
+Every piece of work goes through the same steps, whatever it is:
+- begin: take the lease (whose table write is the lessor's), acknowledge the delivery as a duplicate
+  while another message's holder works, or hand our own message back while its holder's lease lives
+  (whisperq.core.leases decides which);
+- heartbeat: while it works, extend the message's visibility and renew the lease;
+- a retryable failure releases the lease so that the message's next delivery takes it at once, and on
+  the last delivery the queue allows ends the job FAILED with the reason (the message goes to the DLQ);
+- a permanent failure ends the job FAILED; the message is acknowledged;
+- finishing happens under the lease, and a write that finds the lease gone changes nothing: the newer
+  attempt that holds the work (and its message) carries on, so ours is left to it (LeaseLost).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Protocol
+
+from whisperq.aws.chunks import ChunkNotTaken
+from whisperq.aws.jobs_table import ConditionFailed
+from whisperq.core.errors import TransientError, WhisperqError
+from whisperq.core.fanout import Chunk
+from whisperq.core.jobs import Job, JobStatus, Timeline, iso, utc_now
+from whisperq.core.keys import transcript_key, work_prefixes
+from whisperq.core.leases import Lease, Verdict, on_delivery
+from whisperq.core.writers import WRITERS
+from whisperq.transcriber import callbacks
+from whisperq.transcriber.context import WorkerContext
+from whisperq.transcriber.heartbeat import Heartbeat
+from whisperq.transcriber.messages import Delivery, iso_from_ms
+
+
+class LeaseStillHeld(TransientError):
+    """Our own message came back while its holder's lease lives: it returns when the lease runs out."""
+
+
+class LeaseLost(TransientError):
+    """A newer attempt took over our lease (we were slower than the lease). That attempt holds the same
+    SQS message under a newer receipt: acknowledging ours could delete it (moto deletes by any receipt
+    the message ever had; SQS may too), and if that attempt then died nothing would bring the work
+    back. So the message is left alone (an item failure): it returns only if its holder dies."""
+
+
+NOT_HELD = (ConditionFailed, ChunkNotTaken)
+
+
+class Lessor(Protocol):
+    """The table side of one piece of work's lease."""
+
+    what: str  # how messages and errors name the work ("transcription", "chunk 2 of 6 (...)", "the merge")
+    after_dead_letter: str  # what a person can do once its message is dead-lettered
+
+    def take(self, lease: Lease, replacing: Lease | None) -> Any:
+        """Take the lease (from `replacing`, seen run out, or from nobody); raises one of NOT_HELD."""
+
+    def renew(self, lease: Lease) -> None: ...
+
+    def release(self, lease: Lease, reason: str) -> None:
+        """Let the next delivery take the work at once."""
+
+    def give_up(self, lease: Lease, error: str, last_error: str | None, dead_lettered: bool) -> None:
+        """End the job FAILED with `error` (and the last attempt's own error)."""
+
+
+class JobLessor:
+    """A whole job's lease: taking it moves the job to PROCESSING and counts an attempt."""
+
+    what = "transcription"
+    after_dead_letter = ("The upload's message was moved to the dead-letter queue, where an operator can "
+                         "inspect it")
+
+    def __init__(self, context: WorkerContext, job_id: str, delivery: Delivery):
+        self.context, self.job_id, self.delivery = context, job_id, delivery
+
+    def take(self, lease: Lease, replacing: Lease | None) -> Job:
+        delivery = self.delivery
+        enqueued = iso_from_ms(delivery.sent_timestamp_ms) if delivery.sent_timestamp_ms else None
+        wait_s = round(max(0.0, time.time() - delivery.sent_timestamp_ms / 1000), 3) \
+            if delivery.sent_timestamp_ms is not None else None
+        return self.context.leases.take(self.job_id, lease, replacing, delivery.receive_count,
+                                        Timeline(enqueued_at=enqueued, started_at=iso(utc_now())), wait_s)
+
+    def renew(self, lease: Lease) -> None:
+        self.context.leases.renew(self.job_id, lease)
+
+    def release(self, lease: Lease, reason: str) -> None:
+        self.context.leases.release(self.job_id, lease, reason)
+
+    def give_up(self, lease: Lease, error: str, last_error: str | None, dead_lettered: bool) -> None:
+        job = self.context.leases.fail(self.job_id, lease, error, last_error=last_error, dead_lettered=dead_lettered)
+        self.context.metrics.add_metric("JobsFailed", "Count", 1)
+        notify(self.context, job)
+
+
+class MergeLessor(JobLessor):
+    """A fanned-out job's lease for its merge: taken only when every chunk is done."""
+
+    what = "the merge"
+
+    def take(self, lease: Lease, replacing: Lease | None) -> Job:
+        return self.context.leases.claim_merge(self.job_id, lease, replacing)
+
+
+class ChunkLessor:
+    """One chunk's lease, in the chunk's own item; failing for good ends its whole job FAILED."""
+
+    def __init__(self, context: WorkerContext, job_id: str, chunk: Chunk, count: int):
+        self.context, self.job_id, self.chunk = context, job_id, chunk
+        self.what = f"chunk {chunk.index + 1} of {count} ({chunk.start_s:.1f}-{chunk.end_s:.1f} s)"
+        self.after_dead_letter = (f"Its message was moved to the dead-letter queue; `whisperq dlq replay --job "
+                                  f"{job_id}` resumes the job without redoing the finished chunks")
+
+    def take(self, lease: Lease, replacing: Lease | None) -> Any:
+        return self.context.chunks.take(self.job_id, self.chunk.index, lease, replacing)
+
+    def renew(self, lease: Lease) -> None:
+        self.context.chunks.renew(self.job_id, self.chunk.index, lease)
+
+    def release(self, lease: Lease, reason: str) -> None:
+        self.context.chunks.release(self.job_id, self.chunk.index, lease)
+
+    def give_up(self, lease: Lease, error: str, last_error: str | None, dead_lettered: bool) -> None:
+        # The job is nobody's to hold (its chunks carry it): fail it once; a second failing chunk finds it
+        # FAILED already. The chunk's lease goes, so that a replay of its message can take it at once.
+        try:
+            job = self.context.leases.fail(self.job_id, None, error, last_error=last_error or error,
+                                           dead_lettered=dead_lettered, failed_chunk=self.chunk.index)
+        except ConditionFailed:
+            job = None
+        self.release(lease, error)
+        if job is not None:
+            self.context.metrics.add_metric("JobsFailed", "Count", 1)
+            notify(self.context, job)
+
+
+class Attempt:
+    """One delivery's attempt at one piece of work (see the module docstring)."""
+
+    def __init__(self, context: WorkerContext, lessor: Lessor, delivery: Delivery):
+        self.context = context
+        self.lessor = lessor
+        self.delivery = delivery
+        self.lease: Lease | None = None
+        self._retries_before = context.retries.count
+
+    def begin(self, holder: Lease | None) -> Any:
+        """Take the lease from `holder` (None: nobody holds it); what the lessor's take returned, or None
+        when this delivery should be acknowledged without work (a duplicate, or another delivery took it
+        first). Raises LeaseStillHeld when our own message came back while its holder's lease lives."""
+        now = time.time()
+        verdict = on_delivery(holder, self.delivery.message_id, now)
+        if verdict is Verdict.DUPLICATE:
+            self.context.log.info(f"{self.lessor.what} is leased by another worker; acknowledging duplicate")
+            return None
+        if verdict is Verdict.HAND_BACK:
+            assert holder is not None
+            self.context.queue.return_after(self.delivery, holder.left_s(now))
+            raise LeaseStillHeld(f"{self.lessor.what} is still leased by an earlier attempt for "
+                                 f"{holder.left_s(now):.1f} s; its message returns when the lease runs out")
+        lease = Lease.new(self.delivery.message_id, self.context.lease_s, now)
+        try:
+            taken = self.lessor.take(lease, holder)
+        except NOT_HELD:
+            self.context.log.info(f"{self.lessor.what} was taken by another delivery; acknowledging")
+            return None
+        self.lease = lease
+        self._retries_before = self.context.retries.count
+        return taken
+
+    @property
+    def held(self) -> Lease:
+        assert self.lease is not None, "begin() first"
+        return self.lease
+
+    @property
+    def retries(self) -> int:
+        """AWS calls retried during this attempt."""
+        return self.context.retries.count - self._retries_before
+
+    def heartbeat(self) -> Heartbeat:
+        """While the block runs: extend the message's visibility and renew the lease, in time."""
+
+        def beat() -> None:
+            self.context.queue.extend(self.delivery, self.context.lease_s)
+            renewed = self.held.renewed(self.context.lease_s, time.time())
+            self.lessor.renew(renewed)
+            self.lease = renewed
+
+        return Heartbeat(self.context.heartbeat_s, beat, self.context.log)
+
+    def lost(self, job: Job) -> str:
+        """A write under our lease did not hold: the job was cancelled (remove what we wrote late and
+        acknowledge), or a newer attempt holds the work (raise LeaseLost)."""
+        if job.status is JobStatus.CANCELLED:
+            self.context.log.info("job was cancelled while running; removing what it wrote")
+            remove_outputs(self.context, job.job_id)
+            return "skipped:cancelled"
+        self.context.log.warning(f"lost the lease of {self.lessor.what}; leaving it to the newer attempt")
+        raise LeaseLost(f"{self.lessor.what} of job {job.job_id}: a newer attempt holds its lease; "
+                        "its message is left to it")
+
+    def failed(self, exc: BaseException) -> None:
+        """A retryable failure: release the work for the message's next delivery or, on the last
+        delivery the queue allows, end the job FAILED with the reason. The caller re-raises, so that
+        SQS delivers the message again or dead-letters it."""
+        reason = f"{type(exc).__name__}: {exc}"
+        max_receives = self.context.settings.queue.max_receive_count
+        self.context.metrics.add_metric("AttemptsFailed", "Count", 1)
+        self.context.log.exception("attempt failed", extra={"receive_count": self.delivery.receive_count})
+        try:
+            if self.delivery.receive_count >= max_receives:
+                self.lessor.give_up(self.held, f"{self.lessor.what} failed on all {max_receives} attempts; "
+                                               f"last error: {reason}. {self.lessor.after_dead_letter}", reason, True)
+            else:
+                self.lessor.release(self.held, reason)
+        except (WhisperqError, *NOT_HELD) as bookkeeping_error:
+            # The message still returns after its visibility timeout; the lease then runs out.
+            self.context.log.warning("could not record the failed attempt", extra={"error": str(bookkeeping_error)})
+
+    def failed_for_good(self, reason: str) -> None:
+        """Not transcribable however often we try: the job ends FAILED with the reason."""
+        self.context.log.warning("job failed permanently", extra={"error": reason})
+        try:
+            self.lessor.give_up(self.held, reason, None, False)
+        except NOT_HELD as exc:
+            raise LeaseLost(f"{self.lessor.what}: a newer attempt holds its lease") from exc
+
+
+def remove_outputs(context: WorkerContext, job_id: str) -> None:
+    """Delete a job's transcripts and its workers' objects (a cancelled job's, written late)."""
+    context.blobs.delete([transcript_key(job_id, fmt) for fmt in WRITERS])
+    for prefix in work_prefixes(job_id):
+        context.blobs.delete_prefix(prefix)
+
+
+def notify(context: WorkerContext, job: Job) -> None:
+    """Tell the job's callback URL that it ended, if it has one; failures are recorded, never raised."""
+    callbacks.notify(job, context.settings, context.jobs, context.metrics, context.log, context.callback_sleep)

@@ -1,0 +1,158 @@
+"""What every piece of a worker's work shares: its settings, adapters, engine, log and metrics, the
+queue side of a delivery, the count of AWS retries, and the engine's measured speed. Built once per
+worker (handler.build_runtime) and handed to the whole-file, fan-out and completion code alike."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from whisperq.aws.blobs import Blobs
+from whisperq.aws.chunks import ChunksTable
+from whisperq.aws.job_leases import JobLeases
+from whisperq.aws.jobs_table import JobsTable
+from whisperq.aws.queues import Queue
+from whisperq.config import Settings
+from whisperq.core.errors import WhisperqError
+from whisperq.core.jobs import iso, utc_now
+from whisperq.faults import Injector
+from whisperq.transcriber.engines import Engine
+from whisperq.transcriber.messages import Delivery
+
+# Until a worker has timed its engine, how many seconds one second of audio takes, by model family:
+# pessimistic on purpose (on these 2-core machines, one thread, beam 5: tiny.en took about 0.045 and base
+# about 0.075: docs/benchmarks/models.md), so that a fresh worker cuts a file it is unsure of rather than
+# start what its invocation cannot finish.
+PRIOR_S_PER_AUDIO_S = {"tiny": 0.1, "base": 0.2, "small": 0.5, "medium": 1.5, "large": 3.0}
+UNKNOWN_MODEL_S_PER_AUDIO_S = 3.0
+
+
+class Metrics(Protocol):
+    def add_metric(self, name: str, unit: str, value: float) -> None: ...
+
+
+class NoMetrics:
+    def add_metric(self, name: str, unit: str, value: float) -> None:
+        pass
+
+
+class QueueOps:
+    """The queue side of a delivery: its message's visibility, the queue it came from, its backlog."""
+
+    def __init__(self, queue_by_arn: Callable[[str], Queue] | None, log: Any):
+        self._queue = queue_by_arn
+        self._log = log
+
+    def extend(self, delivery: Delivery, seconds: int) -> None:
+        """Hide the delivered message for `seconds` more (the heartbeat of a long attempt)."""
+        if self._queue and delivery.receipt_handle and delivery.queue_arn:
+            self._queue(delivery.queue_arn).change_visibility_by_handle(delivery.receipt_handle, seconds)
+
+    def return_after(self, delivery: Delivery, seconds: float) -> None:
+        """Best effort: make the message visible again just after `seconds`."""
+        try:
+            self.extend(delivery, min(43_200, int(seconds) + 1))
+        except WhisperqError as exc:
+            self._log.warning("could not delay the message", extra={"error": str(exc)})
+
+    def can_send(self, delivery: Delivery) -> bool:
+        return self._queue is not None and delivery.queue_arn is not None
+
+    def send(self, delivery: Delivery, bodies: list[str]) -> None:
+        """Send messages to the queue the delivery came from."""
+        assert self._queue is not None and delivery.queue_arn is not None
+        self._queue(delivery.queue_arn).send_batch(bodies)
+
+    def backlog(self, delivery: Delivery) -> int | None:
+        """Messages waiting in the delivery's queue; None when it cannot be read."""
+        if not self.can_send(delivery):
+            return None
+        try:
+            return self._queue(delivery.queue_arn).depth()["visible"]  # type: ignore[misc, arg-type]
+        except WhisperqError as exc:
+            self._log.warning("could not read the queue's backlog", extra={"error": str(exc)})
+            return None
+
+
+class SpeedMeter:
+    """The engine's speed on this worker, in seconds of transcription per second of audio: a prior
+    until it has timed a transcription, then quick to slow down and slow to speed up."""
+
+    def __init__(self, prior_s_per_audio_s: float):
+        self.s_per_audio_s = prior_s_per_audio_s
+        self._lock = threading.Lock()
+
+    @classmethod
+    def for_engine(cls, engine: Engine) -> SpeedMeter:
+        own = getattr(engine, "seconds_per_audio_second", None)  # the synthetic engine says its own
+        if own is not None:
+            return cls(float(own))
+        name = engine.model_name.rsplit("/", 1)[-1].lower()
+        family = next((family for family in PRIOR_S_PER_AUDIO_S if family in name), None)
+        return cls(PRIOR_S_PER_AUDIO_S[family] if family else UNKNOWN_MODEL_S_PER_AUDIO_S)
+
+    def record(self, audio_s: float, transcribe_s: float) -> None:
+        if audio_s < 1.0:
+            return  # too short to say anything about the engine's speed
+        observed = transcribe_s / audio_s
+        with self._lock:
+            if observed >= self.s_per_audio_s:
+                self.s_per_audio_s = observed
+            else:
+                self.s_per_audio_s = 0.8 * self.s_per_audio_s + 0.2 * observed
+
+    def expected_s(self, audio_s: float) -> float:
+        """How long transcribing `audio_s` seconds of audio should take here."""
+        return audio_s * self.s_per_audio_s
+
+
+class RetryCounter:
+    """Retries of AWS calls in this worker, counted by the adapters' retry policy."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+
+class WorkerContext:
+    """One worker's settings, adapters and engine (see the module docstring)."""
+
+    def __init__(self, settings: Settings, jobs: JobsTable, chunks: ChunksTable, blobs: Blobs, engine: Engine,
+                 log: Any, metrics: Metrics | None = None, queue_by_arn: Callable[[str], Queue] | None = None,
+                 faults: Injector | None = None, retries: RetryCounter | None = None):
+        self.settings = settings
+        self.jobs = jobs
+        self.leases = JobLeases(jobs)
+        self.chunks = chunks
+        self.blobs = blobs
+        self.engine = engine
+        self.log = log
+        self.metrics: Metrics = metrics or NoMetrics()
+        self.queue = QueueOps(queue_by_arn, log)
+        self.faults = faults  # chaos runs only (WHISPERQ_FAULTS)
+        self.retries = retries or RetryCounter()
+        self.speed = SpeedMeter.for_engine(engine)
+        self.callback_sleep: Callable[[float], None] = time.sleep
+        # When this worker's model was ready (the engine is loaded before the context is built).
+        self.model_ready_at = iso(utc_now())
+        self._cold = True  # until this worker finished its first job
+
+    @property
+    def lease_s(self) -> int:
+        """How long a lease lasts: as long as the message stays hidden."""
+        return self.settings.queue.visibility_timeout_s
+
+    @property
+    def heartbeat_s(self) -> float:
+        # A third of the lease, so that two beats can fail before the lease runs out.
+        return max(1.0, self.lease_s / 3)
+
+    def notes(self, job_id: str, **more: Any) -> dict[str, Any]:
+        """The annotations of this job's trace subsegments."""
+        return {"jobId": job_id, "engine": self.engine.name, "model": self.engine.model_name, **more}
+
+    def take_cold_start(self) -> bool:
+        """True for this worker's first finished job (its cold start), False after."""
+        cold, self._cold = self._cold, False
+        return cold
