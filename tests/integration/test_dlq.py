@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from aws_lambda_powertools import Logger
@@ -10,7 +11,8 @@ from aws_lambda_powertools import Logger
 from tests.conftest import EXAMPLES
 from whisperq.aws.dlq import DeadLetterQueue
 from whisperq.aws.job_leases import JobLeases
-from whisperq.core.jobs import JobStatus
+from whisperq.core.jobs import JobStatus, Timeline
+from whisperq.core.leases import Lease
 from whisperq.local.esm import lambda_record
 from whisperq.local.lambda_context import LocalLambdaContext
 from whisperq.transcriber import handler as function
@@ -24,7 +26,10 @@ def dead_letter(stack, filename: str) -> str:
     stack.dlq.send(message.body)
     stack.queue.delete([message])
     stack.jobs.mark_queued(job_id)
-    JobLeases(stack.jobs).fail(job_id, None, "failed on all attempts", dead_lettered=True)
+    lease = Lease.new(message.message_id, 60, time.time())
+    leases = JobLeases(stack.jobs)
+    leases.take(job_id, lease, None, 3, Timeline(), None)
+    leases.fail(job_id, lease, "failed on all attempts", dead_lettered=True)
     return job_id
 
 

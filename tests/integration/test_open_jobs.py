@@ -48,7 +48,7 @@ def test_open_index_when_a_failed_job_is_replayed_then_it_is_open_again_under_it
     unowned = new_job(stack, owner=None)
     for each in (job, unowned):
         stack.jobs.mark_queued(each.job_id)
-        JobLeases(stack.jobs).fail(each.job_id, None, "failed on all attempts", dead_lettered=True)
+        JobLeases(stack.jobs).fail(each.job_id, take(stack, each), "failed on all attempts", dead_lettered=True)
     assert stack.jobs.list_open("alice") == {} and stack.jobs.list_open("default") == {}
 
     # What the dead-letter replay does (whisperq.aws.dlq): FAILED -> QUEUED.

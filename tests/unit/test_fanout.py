@@ -125,6 +125,7 @@ def _budget(**changes):
         ({"time_left_s": 50, "function_timeout_s": 50, "backlog": 5}, "whole"),  # fits twice over with its overhead
         ({"can_split": False, "time_left_s": 20, "function_timeout_s": 900}, "wait"),  # a fresh invocation would do
         ({"can_split": False, "expected_s": 1000}, "too-long"),  # nothing can, and it cannot be cut
+        ({"can_split": False, "expected_s": 897, "time_left_s": 10}, "too-long"),  # not even with overhead
         ({"fanout_min_duration_s": 0, "expected_s": 1000}, "too-long"),  # fan-out off: the knob to turn
         ({"fanout_min_duration_s": 0, "expected_s": 500}, "whole"),  # off, and it fits
         ({"duration_s": 50, "expected_s": 40, "time_left_s": 60, "function_timeout_s": 60}, "whole"),  # one chunk

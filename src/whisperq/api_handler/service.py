@@ -16,7 +16,7 @@ from whisperq.core.audio import validate_content_type
 from whisperq.core.callbacks import validate_callback_url
 from whisperq.core.errors import InvalidRequest, InvalidTransition, JobNotFound, WhisperqError
 from whisperq.core.jobs import DEFAULT_OWNER, Job, JobStatus, iso, new_job_id, parse_iso, utc_now, validate_job_id
-from whisperq.core.keys import audio_key, clean_filename, transcript_key, work_prefixes
+from whisperq.core.keys import audio_key, clean_filename, output_keys, work_prefixes
 from whisperq.core.options import TranscribeOptions
 from whisperq.core.writers import WRITERS
 
@@ -210,7 +210,7 @@ class JobService:
             job = self.jobs.cancel(job.job_id)
         except InvalidTransition as exc:
             raise Conflict(f"job {job.job_id} ended {exc.current} before it could be cancelled") from exc
-        keys = [job.audio_key, *job.transcript_keys.values(), *(transcript_key(job.job_id, fmt) for fmt in WRITERS)]
+        keys = [job.audio_key, *job.transcript_keys.values(), *output_keys(job.job_id)]
         self.blobs.delete(sorted(set(keys)))
         # What its workers made (chunks, their results, attempts' transcripts): they skip the job from now
         # on and delete what they write late.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +21,7 @@ from whisperq.aws.errors import as_core_error, error_code
 from whisperq.aws.expressions import Update
 from whisperq.aws.job_items import LEASE_NAMES, item_to_chunk, lease_attributes
 from whisperq.aws.jobs_table import JobsTable
-from whisperq.aws.retry import RetryPolicy
+from whisperq.aws.retry import RetryPolicy, call_conditional
 from whisperq.core.errors import TransientError, WhisperqError
 from whisperq.core.jobs import ChunkRecord, Job, JobStatus, iso, utc_now
 from whisperq.core.leases import Lease
@@ -123,12 +124,8 @@ class ChunksTable:
         with contextlib.suppress(ChunkNotTaken):
             self._write(job_id, index, update, lambda chunk: chunk.lease is None or chunk.lease.id != lease.id)
 
-    def _write(self, job_id: str, index: int, update: Update, landed: Any) -> ChunkRecord:
-        attempt = 0
-
+    def _write(self, job_id: str, index: int, update: Update, landed: Callable[[ChunkRecord], bool]) -> ChunkRecord:
         def once() -> ChunkRecord:
-            nonlocal attempt
-            attempt += 1
             try:
                 response = self._ddb.update_item(TableName=self.table_name, Key=self._key(job_id, index),
                                                  ReturnValues="ALL_NEW", **update.request())
@@ -138,12 +135,10 @@ class ChunksTable:
                     raise as_core_error(exc, f"updating chunk {index} of job {job_id}") from exc
             except BotoCoreError as exc:
                 raise as_core_error(exc, f"updating chunk {index} of job {job_id}") from exc
-            current = self._get(job_id, index)
-            if attempt > 1 and landed(current):  # an earlier try of ours landed and its answer was lost
-                return current
-            raise ChunkNotTaken(current)
+            raise ChunkNotTaken(self._get(job_id, index))
 
-        return self.retry.call("update chunk", once)
+        return call_conditional(self.retry, "update chunk", once, ChunkNotTaken,
+                                lambda exc: exc.chunk if landed(exc.chunk) else None)  # type: ignore[attr-defined]
 
     def count_done(self, job_id: str, index: int, lease: Lease, transcribe_s: float) -> Counted:
         """Mark the chunk done under our lease and add it to its job's count, in one transaction.
@@ -153,29 +148,49 @@ class ChunksTable:
         chunk.require(chunk.equals("leaseId", lease.id)).require(chunk.absent("doneBy"))
         job = Update().add({"chunksDone": 1, "chunksTranscribeS": round(transcribe_s, 4)})
         job.set({"updatedAt": iso(utc_now())}).require(job.one_of("status", [s.value for s in WORKABLE]))
+        self._transact(job_id, index, chunk, job, "count chunk done", lambda chunk: chunk.done_by == lease.id)
+        # Whoever reads the count at its total merges (the merge's own lease keeps that to one worker).
+        return Counted(self.jobs.get(job_id))
+
+    def fail_job(self, job_id: str, index: int, lease: Lease, failing: Update) -> Job | None:
+        """A chunk that failed for good ends its job FAILED (`failing`'s changes), in one transaction with
+        dropping the chunk's lease: only while we still hold the chunk and it is not done (ChunkNotTaken
+        otherwise), and only a job still QUEUED or PROCESSING. The job after, or None when the job was
+        not there to fail (a second failing chunk finds it FAILED already): the lease is dropped alone."""
+        chunk = Update().remove(LEASE_NAMES)
+        chunk.require(chunk.equals("leaseId", lease.id)).require(chunk.absent("doneBy"))
+        job = self.jobs.moving(failing, JobStatus.FAILED, [JobStatus.QUEUED, JobStatus.PROCESSING])
+        try:
+            self._transact(job_id, index, chunk, job, "fail job for its chunk", lambda chunk: False)
+        except ChunkNotTaken as exc:
+            held = exc.chunk.lease is not None and exc.chunk.lease.id == lease.id and not exc.chunk.done_by
+            if not held:
+                raise
+            self.release(job_id, index, lease)
+            return None
+        return self.jobs.get(job_id)
+
+    def _transact(self, job_id: str, index: int, chunk: Update, job: Update, what: str,
+                  landed: Callable[[ChunkRecord], bool]) -> None:
+        """One transaction: `chunk` on the chunk's item and `job` on its job's, both or neither. A
+        refusal raises ChunkNotTaken with both as they are now, unless `landed` recognises an earlier
+        try of ours in the chunk (its answer lost)."""
         items = [{"Update": {"TableName": self.table_name, "Key": self._key(job_id, index), **chunk.request()}},
                  {"Update": {"TableName": self.jobs.table_name, "Key": {"jobId": {"S": job_id}}, **job.request()}}]
-        attempt = 0
 
         def once() -> None:
-            nonlocal attempt
-            attempt += 1
             try:
                 self._ddb.transact_write_items(TransactItems=items)
                 return
             except ClientError as exc:
                 if error_code(exc) != "TransactionCanceledException":
-                    raise as_core_error(exc, f"counting chunk {index} of job {job_id} done") from exc
+                    raise as_core_error(exc, f"{what}: chunk {index} of job {job_id}") from exc
                 reasons = {reason.get("Code") for reason in exc.response.get("CancellationReasons", [])}
                 if reasons & _PASSING_REASONS:
-                    raise TransientError(f"counting chunk {index} of job {job_id} done: {sorted(reasons)}") from exc
+                    raise TransientError(f"{what}: chunk {index} of job {job_id}: {sorted(reasons)}") from exc
             except BotoCoreError as exc:
-                raise as_core_error(exc, f"counting chunk {index} of job {job_id} done") from exc
-            current = self._get(job_id, index)
-            if current.done_by == lease.id:
-                return  # an earlier try of ours counted it, and its answer was lost
-            raise ChunkNotTaken(current, self.jobs.get(job_id))
+                raise as_core_error(exc, f"{what}: chunk {index} of job {job_id}") from exc
+            raise ChunkNotTaken(self._get(job_id, index), self.jobs.get(job_id))
 
-        self.retry.call("count chunk done", once)
-        # Whoever reads the count at its total merges (the merge's own lease keeps that to one worker).
-        return Counted(self.jobs.get(job_id))
+        call_conditional(self.retry, what, once, ChunkNotTaken,
+                         lambda exc: True if landed(exc.chunk) else None)  # type: ignore[attr-defined]

@@ -90,6 +90,10 @@ class Update:
     def either(*conditions: str) -> str:
         return "(" + " OR ".join(conditions) + ")"
 
+    @staticmethod
+    def both(*conditions: str) -> str:
+        return "(" + " AND ".join(conditions) + ")"
+
     # --- the request ----------------------------------------------------------------------
     def request(self) -> dict[str, Any]:
         """The UpdateItem arguments: UpdateExpression, ConditionExpression and their placeholders."""

@@ -107,4 +107,4 @@ def job_to_item(job: Job) -> dict[str, Any]:
 def item_to_chunk(item: Mapping[str, Any]) -> ChunkRecord:
     values = plain(item)
     return ChunkRecord(str(values["jobId"]), int(values["chunk"]), lease_from(values), int(values.get("attempts", 0)),
-                       values.get("doneBy"), values.get("transcribeS"))
+                       values.get("doneBy"))

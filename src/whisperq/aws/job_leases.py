@@ -1,7 +1,9 @@
-"""The writes a worker makes to a job under its lease: take the job, renew the lease, release it after
-a failed attempt, commit the transcript, complete or fail the job; and for a fanned-out job, record
-its plan, hand it to its chunks and claim its merge. Each is one conditional write that holds only
-while the caller's lease does, so a worker that lost its lease changes nothing."""
+"""The writes a worker makes to a job: take it, renew the lease, release it after a failed attempt,
+commit the transcript, complete or fail the job; and for a fanned-out job, record its plan, hand it to
+its chunks and claim its merge. Each is one conditional write. Those made under a lease hold only
+while the caller's lease does, so a worker that lost its lease changes nothing; taking (a job, its
+merge) holds only from a holder whose lease the caller saw run out; a chunk that failed for good
+fails its job only together with its own chunk lease (aws/chunks.py)."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from whisperq.core.leases import Lease
 PROCESSING = JobStatus.PROCESSING
 WAITING = [JobStatus.UPLOADING, JobStatus.QUEUED]
 # What a completed job no longer needs: the lease, and the traces of attempts that failed.
-_CLEARED_ON_COMPLETION = (*LEASE_NAMES, "lastError", "error", "failedChunk", "deadLettered")
+_CLEARED_ON_COMPLETION = (*LEASE_NAMES, "lastError", "error", "failedChunk", "failedAt", "deadLettered")
 
 
 def _holds(update: Update, lease: Lease) -> str:
@@ -36,12 +38,15 @@ class JobLeases:
     def take(self, job_id: str, lease: Lease, replacing: Lease | None, receive_count: int, timeline: Timeline,
              queue_wait_s: float | None) -> Job:
         """Move a waiting job to PROCESSING under `lease`, or take a PROCESSING one over from the holder
-        whose lease (`replacing`, seen run out) has not changed since; one more attempt counted."""
+        whose lease (`replacing`, seen run out) has not changed since; one more attempt counted. Never a
+        job handed to its chunks (they carry it)."""
         update = Update().set({**lease_attributes(lease), "receiveCount": receive_count, **attributes_of(timeline),
                                **attributes_of(RunStats(queue_wait_s=queue_wait_s))}).increment("attempts")
-        held = update.equals("leaseId", replacing.id) if replacing else update.absent("leaseId")
-        update.require(Update.either(update.one_of("status", [s.value for s in WAITING]),
-                                     f"({update.equals('status', PROCESSING.value)} AND {held})"))
+        waiting = update.one_of("status", [s.value for s in WAITING])
+        if replacing is not None:
+            waiting = Update.either(waiting, Update.both(update.equals("status", PROCESSING.value),
+                                                         update.equals("leaseId", replacing.id)))
+        update.require(waiting).require(update.absent("chunksSentAt"))
         return self.jobs.move(job_id, PROCESSING, [*WAITING, PROCESSING], update, lambda job: _held_by(job, lease))
 
     def renew(self, job_id: str, lease: Lease) -> None:
@@ -54,7 +59,8 @@ class JobLeases:
         """PROCESSING -> QUEUED after a failed attempt, so that the message's next delivery takes it at once."""
         update = Update().set({"lastError": last_error}).remove(LEASE_NAMES)
         update.require(_holds(update, lease))
-        return self.jobs.move(job_id, JobStatus.QUEUED, [PROCESSING], update)
+        return self.jobs.move(job_id, JobStatus.QUEUED, [PROCESSING], update,
+                              lambda job: job.lease is None and job.last_error == last_error)
 
     def commit_result(self, job_id: str, lease: Lease, result_key: str, run: RunStats, timeline: Timeline) -> Job:
         """Make `result_key` the job's transcript, once: every output is written from it from now on,
@@ -67,26 +73,20 @@ class JobLeases:
     def complete(self, job_id: str, lease: Lease, transcript_keys: Mapping[str, str], run: RunStats,
                  timeline: Timeline, merge_s: float | None = None) -> Job:
         """PROCESSING -> COMPLETED under the lease, with the outputs' keys."""
-        update = Update().set({"transcriptKeys": dict(transcript_keys), **attributes_of(run),
+        update = Update().set({"transcriptKeys": dict(transcript_keys), "finishedBy": lease.id, **attributes_of(run),
                                **attributes_of(timeline)})
         if merge_s is not None:
             update.set({"mergeS": merge_s})
         update.remove(_CLEARED_ON_COMPLETION).require(_holds(update, lease))
-        return self.jobs.move(job_id, JobStatus.COMPLETED, [PROCESSING], update)
+        return self.jobs.move(job_id, JobStatus.COMPLETED, [PROCESSING], update,
+                              lambda job: job.finished_by == lease.id)
 
-    def fail(self, job_id: str, lease: Lease | None, reason: str, last_error: str | None = None,
-             dead_lettered: bool = False, failed_chunk: int | None = None) -> Job:
-        """End the job FAILED with a reason a person can act on: under the worker's lease, or (a chunk
-        that failed for good, whose job nobody holds) from QUEUED or PROCESSING."""
-        update = Update().set({"error": reason, "failedAt": iso(utc_now())})
-        update.set({name: value for name, value in (("lastError", last_error), ("failedChunk", failed_chunk))
-                    if value is not None})
-        if dead_lettered:
-            update.set({"deadLettered": True})
-        if lease is None:
-            return self.jobs.move(job_id, JobStatus.FAILED, [JobStatus.QUEUED, PROCESSING], update)
+    def fail(self, job_id: str, lease: Lease, reason: str, last_error: str | None = None,
+             dead_lettered: bool = False) -> Job:
+        """End the job FAILED under the worker's lease, with a reason a person can act on."""
+        update = failing(reason, last_error, dead_lettered).set({"finishedBy": lease.id})
         update.remove(LEASE_NAMES).require(_holds(update, lease))
-        return self.jobs.move(job_id, JobStatus.FAILED, [PROCESSING], update)
+        return self.jobs.move(job_id, JobStatus.FAILED, [PROCESSING], update, lambda job: job.finished_by == lease.id)
 
     # --- fan-out --------------------------------------------------------------------------
     def record_plan(self, job_id: str, lease: Lease, plan: FanOutState, run: RunStats) -> Job:
@@ -99,16 +99,28 @@ class JobLeases:
 
     def mark_sent(self, job_id: str, lease: Lease, split_s: float) -> Job:
         """Every chunk message is on the queue: the job's lease ends, its chunks carry it from here."""
-        update = Update().set({"chunksSentAt": iso(utc_now()), "splitS": split_s}).remove(LEASE_NAMES)
+        sent_at = iso(utc_now())
+        update = Update().set({"chunksSentAt": sent_at, "splitS": split_s}).remove(LEASE_NAMES)
         update.require(_holds(update, lease)).require(update.equals("status", PROCESSING.value))
         return self.jobs.write(job_id, "hand the job to its chunks", update,
-                               lambda job: job.fanout is not None and job.fanout.chunks_sent_at is not None)
+                               lambda job: job.fanout is not None and job.fanout.chunks_sent_at == sent_at)
 
     def claim_merge(self, job_id: str, lease: Lease, replacing: Lease | None) -> Job:
         """Take the job's lease to merge it: every chunk counted done, and no holder but one whose lease
         (`replacing`, seen run out) has not changed since."""
         update = Update().set(lease_attributes(lease))
-        update.require(update.same("chunksDone", "chunks"))
+        update.require(update.same("chunksDone", "chunks")).require(update.exists("chunksSentAt"))
         update.require(update.equals("leaseId", replacing.id) if replacing else update.absent("leaseId"))
         return self.jobs.move(job_id, PROCESSING, [JobStatus.QUEUED, PROCESSING], update,
                               lambda job: _held_by(job, lease))
+
+
+def failing(reason: str, last_error: str | None = None, dead_lettered: bool = False,
+            failed_chunk: int | None = None) -> Update:
+    """The changes that end a job FAILED (the status move itself: JobsTable.moving)."""
+    update = Update().set({"error": reason, "failedAt": iso(utc_now())})
+    update.set({name: value for name, value in (("lastError", last_error), ("failedChunk", failed_chunk))
+                if value is not None})
+    if dead_lettered:
+        update.set({"deadLettered": True})
+    return update

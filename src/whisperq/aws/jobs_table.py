@@ -14,8 +14,8 @@ from whisperq.aws.clients import Clients
 from whisperq.aws.cursors import decode_cursor, encode_cursor
 from whisperq.aws.errors import as_core_error, error_code
 from whisperq.aws.expressions import Update
-from whisperq.aws.job_items import item_to_job, job_to_item
-from whisperq.aws.retry import RetryPolicy
+from whisperq.aws.job_items import LEASE_NAMES, item_to_job, job_to_item
+from whisperq.aws.retry import RetryPolicy, call_conditional
 from whisperq.core.errors import InvalidTransition, JobNotFound, TransientError, WhisperqError
 from whisperq.core.jobs import DEFAULT_OWNER, Job, JobStatus, iso, sources_of, utc_now
 
@@ -61,22 +61,13 @@ class JobsTable:
 
         Retry-safe: when an earlier attempt stored the job but its answer was lost, the retry's
         failed condition finds this very job (same item) and counts as success."""
-        attempt = 0
 
-        def once() -> Job:
-            nonlocal attempt
-            attempt += 1
-            try:
-                return self._create(job)
-            except JobIdTaken:
-                if attempt > 1:
-                    stored = self._get(job.job_id)
-                    if (stored.created_at, stored.audio_key, stored.owner) == (
-                            job.created_at, job.audio_key, job.owner):
-                        return job
-                raise
+        def ours(exc: Exception) -> Job | None:
+            stored = self._get(job.job_id)
+            same = (stored.created_at, stored.audio_key, stored.owner) == (job.created_at, job.audio_key, job.owner)
+            return job if same else None
 
-        return self.retry.call("create job", once)
+        return call_conditional(self.retry, "create job", lambda: self._create(job), JobIdTaken, ours)
 
     def _create(self, job: Job) -> Job:
         try:
@@ -204,22 +195,25 @@ class JobsTable:
         update = Update()
         if enqueued_at:
             update.set({"enqueuedAt": enqueued_at})
-        return self.move(job_id, JobStatus.QUEUED, [JobStatus.UPLOADING], update)
+        # Idempotent: whoever marked it QUEUED, it is.
+        return self.move(job_id, JobStatus.QUEUED, [JobStatus.UPLOADING], update, lambda job: True)
 
     def expire_upload(self, job_id: str, reason: str) -> Job:
         """UPLOADING -> FAILED: the upload never came."""
         return self.move(job_id, JobStatus.FAILED, [JobStatus.UPLOADING],
-                         Update().set({"error": reason, "failedAt": iso(utc_now())}))
+                         Update().set({"error": reason, "failedAt": iso(utc_now())}), lambda job: job.error == reason)
 
     def cancel(self, job_id: str) -> Job:
         """A job that has not ended -> CANCELLED; its workers stop at their next write."""
         return self.move(job_id, JobStatus.CANCELLED, [JobStatus.UPLOADING, JobStatus.QUEUED, JobStatus.PROCESSING],
-                         Update().set({"cancelledAt": iso(utc_now())}))
+                         Update().set({"cancelledAt": iso(utc_now())}), lambda job: True)
 
     def revive(self, job_id: str) -> Job:
         """FAILED -> QUEUED, for a replay of its dead-lettered message (the only way back from FAILED)."""
-        return self.move(job_id, JobStatus.QUEUED, [JobStatus.FAILED],
-                         Update().set({"replayedAt": iso(utc_now())}).remove(["error", "deadLettered"]))
+        # It is not failed any more; its last attempts' leases (run out) and the failed chunk go too.
+        update = Update().set({"replayedAt": iso(utc_now())})
+        update.remove(["error", "deadLettered", "failedAt", "failedChunk", *LEASE_NAMES])
+        return self.move(job_id, JobStatus.QUEUED, [JobStatus.FAILED], update, lambda job: True)
 
     def set_callback_status(self, job_id: str, outcome: str) -> None:
         """Record how the job's callback went (bookkeeping: the job's outcome stands)."""
@@ -228,10 +222,15 @@ class JobsTable:
 
     # --- the conditional write ------------------------------------------------------------
     def move(self, job_id: str, target: JobStatus, expected: Iterable[JobStatus], update: Update,
-             landed: Callable[[Job], bool] | None = None) -> Job:
+             landed: Callable[[Job], bool]) -> Job:
         """Move the job to `target` if its status is one of `expected` and `update`'s own conditions
-        hold, in one write with `update`'s changes; retried, and an answer lost after the write landed
-        is recognised (the job is in `target` and `landed`, by default always, says it is ours)."""
+        hold, in one write with `update`'s changes (see `write` for `landed`)."""
+        return self.write(job_id, target.value, self.moving(update, target, expected),
+                          lambda job: job.status is target and landed(job))
+
+    @staticmethod
+    def moving(update: Update, target: JobStatus, expected: Iterable[JobStatus]) -> Update:
+        """`update`, made to move its job to `target` from one of `expected` (keeping the open index)."""
         allowed = sorted(set(expected))
         if not set(allowed) <= sources_of(target) | {target}:
             raise ValueError(f"no job moves from {', '.join(allowed)} to {target.value}")
@@ -241,25 +240,14 @@ class JobsTable:
             update.remove([OPEN_ATTRIBUTE])  # out of the open index
         elif any(status.is_final for status in allowed):  # a revival: back in the open index
             update.set_from(OPEN_ATTRIBUTE, "owner", DEFAULT_OWNER)
-        check = landed or (lambda job: True)
-        return self.write(job_id, target.value, update, lambda job: job.status is target and check(job))
+        return update
 
     def write(self, job_id: str, wanted: str, update: Update, landed: Callable[[Job], bool]) -> Job:
-        """`apply` with the retry policy: a retry whose condition fails because the first try landed
-        (its answer was lost) returns the job when `landed` recognises that first try."""
-        attempt = 0
-
-        def once() -> Job:
-            nonlocal attempt
-            attempt += 1
-            try:
-                return self.apply(job_id, wanted, update)
-            except ConditionFailed as exc:
-                if attempt > 1 and landed(exc.job):
-                    return exc.job
-                raise
-
-        return self.retry.call(wanted, once)
+        """`apply` with the retry policy. A retry refused because the first try landed (its answer was
+        lost) returns the job when `landed` recognises that try in it: a mark only that try could have
+        left (its lease id, its key), never just a status another writer could have set."""
+        return call_conditional(self.retry, wanted, lambda: self.apply(job_id, wanted, update), ConditionFailed,
+                                lambda exc: exc.job if landed(exc.job) else None)  # type: ignore[attr-defined]
 
     def apply(self, job_id: str, wanted: str, update: Update) -> Job:
         """One conditional UpdateItem (not retried) and the job after it; ConditionFailed with the job as

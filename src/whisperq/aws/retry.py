@@ -44,3 +44,25 @@ class RetryPolicy:
         return retrying(fn)
 
 
+
+
+def call_conditional(policy: RetryPolicy, what: str, write: Callable[[], T], refused: type[Exception],
+                     landed: Callable[[Exception], T | None]) -> T:
+    """A conditional write, retried by `policy`. When a retry is refused (`refused` raised) because an
+    earlier try landed and only its answer was lost, `landed` recognises that try from the refusal and
+    returns its result; None means the refusal is real, and it is raised."""
+    attempt = 0
+
+    def once() -> T:
+        nonlocal attempt
+        attempt += 1
+        try:
+            return write()
+        except refused as exc:
+            if attempt > 1:
+                result = landed(exc)
+                if result is not None:
+                    return result
+            raise
+
+    return policy.call(what, once)

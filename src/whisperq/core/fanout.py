@@ -149,10 +149,10 @@ def choose_cut(budget: Budget) -> Cut:
     splittable = b.can_split and b.fanout_min_duration_s > 0 and b.duration_s > b.chunk_s
     if (b.expected_s + OVERHEAD_S) * SAFETY_FACTOR > b.time_left_s and splittable:
         return Cut.FAN_OUT
-    if b.expected_s > b.function_timeout_s and not splittable:
+    if b.expected_s + OVERHEAD_S > b.function_timeout_s and not splittable:
         return Cut.TOO_LONG
     if b.expected_s + OVERHEAD_S > b.time_left_s:
-        return Cut.WAIT if b.expected_s + OVERHEAD_S <= b.function_timeout_s else Cut.WHOLE
+        return Cut.WAIT  # a fresh invocation has the time
     if not splittable or b.duration_s <= b.fanout_min_duration_s:
         return Cut.WHOLE
     if b.backlog is not None and b.backlog >= b.max_concurrency:

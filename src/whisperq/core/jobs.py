@@ -182,6 +182,7 @@ class Job:
     last_error: str | None = None  # why the last attempt failed (the job may still succeed)
     dead_lettered: bool = False
     result_key: str | None = None  # the committed transcript: every output is written from it
+    finished_by: str | None = None  # the lease under which the job ended (how a retried write knows it landed)
     transcript_keys: Mapping[str, str] = field(default_factory=dict)  # by format
     timeline: Timeline = field(default_factory=Timeline)
     run: RunStats = field(default_factory=RunStats)
@@ -207,4 +208,3 @@ class ChunkRecord:
     lease: Lease | None = None
     attempts: int = 0
     done_by: str | None = None  # the lease under which it was counted done: its result's key names it
-    transcribe_s: float | None = None

@@ -6,6 +6,7 @@ import unicodedata
 
 from whisperq.core.errors import InvalidRequest
 from whisperq.core.jobs import validate_job_id
+from whisperq.core.writers import WRITERS
 
 AUDIO_PREFIX = "audio/"
 TRANSCRIPTS_PREFIX = "transcripts/"
@@ -64,6 +65,11 @@ def result_key(job_id: str, lease_id: str) -> str:
 def chunks_prefix(job_id: str) -> str:
     """Where a fanned-out job keeps its plan, its chunks' audio and their results until it ends."""
     return f"{CHUNKS_PREFIX}{job_id}/"
+
+
+def output_keys(job_id: str) -> list[str]:
+    """The keys of every output format of a job."""
+    return [transcript_key(job_id, fmt) for fmt in WRITERS]
 
 
 def work_prefixes(job_id: str) -> list[str]:

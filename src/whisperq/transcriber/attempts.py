@@ -18,15 +18,14 @@ import time
 from typing import Any, Protocol
 
 from whisperq.aws.chunks import ChunkNotTaken
+from whisperq.aws.job_leases import failing
 from whisperq.aws.jobs_table import ConditionFailed
 from whisperq.core.errors import TransientError, WhisperqError
 from whisperq.core.fanout import Chunk
 from whisperq.core.jobs import Job, JobStatus, Timeline, iso, utc_now
-from whisperq.core.keys import transcript_key, work_prefixes
 from whisperq.core.leases import Lease, Verdict, on_delivery
-from whisperq.core.writers import WRITERS
-from whisperq.transcriber import callbacks
 from whisperq.transcriber.context import WorkerContext
+from whisperq.transcriber.endings import notify, remove_outputs
 from whisperq.transcriber.heartbeat import Heartbeat
 from whisperq.transcriber.messages import Delivery, iso_from_ms
 
@@ -36,10 +35,10 @@ class LeaseStillHeld(TransientError):
 
 
 class LeaseLost(TransientError):
-    """A newer attempt took over our lease (we were slower than the lease). That attempt holds the same
-    SQS message under a newer receipt: acknowledging ours could delete it (moto deletes by any receipt
-    the message ever had; SQS may too), and if that attempt then died nothing would bring the work
-    back. So the message is left alone (an item failure): it returns only if its holder dies."""
+    """A newer attempt took over our lease (we were slower than the lease) and came with our own
+    message, under a newer receipt. SQS documents that a delete by an older receipt "might not" delete
+    the message; if it did, and that attempt then died, nothing would bring the work back. So the
+    message is left alone (an item failure): it returns only if its holder dies."""
 
 
 NOT_HELD = (ConditionFailed, ChunkNotTaken)
@@ -98,6 +97,11 @@ class MergeLessor(JobLessor):
 
     what = "the merge"
 
+    def __init__(self, context: WorkerContext, job_id: str, delivery: Delivery):
+        super().__init__(context, job_id, delivery)
+        self.after_dead_letter = (f"Its message was moved to the dead-letter queue; `whisperq dlq replay --job "
+                                  f"{job_id}` merges the finished chunks again")
+
     def take(self, lease: Lease, replacing: Lease | None) -> Job:
         return self.context.leases.claim_merge(self.job_id, lease, replacing)
 
@@ -121,14 +125,10 @@ class ChunkLessor:
         self.context.chunks.release(self.job_id, self.chunk.index, lease)
 
     def give_up(self, lease: Lease, error: str, last_error: str | None, dead_lettered: bool) -> None:
-        # The job is nobody's to hold (its chunks carry it): fail it once; a second failing chunk finds it
-        # FAILED already. The chunk's lease goes, so that a replay of its message can take it at once.
-        try:
-            job = self.context.leases.fail(self.job_id, None, error, last_error=last_error or error,
-                                           dead_lettered=dead_lettered, failed_chunk=self.chunk.index)
-        except ConditionFailed:
-            job = None
-        self.release(lease, error)
+        # The job is nobody's to hold (its chunks carry it): fail it, together with dropping our chunk
+        # lease, only while we hold the chunk and it is not done; a second failing chunk finds it FAILED.
+        job = self.context.chunks.fail_job(self.job_id, self.chunk.index, lease, failing(
+            error, last_error or error, dead_lettered, failed_chunk=self.chunk.index))
         if job is not None:
             self.context.metrics.add_metric("JobsFailed", "Count", 1)
             notify(self.context, job)
@@ -189,14 +189,20 @@ class Attempt:
 
         return Heartbeat(self.context.heartbeat_s, beat, self.context.log)
 
-    def lost(self, job: Job) -> str:
-        """A write under our lease did not hold: the job was cancelled (remove what we wrote late and
-        acknowledge), or a newer attempt holds the work (raise LeaseLost)."""
+    def lost(self, job: Job, holder: Lease | None) -> str:
+        """A write under our lease did not hold. `job` is the job as it is now, `holder` whoever holds our
+        work now. The job ended (a cancelled one: remove what we wrote late), or a holder that came with
+        another message does the work: acknowledge. A holder of our own message (or none we can see):
+        raise LeaseLost, and the message is left to it."""
         if job.status is JobStatus.CANCELLED:
             self.context.log.info("job was cancelled while running; removing what it wrote")
             remove_outputs(self.context, job.job_id)
-            return "skipped:cancelled"
-        self.context.log.warning(f"lost the lease of {self.lessor.what}; leaving it to the newer attempt")
+        if job.status.is_final:
+            return f"skipped:{job.status.value}"
+        if holder is not None and holder.message_id not in (None, self.delivery.message_id):
+            self.context.log.info(f"lost the lease of {self.lessor.what} to another message's holder; acknowledging")
+            return "skipped:lease-lost"
+        self.context.log.warning(f"lost the lease of {self.lessor.what}; leaving its message to the newer attempt")
         raise LeaseLost(f"{self.lessor.what} of job {job.job_id}: a newer attempt holds its lease; "
                         "its message is left to it")
 
@@ -218,22 +224,20 @@ class Attempt:
             # The message still returns after its visibility timeout; the lease then runs out.
             self.context.log.warning("could not record the failed attempt", extra={"error": str(bookkeeping_error)})
 
-    def failed_for_good(self, reason: str) -> None:
-        """Not transcribable however often we try: the job ends FAILED with the reason."""
+    def refused(self, exc: ConditionFailed | ChunkNotTaken) -> str:
+        """A write under our lease was refused: the outcome, or LeaseLost (see lost)."""
+        if isinstance(exc, ConditionFailed):
+            return self.lost(exc.job, exc.job.lease)
+        if exc.chunk.done_by and exc.chunk.done_by != self.held.id:
+            return "skipped:chunk-done"  # another attempt counted it
+        return self.lost(exc.job or self.context.jobs.get(exc.chunk.job_id), exc.chunk.lease)
+
+    def failed_for_good(self, reason: str) -> str:
+        """Not transcribable however often we try: the job ends FAILED with the reason ("failed"), unless
+        our lease went meanwhile (see refused)."""
         self.context.log.warning("job failed permanently", extra={"error": reason})
         try:
             self.lessor.give_up(self.held, reason, None, False)
         except NOT_HELD as exc:
-            raise LeaseLost(f"{self.lessor.what}: a newer attempt holds its lease") from exc
-
-
-def remove_outputs(context: WorkerContext, job_id: str) -> None:
-    """Delete a job's transcripts and its workers' objects (a cancelled job's, written late)."""
-    context.blobs.delete([transcript_key(job_id, fmt) for fmt in WRITERS])
-    for prefix in work_prefixes(job_id):
-        context.blobs.delete_prefix(prefix)
-
-
-def notify(context: WorkerContext, job: Job) -> None:
-    """Tell the job's callback URL that it ended, if it has one; failures are recorded, never raised."""
-    callbacks.notify(job, context.settings, context.jobs, context.metrics, context.log, context.callback_sleep)
+            return self.refused(exc)
+        return "failed"

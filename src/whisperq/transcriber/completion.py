@@ -14,12 +14,13 @@ import time
 
 from whisperq.aws.jobs_table import ConditionFailed
 from whisperq.core.jobs import Job, RunStats, Timeline, iso, utc_now
-from whisperq.core.keys import result_key, work_prefixes
+from whisperq.core.keys import result_key
 from whisperq.core.transcript import Transcript
 from whisperq.tracing import stage
 from whisperq.transcriber import stages
-from whisperq.transcriber.attempts import Attempt, notify
+from whisperq.transcriber.attempts import Attempt
 from whisperq.transcriber.context import WorkerContext
+from whisperq.transcriber.endings import notify, remove_work
 
 
 def commit(context: WorkerContext, attempt: Attempt, job_id: str, transcript: Transcript, run: RunStats,
@@ -31,7 +32,7 @@ def commit(context: WorkerContext, attempt: Attempt, job_id: str, transcript: Tr
     try:
         return context.leases.commit_result(job_id, attempt.held, key, run, timeline)
     except ConditionFailed as exc:
-        return attempt.lost(exc.job)
+        return attempt.refused(exc)
 
 
 def publish(context: WorkerContext, attempt: Attempt, job: Job, outcome: str, merge_s: float | None = None) -> str:
@@ -47,9 +48,8 @@ def publish(context: WorkerContext, attempt: Attempt, job: Job, outcome: str, me
             done = context.leases.complete(job.job_id, attempt.held, outputs, run,
                                            Timeline(completed_at=iso(utc_now())), merge_s)
     except ConditionFailed as exc:
-        return attempt.lost(exc.job)
-    for prefix in work_prefixes(job.job_id):  # the attempts' transcripts and the chunks: no longer needed
-        context.blobs.delete_prefix(prefix)
+        return attempt.refused(exc)
+    remove_work(context, job.job_id)  # the attempts' transcripts and the chunks: no longer needed
     record_completion(context, done)
     return outcome
 

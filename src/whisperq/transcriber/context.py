@@ -114,6 +114,9 @@ class RetryCounter:
     def __init__(self) -> None:
         self.count = 0
 
+    def note(self) -> None:
+        self.count += 1
+
 
 class WorkerContext:
     """One worker's settings, adapters and engine (see the module docstring)."""

@@ -22,7 +22,7 @@ from dataclasses import replace
 
 from whisperq.aws.chunks import ChunkNotTaken
 from whisperq.aws.jobs_table import ConditionFailed
-from whisperq.core.errors import JobNotFound, PermanentJobError, TransientError
+from whisperq.core.errors import InvalidRequest, JobNotFound, PermanentJobError, TransientError
 from whisperq.core.fanout import Chunk, ChunkMessage, merge, plan_chunks, shift
 from whisperq.core.jobs import FanOutState, Job, JobStatus, RunStats, Timeline, iso, utc_now
 from whisperq.core.keys import chunk_audio_key, chunk_plan_key, chunk_result_key
@@ -67,7 +67,7 @@ class FanOut:
         try:
             handed = context.leases.mark_sent(job_id, attempt.held, round(time.perf_counter() - started, 4))
         except ConditionFailed as exc:
-            return attempt.lost(exc.job)
+            return attempt.refused(exc)
         context.log.info("job fanned out", extra={"chunks": len(plan)})
         return handed
 
@@ -91,7 +91,7 @@ class FanOut:
             context.leases.record_plan(job_id, attempt.held, state,
                                        RunStats(audio_duration_s=round(fetched.duration_s, 3), **timings))
         except ConditionFailed as exc:
-            return attempt.lost(exc.job)
+            return attempt.refused(exc)
         return plan_id, plan
 
     def _read_plan(self, job: Job) -> list[Chunk]:
@@ -123,20 +123,17 @@ class FanOut:
         attempt = Attempt(context, lessor, delivery)
         if attempt.begin(record.lease) is None:
             return "skipped:chunk-leased-elsewhere"
-        options = TranscribeOptions.from_api(job.options, context.engine.model_name)
-        if message.chunk.has_seam and not options.word_timestamps:
-            options = replace(options, word_timestamps=True)  # the merge trims a hard cut word by word
         try:
+            options = TranscribeOptions.from_api(job.options, context.engine.model_name)
+            if message.chunk.has_seam and not options.word_timestamps:
+                options = replace(options, word_timestamps=True)  # the merge trims a hard cut word by word
             with attempt.heartbeat():
                 transcribe_s = self._transcribe(job, message, options, attempt)
             counted = context.chunks.count_done(job_id, index, attempt.held, transcribe_s)
         except ChunkNotTaken as exc:
-            if exc.job is not None and exc.job.status is JobStatus.COMPLETED:
-                return "skipped:COMPLETED"
-            return attempt.lost(exc.job or job)
-        except PermanentJobError as exc:
-            attempt.failed_for_good(f"{lessor.what} could not be transcribed: {exc.message}")
-            return "failed"
+            return attempt.refused(exc)
+        except (InvalidRequest, PermanentJobError) as exc:
+            return attempt.failed_for_good(f"{lessor.what} could not be transcribed: {exc.message}")
         except LeaseLost:
             raise
         except Exception as exc:
@@ -197,6 +194,8 @@ class FanOut:
                 if isinstance(committed, str):
                     return committed
                 return completion.publish(context, attempt, committed, "completed:merged", round(merge_s, 4))
+        except (InvalidRequest, PermanentJobError) as exc:
+            return attempt.failed_for_good(f"the merge of the chunks failed: {exc.message}")
         except LeaseLost:
             raise
         except Exception as exc:

@@ -32,7 +32,7 @@ class Transcriber:
 
     def note_retry(self, what: str, error: BaseException, attempt: int) -> None:
         """Called by the adapters' retry policy before each retry of an AWS call."""
-        self.context.retries.count += 1
+        self.context.retries.note()
         self.context.metrics.add_metric("Retries", "Count", 1)
         self.context.log.warning("retrying", extra={"call": what, "attempt": attempt, "error": str(error)})
 

@@ -62,8 +62,7 @@ class WholeFile:
         except (InvalidRequest, PermanentJobError) as exc:
             # Not transcribable however often we try (InvalidRequest: options stored at creation that
             # this worker's model cannot honour): FAILED with the reason, and acknowledged.
-            attempt.failed_for_good(exc.message)
-            return "failed"
+            return attempt.failed_for_good(exc.message)
         except LeaseLost:
             raise
         except Exception as exc:
