@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 from tests.conftest import normalised  # noqa: E402
 from tests.wer import wer  # noqa: E402
 
-from whisperq.cli.client import ApiClient  # noqa: E402
+from whisperq.client import Client  # noqa: E402
 from whisperq.core.jobs import parse_iso  # noqa: E402
 from whisperq.local.twin import Twin  # noqa: E402
 
@@ -39,7 +39,7 @@ def run(files: list[Path], workers: int, fanout: bool, timeout_s: float = 1800) 
            "WHISPERQ_QUEUE_FANOUT_MIN_DURATION_S": "300" if fanout else "0"}
     with tempfile.TemporaryDirectory() as tmp, Twin(workers=workers, environ=env, tracing=False,
                                                      log_file=os.path.join(tmp, "twin.log")) as twin:
-        client = ApiClient(twin.api_url, api_key=twin.api_key)
+        client = Client(twin.api_url, api_key=twin.api_key)
 
         def submit(path: Path) -> str:
             job = client.create_upload(path.name, "audio/wav")

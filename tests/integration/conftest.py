@@ -159,6 +159,16 @@ def transcriber(stack, settings):
     function.reset()
 
 
+def delivery_of(stack: Stack, message: Message, receive_count: int | None = None):
+    """The Delivery the transcriber's handler makes of one real message (optionally on a later receive)."""
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+    record = lambda_record(message, stack.resources.queue_arn, "us-east-1")
+    if receive_count is not None:
+        record["attributes"]["ApproximateReceiveCount"] = str(receive_count)
+    return function._delivery(SQSRecord(record))
+
+
 def post_form(created: dict, data: bytes) -> requests.Response:
     upload = created["upload"]
     return requests.post(upload["url"], data=upload["fields"], files={upload["fileField"]: ("a.wav", data)},

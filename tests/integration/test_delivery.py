@@ -14,10 +14,10 @@ from dataclasses import replace
 import pytest
 import requests
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from botocore.exceptions import EndpointConnectionError
 
 from tests.conftest import EXAMPLES
+from tests.integration.conftest import delivery_of
 from whisperq.aws.chunks import ChunkNotTaken
 from whisperq.aws.job_leases import JobLeases, failing
 from whisperq.aws.jobs_table import ConditionFailed
@@ -25,7 +25,6 @@ from whisperq.core.fanout import parse_chunk_message
 from whisperq.core.jobs import JobStatus, Timeline
 from whisperq.core.keys import chunk_result_key
 from whisperq.core.leases import Lease
-from whisperq.local.esm import lambda_record
 from whisperq.transcriber import handler as function
 from whisperq.transcriber.attempts import Attempt, ChunkLessor, LeaseStillHeld
 from whisperq.transcriber.engines.synthetic import SyntheticEngine
@@ -47,13 +46,6 @@ def queue_config(queue_config):
 def new_worker(stack, engine=None):
     return function.build_runtime(stack.settings, stack.clients, engine or SyntheticEngine(0.0),
                                   Logger(service="t"), sleep=lambda s: None)
-
-
-def delivery_of(stack, message, receive_count: int | None = None):
-    record = lambda_record(message, stack.resources.queue_arn, "us-east-1")
-    if receive_count is not None:
-        record["attributes"]["ApproximateReceiveCount"] = str(receive_count)
-    return function._delivery(SQSRecord(record))
 
 
 def handle(stack, worker, message, receive_count: int | None = None) -> list[str]:

@@ -13,11 +13,12 @@ import pytest
 from aws_lambda_powertools import Logger
 
 from tests.conftest import EXAMPLES, normalised
+from tests.integration.conftest import delivery_of
 from whisperq.aws.dlq import DeadLetterQueue
 from whisperq.core.fanout import Chunk, parse_chunk_message
 from whisperq.core.jobs import JobStatus
 from whisperq.core.keys import chunk_audio_key, chunk_plan_key, chunk_result_key
-from whisperq.local.esm import Poller, lambda_record
+from whisperq.local.esm import Poller
 from whisperq.transcriber import handler as function
 from whisperq.transcriber.engines.faster import FasterWhisperEngine
 
@@ -147,15 +148,6 @@ def test_fanout_when_long_upload_then_cut_at_pauses_and_merged_without_doubled_w
     assert starts == sorted(starts) and starts[-1] > 100
     view = stack.service.status(job_id)
     assert view["details"]["chunks"] == view["details"]["chunksDone"] == len(messages)
-
-
-def delivery_of(stack, message, receive_count: int | None = None):
-    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-
-    record = lambda_record(message, stack.resources.queue_arn, "us-east-1")
-    if receive_count is not None:
-        record["attributes"]["ApproximateReceiveCount"] = str(receive_count)
-    return function._delivery(SQSRecord(record))
 
 
 def handle(stack, worker, message, receive_count: int | None = None) -> list[str]:

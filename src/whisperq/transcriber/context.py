@@ -78,7 +78,8 @@ class QueueOps:
 
 class SpeedMeter:
     """The engine's speed on this worker, in seconds of transcription per second of audio: a prior
-    until it has timed a transcription, then quick to slow down and slow to speed up."""
+    until it has timed a transcription, then at once slower when the engine is, and halfway faster
+    each time it is faster."""
 
     def __init__(self, prior_s_per_audio_s: float):
         self.s_per_audio_s = prior_s_per_audio_s
@@ -101,7 +102,7 @@ class SpeedMeter:
             if observed >= self.s_per_audio_s:
                 self.s_per_audio_s = observed
             else:
-                self.s_per_audio_s = 0.8 * self.s_per_audio_s + 0.2 * observed
+                self.s_per_audio_s = (self.s_per_audio_s + observed) / 2
 
     def expected_s(self, audio_s: float) -> float:
         """How long transcribing `audio_s` seconds of audio should take here."""
