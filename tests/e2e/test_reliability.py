@@ -11,6 +11,7 @@ import pytest
 from tests.e2e.conftest import run_cli
 from whisperq.aws.blobs import Blobs
 from whisperq.aws.clients import Clients
+from whisperq.aws.dlq import DeadLetterQueue
 from whisperq.aws.jobs_table import JobsTable
 from whisperq.aws.queues import Queue
 from whisperq.core.jobs import JobStatus
@@ -86,3 +87,32 @@ def test_stop_when_workers_hold_jobs_then_they_finish_or_release_and_nothing_is_
         final = [jobs.get(i) for i in ids]
         assert all(j.status is JobStatus.COMPLETED for j in final)
         assert all(j.attempts == 1 for j in final)  # finished or given back: never an attempt lost
+
+
+def test_worker_dies_on_the_last_delivery_then_job_failed_with_the_reason_and_the_dlq_keeps_its_message(tmp_path):
+    """The worker SIGKILLs itself on every job (crash=1) and the queue allows one delivery: the message
+    is dead-lettered, and the reaper ends the job FAILED with the reason, without touching the DLQ."""
+    env = {**FAST, "WHISPERQ_ENGINE": "synthetic", "WHISPERQ_FAULTS": "crash=1,seed=3",
+           "WHISPERQ_QUEUE_VISIBILITY_TIMEOUT_S": "2", "WHISPERQ_QUEUE_MAX_RECEIVE_COUNT": "1"}
+    with Twin(environ=env, workers=1, log_file=str(tmp_path / "twin.log")) as twin:
+        clients = Clients(twin.settings, LOCAL_CREDENTIALS)
+        jobs, queue = JobsTable(clients, twin.settings.table), Queue(clients, twin.resources.queue_url)
+        dead_letters = Queue(clients, twin.resources.dlq_url)
+        test = LoadTest(LoadSpec(jobs=1, synthetic_seconds=2, direct=True), tmp_path / "run", None, jobs,
+                        Blobs(clients, twin.settings.bucket), queue, dead_letters, {})
+        test._submit(0, ("tone.wav", tone_wav(2), "audio"))
+        [job_id] = [r.job_id for r in test.records]
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and jobs.get(job_id).status is not JobStatus.FAILED:
+            time.sleep(0.3)
+        job = jobs.get(job_id)
+        assert job.status is JobStatus.FAILED, job
+        assert job.dead_lettered and "stopped on its last attempt (delivery 1 of 1)" in job.error
+        assert f"`whisperq dlq replay --job {job_id}`" in job.error
+        assert twin.jobs_reaped == 1 and twin.workers_replaced >= 1
+        dlq = DeadLetterQueue(clients, dead_letters, queue, jobs)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not dlq.peek():
+            time.sleep(0.5)
+        looks = [[(d.job_id, d.receive_count, d.job_status) for d in dlq.peek()] for _ in range(3)]
+        assert looks == [[(job_id, 1, "FAILED")]] * 3  # looking at it changes nothing

@@ -81,7 +81,11 @@ def test_replay_when_job_already_completed_then_not_reset_but_message_still_move
         ExpressionAttributeValues={":c": {"S": "COMPLETED"}},
     )
     report = dlq.replay(job_ids=[job_id])
-    assert report.jobs_reset == [] and "is COMPLETED, not reset" in report.skipped[0] and len(report.moved) == 1
+    assert report.jobs_reset == [] and len(report.moved) == 1
+    assert "is COMPLETED (the worker acknowledges its message" in report.not_reset[0]
+    assert report.lines() == ["moved 1 message(s) back to the transcription queue (send-then-delete)",
+                              f"moved without a reset: {report.moved[0]}: job {job_id} is COMPLETED (the worker "
+                              "acknowledges its message and changes nothing)"]
 
 
 def test_peek_when_more_than_ten_dead_letters_then_sees_them_all_and_leaves_them_visible(stack, dlq):
@@ -91,3 +95,13 @@ def test_peek_when_more_than_ten_dead_letters_then_sees_them_all_and_leaves_them
     assert {letter.message_id for letter in dlq.peek(limit=1000)} == sent
     assert stack.dlq.depth()["visible"] == 25 and stack.dlq.depth()["in_flight"] == 0
     assert len(dlq.peek(limit=7)) == 7
+
+
+def test_peek_when_looked_at_again_and_again_then_the_receive_count_stays_what_it_was_when_dead_lettered(stack, dlq):
+    """Looking at the DLQ is a ReceiveMessage (SQS has no other way); what it shows must not change."""
+    # A message dead-lettered as SQS does it: moved with the receive count it had (every delivery allowed).
+    stack.dlq.send(json.dumps({"n": 1}))
+    for _ in range(stack.settings.queue.max_receive_count):
+        stack.dlq.receive(1, 0, visibility_timeout_s=0)
+    counts = [[letter.receive_count for letter in dlq.peek()] for _ in range(3)]
+    assert counts == [[stack.settings.queue.max_receive_count]] * 3

@@ -31,7 +31,7 @@ class DeadLetter:
     message_id: str
     job_id: str | None
     key: str | None
-    receive_count: int
+    receive_count: int  # when it was dead-lettered (looking at it since does not count)
     age_s: float
     error: str | None
     job_status: str | None
@@ -55,13 +55,22 @@ def _key_of(body: str) -> str | None:
 @dataclass
 class ReplayReport:
     moved: list[str] = field(default_factory=list)  # message ids
-    jobs_reset: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)  # "message id: why"
+    jobs_reset: list[str] = field(default_factory=list)  # FAILED -> QUEUED
+    not_reset: list[str] = field(default_factory=list)  # "message id: why its job was not reset" (moved all the same)
     method: str = "send-then-delete"
 
     def to_dict(self) -> dict[str, Any]:
         return {"method": self.method, "moved": len(self.moved), "jobsReset": self.jobs_reset,
-                "skipped": self.skipped, "messageIds": self.moved}
+                "notReset": self.not_reset, "messageIds": self.moved}
+
+    def lines(self, dry_run: bool = False) -> list[str]:
+        """What it did, for a person: what moved, which jobs were reset, which were not and why."""
+        lines = [f"{'would move' if dry_run else 'moved'} {len(self.moved)} message(s) back to the transcription "
+                 f"queue ({self.method})"]
+        if self.jobs_reset:
+            lines.append(f"reset {len(self.jobs_reset)} job(s) FAILED -> QUEUED: {', '.join(self.jobs_reset)}")
+        lines += [f"moved without a reset: {why}" for why in self.not_reset]
+        return lines
 
 
 class DeadLetterQueue:
@@ -94,9 +103,19 @@ class DeadLetterQueue:
                 # Best effort: a message not given back returns by itself after hold_s.
                 with contextlib.suppress(WhisperqError):
                     self.dlq.change_visibility(message, 0)
-        return [self._describe(m) for m in seen.values()]
+        max_receives = self._max_receive_count()
+        return [self._describe(m, max_receives) for m in seen.values()]
 
-    def _describe(self, message: Message) -> DeadLetter:
+    def _max_receive_count(self) -> int | None:
+        """The source queue's maxReceiveCount: every receive of a dead letter beyond it was someone
+        looking at the DLQ (a receive is the only way to look), not a delivery to a worker."""
+        try:
+            policy = json.loads(self.queue.attributes(["RedrivePolicy"]).get("RedrivePolicy") or "{}")
+            return int(policy["maxReceiveCount"])
+        except (WhisperqError, ValueError, KeyError, TypeError):
+            return None
+
+    def _describe(self, message: Message, max_receives: int | None) -> DeadLetter:
         try:
             chunk = parse_chunk_message(message.body)
         except ValueError:
@@ -115,7 +134,8 @@ class DeadLetterQueue:
             except JobNotFound:
                 error = "no such job"
         sent = int(message.attributes.get("SentTimestamp", "0")) / 1000
-        return DeadLetter(message.message_id, job_id, key, message.receive_count,
+        receives = min(message.receive_count, max_receives) if max_receives else message.receive_count
+        return DeadLetter(message.message_id, job_id, key, receives,
                           max(0.0, time.time() - sent) if sent else 0.0, error, status, message.body, message)
 
     def replay(self, job_ids: Iterable[str] | None = None, max_messages: int | None = None,
@@ -127,6 +147,7 @@ class DeadLetterQueue:
         if dry_run:
             report.method = "dry-run"
             report.moved = [d.message_id for d in letters]
+            report.jobs_reset = [d.job_id for d in letters if d.job_id and d.job_status == "FAILED"]
             return report
         for letter in letters:
             self._reset_job(letter, report)
@@ -152,9 +173,14 @@ class DeadLetterQueue:
             self.jobs.revive(letter.job_id)
             report.jobs_reset.append(letter.job_id)
         except InvalidTransition as exc:
-            report.skipped.append(f"{letter.message_id}: job {letter.job_id} is {exc.current}, not reset")
+            done = exc.current in ("COMPLETED", "CANCELLED")
+            report.not_reset.append(
+                f"{letter.message_id}: job {letter.job_id} is {exc.current}"
+                + (" (the worker acknowledges its message and changes nothing)" if done
+                   else " (still open: the message's next delivery takes it over)"))
         except JobNotFound:
-            report.skipped.append(f"{letter.message_id}: job {letter.job_id} does not exist")
+            report.not_reset.append(f"{letter.message_id}: job {letter.job_id} does not exist "
+                                    "(the worker acknowledges its message)")
 
     def depth(self) -> int:
         """Every message in the DLQ: visible, in flight or delayed."""

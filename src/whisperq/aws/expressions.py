@@ -80,6 +80,9 @@ class Update:
     def equals(self, attribute: str, value: Any) -> str:
         return f"{self.name(attribute)} = {self.value(value)}"
 
+    def below(self, attribute: str, value: Any) -> str:
+        return f"{self.name(attribute)} < {self.value(value)}"
+
     def same(self, attribute: str, other: str) -> str:
         return f"{self.name(attribute)} = {self.name(other)}"
 

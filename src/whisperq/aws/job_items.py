@@ -1,6 +1,6 @@
 """The typed job record as DynamoDB items, and back: one attribute per field, named as core names them
 (whisperq.core.jobs.camel), the parts (timeline, measurements, fan-out state) flattened into the item,
-a lease's fields prefixed with `lease`."""
+a lease's fields prefixed with `lease`, a last call's with `lastCall`."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from whisperq.core.jobs import ChunkRecord, FanOutState, Job, JobStatus, RunStats, Timeline, attributes_of, camel
-from whisperq.core.leases import Lease
+from whisperq.core.leases import LastCall, Lease
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -21,6 +21,8 @@ LEASE_PREFIX = "lease_"
 # The Job fields that are parts of the record, flattened into the item.
 _PARTS = {"timeline": Timeline, "run": RunStats, "fanout": FanOutState}
 _LEASE_ATTRIBUTES = {camel(LEASE_PREFIX + f.name): f.name for f in fields(Lease)}
+_LAST_CALL_ATTRIBUTES = {camel("last_call_" + f.name): f.name for f in fields(LastCall)}
+_FLATTENED = {"lease", "last_call"}  # Job fields stored as prefixed attributes
 
 
 def to_dynamo(value: Any) -> Any:
@@ -67,6 +69,19 @@ def lease_from(values: Mapping[str, Any]) -> Lease | None:
 
 
 LEASE_NAMES = tuple(_LEASE_ATTRIBUTES)
+LAST_CALL_NAMES = tuple(_LAST_CALL_ATTRIBUTES)
+
+
+def last_call_attributes(call: LastCall) -> dict[str, Any]:
+    """A last call's attributes (lastCallMessageId, lastCallAt...)."""
+    return {name: getattr(call, field) for name, field in _LAST_CALL_ATTRIBUTES.items()
+            if getattr(call, field) is not None}
+
+
+def last_call_from(values: Mapping[str, Any]) -> LastCall | None:
+    if "lastCallMessageId" not in values:
+        return None
+    return LastCall(**{field: values[name] for name, field in _LAST_CALL_ATTRIBUTES.items() if name in values})
 
 
 def _part_from(cls: type, values: Mapping[str, Any]) -> Any:
@@ -77,12 +92,12 @@ def item_to_job(item: Mapping[str, Any]) -> Job:
     """The typed job of an item; attributes the record does not know (an index key) are ignored."""
     values = plain(item)
     scalars = {f.name: values[camel(f.name)] for f in fields(Job)
-               if f.name not in _PARTS and f.name != "lease" and camel(f.name) in values}
+               if f.name not in _PARTS and f.name not in _FLATTENED and camel(f.name) in values}
     scalars["status"] = JobStatus(scalars["status"])
     parts: dict[str, Any] = {"timeline": _part_from(Timeline, values), "run": _part_from(RunStats, values)}
     if "chunks" in values:
         parts["fanout"] = _part_from(FanOutState, values)
-    return Job(**scalars, **parts, lease=lease_from(values))
+    return Job(**scalars, **parts, lease=lease_from(values), last_call=last_call_from(values))
 
 
 def job_attributes(job: Job) -> dict[str, Any]:
@@ -94,6 +109,8 @@ def job_attributes(job: Job) -> dict[str, Any]:
             values.update(attributes_of(value) if value is not None else {})
         elif f.name == "lease":
             values.update(lease_attributes(value) if value is not None else {})
+        elif f.name == "last_call":
+            values.update(last_call_attributes(value) if value is not None else {})
         elif value is not None:
             values[camel(f.name)] = value.value if isinstance(value, JobStatus) else value
     return values
@@ -107,4 +124,4 @@ def job_to_item(job: Job) -> dict[str, Any]:
 def item_to_chunk(item: Mapping[str, Any]) -> ChunkRecord:
     values = plain(item)
     return ChunkRecord(str(values["jobId"]), int(values["chunk"]), lease_from(values), int(values.get("attempts", 0)),
-                       values.get("doneBy"))
+                       values.get("doneBy"), last_call_from(values))

@@ -10,15 +10,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from whisperq.aws.expressions import Update
-from whisperq.aws.job_items import LEASE_NAMES, lease_attributes
+from whisperq.aws.job_items import LAST_CALL_NAMES, LEASE_NAMES, lease_attributes
 from whisperq.aws.jobs_table import JobsTable
 from whisperq.core.jobs import FanOutState, Job, JobStatus, RunStats, Timeline, attributes_of, iso, utc_now
-from whisperq.core.leases import Lease
+from whisperq.core.leases import LastCall, Lease
 
 PROCESSING = JobStatus.PROCESSING
 WAITING = [JobStatus.UPLOADING, JobStatus.QUEUED]
 # What a completed job no longer needs: the lease, and the traces of attempts that failed.
-_CLEARED_ON_COMPLETION = (*LEASE_NAMES, "lastError", "error", "failedChunk", "failedAt", "deadLettered")
+_CLEARED_ON_COMPLETION = (*LEASE_NAMES, *LAST_CALL_NAMES, "lastError", "error", "failedChunk", "failedAt",
+                          "deadLettered")
 
 
 def _holds(update: Update, lease: Lease) -> str:
@@ -87,6 +88,17 @@ class JobLeases:
         update = failing(reason, last_error, dead_lettered).set({"finishedBy": lease.id})
         update.remove(LEASE_NAMES).require(_holds(update, lease))
         return self.jobs.move(job_id, JobStatus.FAILED, [PROCESSING], update, lambda job: job.finished_by == lease.id)
+
+    def reap(self, job: Job, call: LastCall, reason: str, failed_chunk: int | None, now: float) -> Job:
+        """End FAILED a job whose last call was left behind (its worker died with it), with `reason`:
+        only while no live lease is held on the whole job (a holder that came with another message
+        still works on it) and the job is open."""
+        mark = f"reaper:{call.message_id}"
+        update = failing(reason, job.last_error, True, failed_chunk).set({"finishedBy": mark})
+        update.remove([*LEASE_NAMES, *LAST_CALL_NAMES])
+        update.require(Update.either(update.absent("leaseId"), update.below("leaseExpiresAt", now)))
+        return self.jobs.move(job.job_id, JobStatus.FAILED, [*WAITING, PROCESSING], update,
+                              lambda job: job.finished_by == mark)
 
     # --- fan-out --------------------------------------------------------------------------
     def record_plan(self, job_id: str, lease: Lease, plan: FanOutState, run: RunStats) -> Job:

@@ -14,7 +14,7 @@ from whisperq.aws.clients import Clients
 from whisperq.aws.cursors import decode_cursor, encode_cursor
 from whisperq.aws.errors import as_core_error, error_code
 from whisperq.aws.expressions import Update
-from whisperq.aws.job_items import LEASE_NAMES, item_to_job, job_to_item
+from whisperq.aws.job_items import LAST_CALL_NAMES, LEASE_NAMES, item_to_job, job_to_item
 from whisperq.aws.retry import RetryPolicy, call_conditional
 from whisperq.core.errors import InvalidTransition, JobNotFound, TransientError, WhisperqError
 from whisperq.core.jobs import DEFAULT_OWNER, Job, JobStatus, iso, sources_of, utc_now
@@ -166,6 +166,22 @@ class JobsTable:
                 return found
             kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
+    def open_job_ids(self) -> list[str]:
+        """Every open (not final) job's id, whoever owns it: a scan of the sparse open index, so the
+        cost follows the jobs in flight, not the table (the reaper's once-a-minute look)."""
+        found: list[str] = []
+        kwargs: dict[str, Any] = {"TableName": self.table_name, "IndexName": OPEN_INDEX,
+                                  "ProjectionExpression": "jobId"}
+        while True:
+            try:
+                response = self.retry.call("scan open jobs", lambda kw=dict(kwargs): self._ddb.scan(**kw))
+            except (ClientError, BotoCoreError) as exc:
+                raise as_core_error(exc, "scanning the open jobs") from exc
+            found.extend(item["jobId"]["S"] for item in response.get("Items", []))
+            if "LastEvaluatedKey" not in response:
+                return found
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
     def get_many(self, job_ids: Iterable[str]) -> list[Job]:
         """The jobs with these ids that exist, read consistently, BATCH_GET_MAX to a request (keys
         DynamoDB leaves unprocessed are asked for again, with the retry policy's backoff)."""
@@ -212,7 +228,7 @@ class JobsTable:
         """FAILED -> QUEUED, for a replay of its dead-lettered message (the only way back from FAILED)."""
         # It is not failed any more; its last attempts' leases (run out) and the failed chunk go too.
         update = Update().set({"replayedAt": iso(utc_now())})
-        update.remove(["error", "deadLettered", "failedAt", "failedChunk", *LEASE_NAMES])
+        update.remove(["error", "deadLettered", "failedAt", "failedChunk", *LEASE_NAMES, *LAST_CALL_NAMES])
         return self.move(job_id, JobStatus.QUEUED, [JobStatus.FAILED], update, lambda job: True)
 
     def set_callback_status(self, job_id: str, outcome: str) -> None:

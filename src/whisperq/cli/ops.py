@@ -60,10 +60,12 @@ def dlq_list(obj: Context, limit: int, as_json: bool) -> None:
 
     letters = _dlq(obj).peek(limit=limit)
     table = Table(box=None, header_style="bold")
-    for column in ("MESSAGE", "JOB", "RECEIVES", "AGE S", "ERROR"):
-        table.add_column(column)
+    for column in ("MESSAGE", "JOB", "STATUS", "RECEIVES", "AGE S"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("ERROR", overflow="fold")
     for d in letters:
-        table.add_row(d.message_id, d.job_id or "-", str(d.receive_count), f"{d.age_s:.0f}", (d.error or "")[:80])
+        table.add_row(d.message_id, d.job_id or "-", d.job_status or "-", str(d.receive_count), f"{d.age_s:.0f}",
+                      d.error or "")
     obj.emit([d.to_dict() for d in letters], as_json or not obj.out.is_terminal,
              table if letters else "the dead-letter queue is empty")
 
@@ -98,11 +100,7 @@ def dlq_replay(obj: Context, replay_all: bool, job_ids: tuple[str, ...], max_mes
         raise CliError("say what to replay: --all, or --job ID (repeatable)", EXIT_USAGE)
     report = _dlq(obj).replay(job_ids=list(job_ids) or None, max_messages=max_messages, rate_per_s=rate_per_s,
                               dry_run=dry_run)
-    verb = "would move" if dry_run else "moved"
-    human = f"{verb} {len(report.moved)} message(s) ({report.method}); jobs reset: {len(report.jobs_reset)}"
-    if report.skipped:
-        human += "\n" + "\n".join(f"skipped {s}" for s in report.skipped)
-    obj.emit(report.to_dict(), as_json, human)
+    obj.emit(report.to_dict(), as_json, "\n".join(report.lines(dry_run)))
 
 
 @dlq.command("purge")

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 
 from whisperq.core.errors import InvalidRequest
-from whisperq.core.leases import Lease
+from whisperq.core.leases import LastCall, Lease
 
 # Whose a job is when it names no owner (jobs made before owners existed, and tests).
 DEFAULT_OWNER = "default"
@@ -187,6 +187,7 @@ class Job:
     timeline: Timeline = field(default_factory=Timeline)
     run: RunStats = field(default_factory=RunStats)
     fanout: FanOutState | None = None
+    last_call: LastCall | None = None  # its upload's message on its last delivery, while it is handled
 
     def public_details(self) -> dict[str, object]:
         """What the status view shows under `details`: timeline, measurements, fan-out progress."""
@@ -208,3 +209,4 @@ class ChunkRecord:
     lease: Lease | None = None
     attempts: int = 0
     done_by: str | None = None  # the lease under which it was counted done: its result's key names it
+    last_call: LastCall | None = None  # its message on its last delivery, while it is handled

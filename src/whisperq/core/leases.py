@@ -51,3 +51,40 @@ def on_delivery(holder: Lease | None, message_id: str, now: float) -> Verdict:
     if holder.message_id not in (None, message_id):
         return Verdict.DUPLICATE
     return Verdict.HAND_BACK
+
+
+# After a stranded last call's invocation ended and its message left the worker's hands, this much more
+# before it is called stranded: clocks of different machines, and a clearing write on its way.
+STRANDED_GRACE_S = 5.0
+
+
+@dataclass(frozen=True)
+class LastCall:
+    """A message on the last delivery its queue allows, noted on the work it carries (the job, or the
+    chunk) before any of the work starts, and cleared when its handling ends without an error.
+
+    A failing last attempt ends its job FAILED itself. A last call left behind means that its worker
+    died with it (a crash, out of memory, the function's timeout): its message goes to the dead-letter
+    queue, and nobody else would ever end the job. The reaper does, with what the note says."""
+
+    message_id: str
+    receive_count: int
+    at: float  # epoch seconds: when the worker began to handle it
+    timed_out: bool = False  # its worker saw the deadline come with the work unfinished
+
+    def stranded_at(self, holder: Lease | None, visibility_timeout_s: float) -> float:
+        """When it can no longer end by itself (epoch seconds): its message is out of the worker's hands,
+        visible again (so dead-lettered on its next receive), and the lease of its work has run out (a
+        live worker's heartbeat keeps both from running out)."""
+        ends = [self.at + visibility_timeout_s]
+        if holder is not None and holder.message_id == self.message_id:
+            ends.append(holder.expires_at)  # the heartbeat kept the message hidden as long as the lease
+        return max(ends) + STRANDED_GRACE_S
+
+    def why_stopped(self, what: str, max_receive_count: int) -> str:
+        """What happened, for a person: which attempt, and how it ended."""
+        attempt = f"its last attempt (delivery {self.receive_count} of {max_receive_count})"
+        if self.timed_out:
+            return f"{what} ran out of time on {attempt}: the function's timeout ended it before it finished"
+        return (f"{what} stopped on {attempt} without recording an error: its worker crashed or ran out of "
+                "memory (the function's log says which)")

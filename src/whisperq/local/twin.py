@@ -3,6 +3,7 @@ front and the event-source-mapping workers. `Twin` starts and stops all of it.""
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 import queue as stdlib_queue
@@ -22,6 +23,9 @@ from whisperq.aws.provision import Resources, provision
 from whisperq.config import Settings
 from whisperq.core.errors import WhisperqError
 from whisperq.local import api_process, esm, moto_process, state, xray
+from whisperq.transcriber import reaper
+
+_log = logging.getLogger("whisperq.twin")
 
 # moto accepts any credentials; fixed ones keep a user's real AWS keys out of the twin.
 LOCAL_CREDENTIALS = {
@@ -85,6 +89,7 @@ class Twin:
         self._workers_lock = threading.Lock()
         self.workers_killed = 0
         self.workers_replaced = 0
+        self.jobs_reaped = 0
         self._replaced: list[int] = []  # indexes of workers replaced since take_replacements()
 
     # --- lifecycle ---------------------------------------------------------------------
@@ -184,7 +189,18 @@ class Twin:
     def _supervise(self, spec: faults.FaultSpec) -> None:
         chooser = random.Random(spec.seed)
         next_kill = time.monotonic() + spec.kill_every_s if spec.kill_every_s else float("inf")
+        assert self.settings is not None
+        # The scheduled function of AWS (ReaperFunction): jobs whose worker died with a last delivery.
+        the_reaper = reaper.build(self.settings, Clients(self.settings, LOCAL_CREDENTIALS), _log)
+        reap_every_s = reaper.interval_s(self.settings.queue)
+        next_reap = time.monotonic() + reap_every_s
         while not self._supervisor_stop.wait(0.3):
+            if time.monotonic() >= next_reap:
+                try:
+                    self.jobs_reaped += len(the_reaper.sweep())
+                except WhisperqError as exc:  # moto going down with the twin, or a passing error
+                    _log.warning("the reaper's sweep failed: %s", exc)
+                next_reap = time.monotonic() + reap_every_s
             with self._workers_lock:
                 if time.monotonic() >= next_kill:
                     alive = [p for p in self._workers if p.is_alive()]

@@ -13,6 +13,7 @@ from whisperq.aws.blobs import Blobs
 from whisperq.aws.chunks import ChunksTable
 from whisperq.aws.job_leases import JobLeases
 from whisperq.aws.jobs_table import JobsTable
+from whisperq.aws.last_calls import LastCalls
 from whisperq.aws.queues import Queue
 from whisperq.config import Settings
 from whisperq.core.errors import WhisperqError
@@ -129,6 +130,7 @@ class WorkerContext:
         self.jobs = jobs
         self.leases = JobLeases(jobs)
         self.chunks = chunks
+        self.last_calls = LastCalls(jobs, chunks.table_name, chunks.retention_s)
         self.blobs = blobs
         self.engine = engine
         self.log = log

@@ -7,6 +7,7 @@ is the unit of idempotency, never the SQS message id.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from whisperq.core.errors import InvalidTransition, JobNotFound, WhisperqError
@@ -14,6 +15,7 @@ from whisperq.core.fanout import parse_chunk_message
 from whisperq.core.keys import job_id_from_audio_key
 from whisperq.transcriber.context import WorkerContext
 from whisperq.transcriber.fanout import FanOut
+from whisperq.transcriber.last_call import last_call
 from whisperq.transcriber.messages import Delivery, UnprocessableMessage, iso_from_ms, parse_s3_notification
 from whisperq.transcriber.whole_file import WholeFile
 
@@ -46,8 +48,14 @@ class Transcriber:
         except ValueError as exc:
             raise UnprocessableMessage(str(exc)) from exc
         if chunk is not None:
-            return [self.fanout.handle_chunk(chunk, delivery)]
-        return [self.whole_file.handle(event, delivery) for event in parse_s3_notification(body)]
+            with last_call(self.context, delivery, chunk.job_id, chunk.chunk.index):
+                return [self.fanout.handle_chunk(chunk, delivery)]
+        outcomes = []
+        for event in parse_s3_notification(body):
+            job_id = job_id_from_audio_key(event.key)
+            with last_call(self.context, delivery, job_id) if job_id else contextlib.nullcontext():
+                outcomes.append(self.whole_file.handle(event, delivery))
+        return outcomes
 
     def mark_queued(self, body: str, delivery: Delivery) -> None:
         """Best effort: jobs whose audio arrived move UPLOADING -> QUEUED as soon as a batch holds them."""

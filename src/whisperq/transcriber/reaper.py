@@ -1,0 +1,131 @@
+"""The reaper: ends FAILED, with the reason, every job whose worker died with the last delivery its
+queue allows (a crash, out of memory, the function's timeout). Such a message goes to the dead-letter
+queue and nothing of ours runs for it again, so without the reaper its job would stay PROCESSING (or
+QUEUED) for ever and `whisperq wait` would run to its timeout.
+
+It reads only the jobs table (the open jobs, and the chunks of fanned-out ones): the notes that workers
+leave on a last delivery (transcriber/last_call.py). It never receives from the dead-letter queue, whose
+messages stay for `whisperq dlq replay`. In AWS it is a small function on a schedule
+(infra/template.yaml, ReaperFunction, every minute); on the twin its supervisor runs it (local/twin.py)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from whisperq.aws.chunks import ChunksTable
+from whisperq.aws.job_leases import JobLeases
+from whisperq.aws.jobs_table import ConditionFailed, JobsTable
+from whisperq.config import Settings
+from whisperq.core.jobs import Job, parse_iso
+from whisperq.core.leases import LastCall, Lease
+from whisperq.queue_config import QueueConfig
+
+# How often it looks: AWS's finest schedule (EventBridge's rate(1 minute)); the twin looks more often
+# when its visibility timeout is short, so that a test of seconds sees the job end.
+INTERVAL_S = 60.0
+
+
+def interval_s(queue: QueueConfig) -> float:
+    """How often the twin's reaper looks (the scheduled function's rate on AWS: INTERVAL_S)."""
+    return min(INTERVAL_S, max(1.0, queue.visibility_timeout_s / 2))
+
+
+class Reaper:
+    """One sweep over the open jobs; see the module docstring."""
+
+    def __init__(self, settings: Settings, jobs: JobsTable, chunks: ChunksTable, log: Any,
+                 notify: Callable[[Job], None] | None = None, clock: Callable[[], float] = time.time):
+        self.settings = settings
+        self.jobs = jobs
+        self.chunks = chunks
+        self.leases = JobLeases(jobs)
+        self.log = log
+        self.notify = notify
+        self.clock = clock
+
+    def sweep(self) -> list[Job]:
+        """End every job left behind by a last delivery; the jobs it ended."""
+        now = self.clock()
+        reaped = []
+        for job in self.jobs.get_many(self.jobs.open_job_ids()):
+            if job.status.is_final:
+                continue
+            found = self.stranded(job, now)
+            if found is None:
+                continue
+            call, what, chunk = found
+            queue = self.settings.queue
+            reason = (f"{call.why_stopped(what, queue.max_receive_count)}. Its message is in the dead-letter "
+                      f"queue; `whisperq dlq replay --job {job.job_id}` runs it again")
+            if call.timed_out:
+                reason += f" (with a function timeout above {queue.function_timeout_s} s if it needs more time)"
+            try:
+                ended = self.leases.reap(job, call, reason, chunk, now)
+            except ConditionFailed:
+                continue  # it ended meanwhile, or a holder that came with another message works on it
+            self.log.warning("job's last delivery was left behind; job failed",
+                             extra={"job_id": job.job_id, "error": reason})
+            reaped.append(ended)
+            if self.notify is not None:
+                self.notify(ended)
+        return reaped
+
+    def stranded(self, job: Job, now: float) -> tuple[LastCall, str, int | None] | None:
+        """The last call left behind on `job` (with what its work was, and its chunk), if there is one
+        that can no longer end by itself."""
+        holders: dict[str, Lease] = {}
+
+        def hold(lease: Lease | None) -> None:
+            if lease is not None and lease.message_id is not None:
+                known = holders.get(lease.message_id)
+                if known is None or lease.expires_at > known.expires_at:
+                    holders[lease.message_id] = lease
+
+        hold(job.lease)
+        merging = job.lease.message_id if job.lease else None  # a fanned-out job's lease is its merge's
+        fanned_out = job.fanout is not None and job.fanout.chunks_sent_at is not None
+        calls: list[tuple[LastCall, str, int | None]] = []
+        if job.last_call is not None and (not fanned_out or job.last_call.message_id == merging):
+            calls.append((job.last_call, "the merge" if fanned_out else "the transcription", None))
+        if fanned_out:
+            assert job.fanout is not None
+            for record in self.chunks.all(job.job_id):
+                hold(record.lease)
+                if record.last_call is None:
+                    continue
+                if record.done_by is None:
+                    calls.append((record.last_call, f"chunk {record.index + 1} of {job.fanout.chunks}", record.index))
+                elif record.last_call.message_id == merging:  # its message went on to merge, and died there
+                    calls.append((record.last_call, "the merge", None))
+        replayed = parse_iso(job.timeline.replayed_at).timestamp() if job.timeline.replayed_at else 0.0
+        visibility_s = self.settings.queue.visibility_timeout_s
+        for call, what, chunk in calls:
+            if call.at >= replayed and now >= call.stranded_at(holders.get(call.message_id), visibility_s):
+                return call, what, chunk
+        return None
+
+
+def build(settings: Settings, clients: Any, log: Any) -> Reaper:
+    """The reaper with its adapters, sending the callbacks of the jobs it ends."""
+    from whisperq.transcriber import callbacks
+    from whisperq.transcriber.context import NoMetrics
+
+    jobs = JobsTable(clients, settings.table)
+    chunks = ChunksTable(clients, settings.chunks_table, jobs, settings.job_retention_days * 86400)
+    metrics = NoMetrics()
+    return Reaper(settings, jobs, chunks, log,
+                  notify=lambda job: callbacks.notify(job, settings, jobs, metrics, log, time.sleep))
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """The scheduled Lambda function: one sweep."""
+    from aws_lambda_powertools import Logger
+
+    from whisperq.aws.clients import Clients
+
+    log = Logger(service="whisperq-reaper")
+    settings = Settings.from_env()
+    reaped = build(settings, Clients(settings), log).sweep()
+    return {"reaped": [job.job_id for job in reaped]}
