@@ -339,3 +339,82 @@ def test_cli_when_cancelling_then_cancelled_and_a_second_cancel_exits_4(twin):
     assert first.returncode == 0 and json.loads(first.stdout)["status"] == "CANCELLED"
     second = run_cli(state_dir, "cancel", created["jobId"])
     assert second.returncode == 4 and "already ended CANCELLED" in second.stderr
+
+
+# --- what a user trips on --------------------------------------------------------------------------------
+def interrupt_when(state_dir: Path, marker: str, *args: str) -> tuple[int, str, float]:
+    """Run `whisperq transcribe ARGS`, send it a real SIGINT once its stderr shows `marker`; its exit
+    status, its stderr, and the seconds it took to exit after the signal."""
+    import signal
+    import sys
+    import threading
+
+    process = subprocess.Popen([sys.executable, "-m", "whisperq.cli.main", "--state-dir", str(state_dir),
+                                "transcribe", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen: list[str] = []
+    shown = threading.Event()
+
+    def read() -> None:
+        for line in process.stderr:
+            seen.append(line)
+            if marker in line:
+                shown.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    assert shown.wait(120), "".join(seen)
+    process.send_signal(signal.SIGINT)
+    sent = time.monotonic()
+    code = process.wait(timeout=30)
+    took = time.monotonic() - sent
+    reader.join(10)
+    return code, "".join(seen), took
+
+
+def test_ctrl_c_while_waiting_then_stops_at_once_and_says_how_to_follow_the_job(twin):
+    state_dir, _ = twin
+    code, stderr, took = interrupt_when(state_dir, "passage.ogg: waiting", str(EXAMPLES / "passage.ogg"))
+    assert code == 130 and took < 3, (code, took, stderr)
+    [job_id] = [line.split("job ")[1].split(")")[0] for line in stderr.splitlines() if "waiting (job" in line]
+    assert f"passage.ogg: job {job_id} keeps running: `whisperq wait {job_id}`" in stderr
+    waited = run_cli(state_dir, "wait", job_id[:8], "--json", timeout_s=180)  # a unique prefix will do
+    assert waited.returncode == 0 and json.loads(waited.stdout)["jobId"] == job_id
+
+
+def test_ctrl_c_while_uploading_then_names_the_file_whose_upload_did_not_finish(twin, tmp_path):
+    state_dir, _ = twin
+    big = tmp_path / "long.wav"
+    with open(big, "wb") as handle:
+        handle.truncate(400 * 1024 * 1024)  # sparse: no disk used, and slow enough to send to interrupt it
+    code, stderr, took = interrupt_when(state_dir, "long.wav: uploading", str(big))
+    assert code == 130 and took < 3, (code, took, stderr)
+    assert "upload of long.wav interrupted: job " in stderr and "has no audio and will expire" in stderr
+
+
+def test_out_when_two_files_share_a_stem_then_both_kept_and_a_rerun_refuses_before_uploading(twin, tmp_path):
+    state_dir, _ = twin
+    files = [str(EXAMPLES / "meeting.wav"), str(EXAMPLES / "meeting.mp3")]
+    first = run_cli(state_dir, "transcribe", "--out", str(tmp_path), "--format", "vtt", *files, timeout_s=180)
+    assert first.returncode == 0, first.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["meeting.mp3.vtt", "meeting.wav.vtt"]
+    before = len(json.loads(run_cli(state_dir, "jobs", "--limit", "1000", "--json").stdout))
+    again = run_cli(state_dir, "transcribe", "--out", str(tmp_path), "--format", "vtt", *files)
+    assert again.returncode == 4 and "already exist" in again.stderr and "nothing was uploaded" in again.stderr
+    assert len(json.loads(run_cli(state_dir, "jobs", "--limit", "1000", "--json").stdout)) == before
+
+
+def test_several_files_when_one_fails_then_the_others_printed_and_the_failure_listed_with_its_reason(twin, tmp_path):
+    state_dir, _ = twin
+    fake = tmp_path / "notaudio.wav"
+    fake.write_text("not audio\n" * 100)
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    refused = run_cli(state_dir, "transcribe", str(EXAMPLES / "meeting.wav"), str(empty))
+    assert refused.returncode == 2 and "empty (0 bytes)" in refused.stderr and refused.stdout == ""
+    result = run_cli(state_dir, "transcribe", str(EXAMPLES / "meeting.wav"), str(fake), str(EXAMPLES / "standup.wav"),
+                     timeout_s=180)
+    assert result.returncode == 6, result.stderr
+    text = normalised(result.stdout)
+    assert "quarterly budget" in text and "release notes" in text and "==>" not in result.stdout  # piped: plain
+    assert "1 of 3 file(s) did not complete" in result.stderr
+    assert "notaudio.wav (job " in result.stderr and "could not be decoded as audio" in result.stderr

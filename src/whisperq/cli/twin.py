@@ -16,7 +16,7 @@ import click
 from whisperq import constants
 from whisperq.cli.app import Context, cli
 from whisperq.cli.errors import EXIT_JOB_FAILED, EXIT_UNREACHABLE, EXIT_USAGE, CliError
-from whisperq.cli.jobs import _Reporter, _submit_and_wait
+from whisperq.cli.transcribe import FileRun, Reporter, run_file
 from whisperq.client import Client
 from whisperq.local import state
 
@@ -144,10 +144,11 @@ def demo(obj: Context, file: str | None, timeout_s: float) -> None:
             up_s = time.perf_counter() - started
             obj.err.print(f"twin up in {up_s:.1f} s (API {twin.api_url}); transcribing {path}")
             client = Client(twin.api_url, api_key=twin.api_key)
-            with _Reporter(obj) as reporter:
-                job = _submit_and_wait(obj, client, reporter, path, {}, True, timeout_s)
-            if job["status"] != "COMPLETED":
-                raise CliError(f"demo job failed: {job.get('error')}", EXIT_JOB_FAILED)
+            with Reporter(obj) as reporter:
+                run = run_file(client, reporter, FileRun(path), {}, True, timeout_s)
+            if run.error or run.job is None:
+                raise CliError(f"demo job failed: {run.error}", EXIT_JOB_FAILED)
+            job = run.job
             click.echo(client.download_text(job["transcriptUrl"]), nl=False)
             details = job.get("details", {})
             obj.err.print(

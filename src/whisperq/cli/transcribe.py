@@ -1,0 +1,274 @@
+"""`whisperq transcribe`: upload files, wait for their jobs, print or save their transcripts.
+
+Each file runs in a thread of its own (upload, then wait), and the main thread only watches them, so
+Ctrl-C stops at once: it names every file whose upload did not finish, prints every job id with how to
+follow it, and keeps what was already written. Transcripts go out in the order of the files, each as
+soon as it and those before it are done; --out never overwrites a file."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from whisperq.cli.app import Context, cli
+from whisperq.cli.errors import EXIT_CONFLICT, EXIT_INTERRUPTED, EXIT_JOB_FAILED, EXIT_USAGE, CliError
+from whisperq.client import Client
+from whisperq.core.audio import content_type_for
+from whisperq.core.errors import WhisperqError
+from whisperq.core.writers import WRITERS
+
+DEFAULT_WAIT_TIMEOUT_S = 1800.0
+FORMATS = click.Choice(list(WRITERS))
+
+
+def _options(language: str | None, translate: bool, word_timestamps: bool, prompt: str | None) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    if language:
+        options["language"] = language
+    if translate:
+        options["task"] = "translate"
+    if word_timestamps:
+        options["wordTimestamps"] = True
+    if prompt:
+        options["initialPrompt"] = prompt
+    return options
+
+
+class Reporter:
+    """Progress on stderr, by file name: a rich bar per file on a terminal, one plain line per change
+    otherwise."""
+
+    def __init__(self, obj: Context):
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.obj = obj
+        self.interactive = obj.err.is_terminal
+        # The bar shows the upload's bytes, then, for a long file fanned out across workers, its chunks.
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[amount]}"),
+                                 TimeElapsedColumn(), console=obj.err, transient=True, disable=not self.interactive)
+        self._lock = threading.Lock()
+        self._sent: dict[Any, int] = {}  # bytes sent per upload task, of its size
+        self._sizes: dict[Any, int] = {}
+
+    def __enter__(self) -> Reporter:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.__exit__(*exc)
+
+    def task(self, name: str, size: int) -> Any:
+        task = self.progress.add_task(f"{name}: uploading", total=size, amount="")
+        self._sizes[task] = size
+        self._sent[task] = 0
+        return task
+
+    def advance(self, task: Any, amount: int) -> None:
+        """Bytes of the upload sent (called for every block read, from the upload threads)."""
+        with self._lock:
+            self._sent[task] += amount
+            sent = self._sent[task]
+        self.progress.update(task, advance=amount, amount=f"{sent / 1e6:.1f}/{self._sizes[task] / 1e6:.1f} MB")
+
+    def update(self, task: Any, name: str, job: dict[str, Any]) -> None:
+        """A change of the job: its status, and its chunks' progress when it was fanned out."""
+        details = job.get("details") or {}
+        line = f"{name}: {job['status']}"
+        if details.get("chunks"):
+            done, total = int(details.get("chunksDone") or 0), int(details["chunks"])
+            line += f" ({done}/{total} chunks)"
+            if self.interactive:
+                self.progress.update(task, total=total, completed=done, amount=f"{done}/{total} chunks")
+        self.say(task, line if self.interactive else f"{line} (job {job['jobId']})")
+
+    def say(self, task: Any, text: str) -> None:
+        if self.interactive:
+            self.progress.update(task, description=text)
+        else:
+            with self._lock:
+                self.obj.err.print(text)
+
+
+@dataclass
+class FileRun:
+    """One file's way through: its job, and how far it got (what Ctrl-C reports)."""
+
+    path: str
+    target: Path | None = None  # where --out writes its transcript
+    job_id: str | None = None
+    phase: str = "starting"  # starting, uploading, waiting, done
+    job: dict[str, Any] | None = None
+    error: str | None = None  # why it did not complete
+    exit_code: int = EXIT_JOB_FAILED
+
+    @property
+    def name(self) -> str:
+        return os.path.basename(self.path)
+
+
+def run_file(client: Client, reporter: Reporter, run: FileRun, options: dict[str, Any], wait: bool,
+             timeout_s: float, on_done: Callable[[FileRun], None] | None = None) -> FileRun:
+    """Upload one file and (unless not `wait`) wait for its job; `on_done` once it completed."""
+    size = os.path.getsize(run.path)
+    task = reporter.task(run.name, size)
+    try:
+        job = client.create_upload(run.name, content_type_for(run.name), options)
+        run.job_id, run.phase = job["jobId"], "uploading"
+        reporter.say(task, f"{run.name}: uploading {size} bytes (job {run.job_id})")
+        client.upload(job, run.path, on_progress=lambda n: reporter.advance(task, n))
+        run.phase = "waiting"
+        if not wait:
+            run.job = client.status(run.job_id)
+        else:
+            reporter.say(task, f"{run.name}: waiting (job {run.job_id})")
+            run.job = client.wait(run.job_id, timeout_s, lambda current: reporter.update(task, run.name, current))
+    except WhisperqError as exc:
+        run.error, run.exit_code = exc.message, exc.exit_code
+        return run
+    finally:
+        if run.phase == "waiting":
+            run.phase = "done"
+    if run.job is not None and run.job["status"] not in ("COMPLETED", "UPLOADING", "QUEUED", "PROCESSING"):
+        run.error = run.job["status"] + (f": {run.job['error']}" if run.job.get("error") else "")
+    elif on_done is not None and run.job is not None and run.job["status"] == "COMPLETED":
+        on_done(run)
+    return run
+
+
+def out_targets(files: tuple[str, ...], out_dir: str, fmt: str, overwrite: bool) -> list[Path]:
+    """Where each file's transcript goes in `out_dir`: <stem>.<format>, or <name>.<format> for files
+    whose stems clash (meeting.wav and meeting.mp3). Refused before anything is uploaded when a target
+    exists (unless `overwrite`) or two files would still share one."""
+    stems = [Path(path).stem for path in files]
+    targets = [Path(out_dir) / (f"{Path(path).stem}.{fmt}" if stems.count(Path(path).stem) == 1
+                                else f"{Path(path).name}.{fmt}") for path in files]
+    shared = sorted({str(t) for t in targets if targets.count(t) > 1})
+    if shared:
+        raise CliError(f"two files would write {', '.join(shared)}: give each file a name of its own", EXIT_USAGE)
+    existing = [str(t) for t in targets if t.exists()]
+    if existing and not overwrite:
+        raise CliError(f"{', '.join(existing)} already exist(s); nothing was uploaded. Remove them, choose another "
+                       "--out, or add --overwrite", EXIT_CONFLICT)
+    return targets
+
+
+def _check_files(files: tuple[str, ...]) -> None:
+    """Refuse what cannot be transcribed before anything is uploaded."""
+    for path in files:
+        content_type_for(path)  # a clear error naming the accepted types
+        if os.path.getsize(path) == 0:
+            raise CliError(f"{path} is empty (0 bytes): nothing to transcribe; nothing was uploaded", EXIT_USAGE)
+
+
+def _start(call: Callable[[], FileRun], slots: threading.Semaphore) -> concurrent.futures.Future[FileRun]:
+    """Run `call` in a daemon thread (Ctrl-C must not wait for it), at most as many at once as `slots`."""
+    future: concurrent.futures.Future[FileRun] = concurrent.futures.Future()
+
+    def run() -> None:
+        with slots:
+            try:
+                future.set_result(call())
+            except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+                future.set_exception(exc)
+
+    threading.Thread(target=run, daemon=True, name="whisperq-transcribe").start()
+    return future
+
+
+def _interrupted(obj: Context, runs: list[FileRun]) -> None:
+    """Ctrl-C: say where each file got, and how to go on."""
+    for run in runs:
+        if run.phase == "done":
+            continue
+        if run.job_id is None:
+            obj.err.print(f"{run.name}: not started")
+        elif run.phase == "uploading":
+            obj.err.print(f"upload of {run.name} interrupted: job {run.job_id} has no audio and will expire; "
+                          "run it again")
+        else:
+            obj.err.print(f"{run.name}: job {run.job_id} keeps running: `whisperq wait {run.job_id}`, then "
+                          f"`whisperq download {run.job_id}`")
+    written = [str(run.target) for run in runs if run.phase == "done" and run.target is not None and not run.error]
+    if written:
+        obj.err.print(f"kept: {', '.join(written)}")
+
+
+@cli.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--format", "fmt", type=FORMATS, default="txt", show_default=True, help="Transcript format to fetch.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False),
+              help="Write each transcript to DIR/<file stem>.<format> (DIR/<file name>.<format> when two "
+                   "files share a stem) instead of printing it; never overwrites.")
+@click.option("--overwrite", is_flag=True, help="With --out: replace transcripts that are already there.")
+@click.option("--language", help="Language code (default: detect; English-only models take en only).")
+@click.option("--translate", is_flag=True, help="Translate into English (multilingual models).")
+@click.option("--word-timestamps", is_flag=True, help="Word timings in the json, srt and vtt outputs.")
+@click.option("--prompt", help="Initial prompt: names and jargon the audio uses.")
+@click.option("--no-wait", is_flag=True, help="Upload and print the job ids; do not wait.")
+@click.option("--concurrency", type=click.IntRange(1, 16), default=2, show_default=True,
+              help="Files uploaded and waited on at once.")
+@click.option("--timeout", "timeout_s", type=float, default=DEFAULT_WAIT_TIMEOUT_S, show_default=True,
+              help="Seconds to wait for each job.")
+@click.option("--json", "as_json", is_flag=True, help="Print the final jobs as JSON instead of transcripts.")
+@click.pass_obj
+def transcribe(obj: Context, files: tuple[str, ...], fmt: str, out_dir: str | None, overwrite: bool,
+               language: str | None, translate: bool, word_timestamps: bool, prompt: str | None, no_wait: bool,
+               concurrency: int, timeout_s: float, as_json: bool) -> None:
+    """Upload audio FILES, wait, and print (or save) their transcripts.
+
+    Accepted: wav, flac, mp3, m4a, mp4, ogg, opus, webm. Several files are labelled by name on a terminal
+    (plain transcripts when piped); files that failed are listed at the end with their reasons."""
+    _check_files(files)
+    targets: list[Path | None] = [None] * len(files)
+    if out_dir and not no_wait and not as_json:
+        targets = list(out_targets(files, out_dir, fmt, overwrite))
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+    client = obj.client()
+    options = _options(language, translate, word_timestamps, prompt)
+    runs = [FileRun(path, target) for path, target in zip(files, targets, strict=True)]
+    lock = threading.Lock()
+
+    def save(run: FileRun) -> None:  # --out: written as soon as its job completed
+        assert run.job is not None and run.target is not None
+        client.download(run.job["transcriptUrls"][fmt], str(run.target))
+        with lock:
+            obj.err.print(f"wrote {run.target}")
+
+    slots = threading.Semaphore(concurrency)
+    label = len(files) > 1 and obj.out.is_terminal and not as_json
+    try:
+        with Reporter(obj) as reporter:
+            futures = [_start(lambda run=run: run_file(client, reporter, run, options, not no_wait, timeout_s,
+                                                       save if run.target else None), slots) for run in runs]
+            for run, future in zip(runs, futures, strict=True):
+                while not future.done():  # short waits: Ctrl-C reaches this thread at once
+                    concurrent.futures.wait([future], timeout=0.2)
+                future.result()
+                if no_wait or as_json or run.target is not None or run.error or run.job is None:
+                    continue
+                text = client.download_text(run.job["transcriptUrls"][fmt])
+                if label:
+                    click.echo(f"==> {run.name} <==")
+                click.echo(text, nl=not text.endswith("\n") and label)
+    except KeyboardInterrupt:
+        _interrupted(obj, runs)
+        raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
+    jobs = [run.job or {"file": run.name, "jobId": run.job_id, "error": run.error} for run in runs]
+    if no_wait:
+        obj.emit(jobs, as_json, "\n".join(f"{run.job_id}  {run.name}" if label else str(run.job_id)
+                                          for run in runs if run.job_id))
+    elif as_json:
+        obj.emit(jobs if len(jobs) > 1 else jobs[0], True)
+    failed = [run for run in runs if run.error]
+    if failed:
+        lines = [f"  {run.name}" + (f" (job {run.job_id})" if run.job_id else "") + f": {run.error}" for run in failed]
+        codes = {run.exit_code for run in failed}
+        raise CliError(f"{len(failed)} of {len(runs)} file(s) did not complete:\n" + "\n".join(lines),
+                       codes.pop() if len(codes) == 1 else EXIT_JOB_FAILED)
