@@ -34,7 +34,7 @@ def default(template, name):
 
 def test_parameter_defaults_when_compared_then_equal_queue_config(template):
     params = template["Parameters"]
-    for name, value in QueueConfig().sam_parameters().items():
+    for name, value in QueueConfig.for_target("aws").sam_parameters().items():
         assert name in params, f"queue_config.{name} has no template parameter"
         assert str(params[name]["Default"]) == value, f"{name}: template {params[name]['Default']} != {value}"
 
@@ -241,3 +241,9 @@ def test_api_when_read_then_bearer_keys_reach_the_usage_plan_and_audio_arrives_b
     assert "Authorization" in api["Cors"]["AllowHeaders"]
     health = resources["ApiFunction"]["Properties"]["Events"]["Health"]["Properties"]["Auth"]
     assert health == {"ApiKeyRequired": False, "Authorizer": "NONE"}
+
+
+def test_planner_memory_default_when_compared_then_the_templates(template):
+    from whisperq.cli.plan import TEMPLATE_MEMORY_MB
+
+    assert default(template, "TranscriberMemoryMb") == TEMPLATE_MEMORY_MB

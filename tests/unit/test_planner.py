@@ -86,10 +86,35 @@ def test_plan_cli_when_run_then_outputs_and_a_sweep_plot(tmp_path):
     swept = CliRunner().invoke(cli, ["plan", "--jobs-per-day", "500", "--sweep-concurrency", "2,20",
                                      "--sweep-memory", "1769,3538", "--plot", str(tmp_path / "s.png"), "--json"])
     assert swept.exit_code == 0, swept.output
-    rows = json.loads(swept.output)
+    rows = json.loads(swept.stdout)
     assert [(r["setting"], r["value"]) for r in rows] == [("max_concurrency", 2), ("max_concurrency", 20),
                                                           ("memory_mb", 1769), ("memory_mb", 3538)]
     assert rows[0]["latencyS"]["p95"] > rows[1]["latencyS"]["p95"]  # a cap of 2 queues the work
     assert (tmp_path / "s.png").stat().st_size > 10_000
     bad = CliRunner().invoke(cli, ["plan", "--mix", "sixty"])
     assert bad.exit_code == 2 and "SECONDS:SHARE" in bad.output
+
+
+def test_plan_when_run_plain_then_an_aws_deployments_defaults_and_latencies_an_aws_user_would_see():
+    """Found by a new user: a plain `whisperq plan` planned the twin's two workers (p95 of 52,749 s)."""
+    result = CliRunner().invoke(cli, ["plan", "--json"])
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.stdout)
+    assert plan["pipeline"]["maxConcurrency"] == 100 and plan["pipeline"]["memoryMb"] == 3008
+    assert plan["completed"] == plan["jobs"] == 10_000
+    assert plan["latencyS"]["p95"] < 3600  # an hour-long file, fanned out across idle functions, in minutes
+
+
+def test_plan_sweep_when_the_knob_held_fixed_is_not_given_then_says_which_value_it_used():
+    swept = CliRunner().invoke(cli, ["plan", "--jobs-per-day", "200", "--sweep-memory", "1769,3538", "--json"])
+    assert swept.exit_code == 0, swept.output
+    assert "sweeping memory at max concurrency 100" in swept.stderr
+    assert [r["pipeline"]["maxConcurrency"] for r in json.loads(swept.stdout)] == [100, 100]
+
+
+def test_calibration_when_shown_then_every_path_it_cites_exists():
+    result = CliRunner().invoke(cli, ["plan", "--calibration", "--json"])
+    assert result.exit_code == 0, result.output
+    cited = [word.strip(",:();'") for figure in json.loads(result.stdout).values()
+             for word in figure["source"].split() if word.startswith("docs/")]
+    assert len(cited) >= 4 and all((ROOT / path).exists() for path in cited), cited

@@ -159,7 +159,7 @@ def infra() -> None:
 def infra_params(fmt: str) -> None:
     """Print the template parameters that carry queue_config (defaults, WHISPERQ_QUEUE_* variables and
     WHISPERQ_QUEUE_CONFIG applied), after checking them against the limits of AWS."""
-    params = queue_config.load().validate("aws").sam_parameters()
+    params = queue_config.load(target="aws").validate("aws").sam_parameters()
     if fmt == "json":
         click.echo(json.dumps(params, indent=2))
     else:

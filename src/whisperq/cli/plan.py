@@ -16,9 +16,11 @@ from whisperq.planner import calibration, load
 from whisperq.planner.costs import Prices, cost
 from whisperq.planner.simulate import Pipeline, simulate
 
+TEMPLATE_MEMORY_MB = 3008  # infra/template.yaml's TranscriberMemoryMb default (a test keeps them equal)
+
 
 def _pipeline(figures: dict[str, calibration.Figure], **settings: Any) -> Pipeline:
-    config = queue_config.load()
+    config = queue_config.load(target="aws")  # an AWS deployment's (the template's defaults)
     base = Pipeline(max_concurrency=config.max_concurrency, visibility_timeout_s=config.visibility_timeout_s,
                     max_receive_count=config.max_receive_count, fanout_min_duration_s=config.fanout_min_duration_s,
                     chunk_s=config.chunk_s, **{name: figure.value for name, figure in figures.items()})
@@ -50,9 +52,10 @@ def run_plan(arrivals: list[tuple[float, float]], pipeline: Pipeline, prices: Pr
               help="Arrivals from a JSON-lines file ({t, durationS}; a load test's jobs.jsonl works).")
 @click.option("--mix", default="60:0.8,3600:0.2", show_default=True,
               help="Audio durations in seconds and their share of jobs.")
-@click.option("--max-concurrency", type=click.IntRange(2, 1000), help="MaximumConcurrency (default: queue_config).")
+@click.option("--max-concurrency", type=click.IntRange(2, 1000), help="MaximumConcurrency (default: the template's).")
 @click.option("--reserved-concurrency", type=click.IntRange(1))
-@click.option("--memory-mb", type=click.IntRange(128, 10240), default=3008, show_default=True)
+@click.option("--memory-mb", type=click.IntRange(128, 10240), default=TEMPLATE_MEMORY_MB, show_default=True,
+              help="The transcriber function's memory (the template's TranscriberMemoryMb by default).")
 @click.option("--failure-rate", type=click.FloatRange(0, 1), default=0.0, show_default=True,
               help="Share of attempts that fail (and come back after the visibility timeout).")
 @click.option("--fanout-min-duration", "fanout_min_duration_s", type=float, help="Default: queue_config.")
@@ -94,6 +97,12 @@ def plan(obj: Context, jobs_per_day: int, hours: float, burst: str | None, trace
                          chunk_s=chunk_s)
     sweep = [("max_concurrency", int(v)) for v in (sweep_concurrency or "").split(",") if v] + \
             [("memory_mb", int(v)) for v in (sweep_memory or "").split(",") if v]
+    if sweep_memory and max_concurrency is None:
+        obj.err.print(f"sweeping memory at max concurrency {pipeline.cap} (an AWS deployment's default); pass "
+                      "--max-concurrency to plan for the cap you deploy")
+    if sweep_concurrency and memory_mb == TEMPLATE_MEMORY_MB:
+        obj.err.print(f"sweeping concurrency at {memory_mb} MB of function memory (the template's default); pass "
+                      "--memory-mb to plan for another size")
     if not sweep:
         result = run_plan(arrivals, pipeline, Prices())
         obj.emit(result, as_json, _human(result))

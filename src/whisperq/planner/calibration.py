@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-DOCS = Path(__file__).resolve().parents[3] / "docs"
+ROOT = Path(__file__).resolve().parents[3]
+DOCS = ROOT / "docs"
 EFFICIENCY_RUNS = ("performance/runs/efficiency-1/run-01", "performance/runs/efficiency-2/run-01",
                    "performance/runs/efficiency-3/run-01")
 OVERHEAD_RUN = "performance/runs/overhead-burst/run-01"
@@ -31,7 +32,13 @@ def summary(docs: Path, run: str) -> dict[str, Any]:
 
 
 def calibrate(docs: Path = DOCS) -> dict[str, Figure]:
-    """rtf_per_thread, overhead_s, cold_start_s, split_s_per_audio_s from the committed results."""
+    """rtf_per_thread, overhead_s, cold_start_s, split_s_per_audio_s from the committed results; each
+    source names its files as paths from the repository's root (docs/...)."""
+    where = docs.relative_to(ROOT).as_posix() + "/" if docs.is_relative_to(ROOT) else f"{docs}/"
+
+    def at(path: str) -> str:
+        return where + path
+
     runs = [summary(docs, run) for run in EFFICIENCY_RUNS]
     rtf = statistics.mean(run["meanRealTimeFactor"] for run in runs)
     overhead = summary(docs, OVERHEAD_RUN)
@@ -44,15 +51,15 @@ def calibrate(docs: Path = DOCS) -> dict[str, Figure]:
     split_s = max(0.0, alone["wallS"] - job["transcribeS"] - job["chunks"] * overhead_s) / job["audioS"]
     return {
         "rtf_per_thread": Figure("rtf_per_thread", round(rtf, 2),
-                                 f"mean meanRealTimeFactor of {', '.join(EFFICIENCY_RUNS)} (tiny.en, int8, beam 5, "
-                                 "1 thread, 2 workers busy)"),
+                                 f"mean meanRealTimeFactor of {', '.join(map(at, EFFICIENCY_RUNS))} (tiny.en, int8, "
+                                 "beam 5, 1 thread, 2 workers busy)"),
         "overhead_s": Figure("overhead_s", round(overhead_s, 4),
-                             f"{OVERHEAD_RUN}: drainS x workers / jobs ({overhead['drainS']} x "
+                             f"{at(OVERHEAD_RUN)}: drainS x workers / jobs ({overhead['drainS']} x "
                              f"{overhead['config']['workers']} / {overhead['jobs']} zero-cost jobs)"),
         "cold_start_s": Figure("cold_start_s", round(RUNTIME_INIT_S + faster["load_s"], 3),
-                               f"{ENGINES}: load_s of {faster['name']!r} ({faster['load_s']} s) + "
+                               f"{at(ENGINES)}: load_s of {faster['name']!r} ({faster['load_s']} s) + "
                                f"{RUNTIME_INIT_S} s assumed for Lambda's own runtime start (not measured here)"),
         "split_s_per_audio_s": Figure("split_s_per_audio_s", round(split_s, 5),
-                                      f"{FANOUT}: the 1-worker fan-out of {job['audioS']:.0f} s: (wallS - transcribeS "
-                                      f"- chunks x overhead_s) / audioS"),
+                                      f"{at(FANOUT)}: the 1-worker fan-out of {job['audioS']:.0f} s: (wallS - "
+                                      "transcribeS - chunks x overhead_s) / audioS"),
     }

@@ -16,6 +16,10 @@ from typing import Any
 from whisperq import constants
 from whisperq.core.errors import ConfigError
 
+# Where an AWS deployment starts from something else than the twin: a hundred concurrent functions, not
+# the two worker processes of a two-core machine (the template's defaults; a test keeps them equal).
+AWS_DEFAULTS: dict[str, int] = {"max_concurrency": 100}
+
 
 @dataclass(frozen=True)
 class QueueConfig:
@@ -88,6 +92,12 @@ class QueueConfig:
             raise ConfigError("queue_config: " + "; ".join(problems))
         return self
 
+    @classmethod
+    def for_target(cls, target: str) -> QueueConfig:
+        """The defaults of a target: the local twin's are sized for one machine (a worker per core of
+        a laptop), an AWS deployment's (the SAM template's defaults) for Lambda (AWS_DEFAULTS)."""
+        return replace(cls(), **AWS_DEFAULTS) if target == "aws" else cls()
+
     def with_overrides(self, overrides: Mapping[str, Any]) -> QueueConfig:
         known = {f.name: f.type for f in fields(self)}
         values: dict[str, int] = {}
@@ -126,10 +136,12 @@ def _sam_name(field_name: str) -> str:
     return "".join(part.capitalize() for part in field_name.split("_"))
 
 
-def load(overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> QueueConfig:
-    """Build the queue_config in force (see the module docstring for the order)."""
+def load(overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None,
+         target: str = "local") -> QueueConfig:
+    """Build the queue_config in force (see the module docstring for the order), from the defaults of
+    `target` ("local", or "aws" for the template's parameters and the planner)."""
     env = os.environ if environ is None else environ
-    config = QueueConfig()
+    config = QueueConfig.for_target(target)
     path = env.get(constants.QUEUE_CONFIG_FILE)
     if path:
         try:
