@@ -132,3 +132,31 @@ def test_job_table_when_rendered_then_language_with_probability_and_chunk_progre
     console.print(_job_table(jobs))
     text = console.export_text()
     assert "fr (0.44)" in text and "PROCESSING 7/20 chunks" in text
+
+
+# --- messages that say what to do next (found by a new user) ----------------------------------------------
+def test_api_url_when_it_has_no_scheme_then_usage_error_with_the_url_it_meant(run):
+    result = run("--api-url", "127.0.0.1:39191", "status", "6248633d-1631-41f1-9fa2-547eb5e6415a")
+    assert result.exit_code == 2 and "e.g. http://127.0.0.1:39191" in result.output
+    assert "unexpected" not in result.output
+
+
+def test_dlq_when_no_twin_and_no_aws_credentials_then_says_both_ways_forward(run, monkeypatch, tmp_path):
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    result = run("dlq", "list")
+    assert result.exit_code == 5, result.output
+    assert "no local twin runs" in result.output and "whisperq local up" in result.output
+    assert "AWS_PROFILE" in result.output and "Unable to locate credentials" not in result.output
+
+
+def test_banner_when_faults_are_on_then_says_so_and_which_ones_act_only_in_load_tests():
+    from whisperq.cli.twin import _faults_lines
+
+    assert _faults_lines("") == []
+    lines = _faults_lines("crash=0.5,poison=0.1,seed=3")
+    assert lines[0].startswith("  FAULTS ON  ") and "crash=0.5" in lines[0]
+    assert "whisperq loadtest --faults" in lines[1]

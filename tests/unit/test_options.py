@@ -54,3 +54,9 @@ def test_from_api_when_invalid_then_invalid_request_names_it(raw, model, fragmen
     with pytest.raises(InvalidRequest) as caught:
         TranscribeOptions.from_api(raw, model=model)
     assert fragment in str(caught.value)
+
+
+def test_language_on_an_english_only_model_when_refused_then_names_the_model_that_would_do_it():
+    with pytest.raises(InvalidRequest) as refused:
+        TranscribeOptions.from_api({"language": "fr"}, "tiny.en")
+    assert "WHISPERQ_MODEL=base" in refused.value.message and "'fr'" in refused.value.message

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from whisperq import constants
-from whisperq.cli.errors import EXIT_INTERRUPTED, EXIT_UNEXPECTED, EXIT_UNREACHABLE, CliError
+from whisperq.cli.errors import EXIT_INTERRUPTED, EXIT_UNEXPECTED, EXIT_UNREACHABLE, EXIT_USAGE, CliError
 from whisperq.client import Client
 from whisperq.core.errors import WhisperqError
 from whisperq.local import state
@@ -48,6 +48,8 @@ class Context:
 
     def client(self) -> Client:
         url = self.api_url()
+        if not url.startswith(("http://", "https://")):
+            raise CliError(f"--api-url {url!r} has no scheme: give the whole URL, e.g. http://{url}", EXIT_USAGE)
         key = self.api_key
         if not key and not self._api_url:
             running = self.twin()

@@ -11,7 +11,7 @@ import click
 
 from whisperq import constants, queue_config
 from whisperq.cli.app import Context, cli
-from whisperq.cli.errors import EXIT_NOT_FOUND, EXIT_USAGE, CliError
+from whisperq.cli.errors import EXIT_NOT_FOUND, EXIT_UNREACHABLE, EXIT_USAGE, CliError
 from whisperq.config import ENV_VARS, Settings
 
 
@@ -32,6 +32,14 @@ def _operator_target(obj: Context) -> tuple[Settings, Any]:
         )
         return settings, Clients(settings, LOCAL_CREDENTIALS)
     settings = Settings.from_env(endpoint_url=obj.endpoint_url)
+    if not obj.endpoint_url:
+        import boto3
+
+        if boto3.Session().get_credentials() is None:
+            raise CliError(
+                f"no local twin runs (state dir {obj.state_dir}) and no AWS credentials were found: start the twin "
+                "with `whisperq local up`, or give the credentials of the deployed stack's account (AWS_PROFILE, "
+                "`aws configure`, AWS_ACCESS_KEY_ID...)", EXIT_UNREACHABLE)
     return settings, Clients(settings)
 
 

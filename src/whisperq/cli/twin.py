@@ -57,12 +57,13 @@ def local_up(obj: Context, port: int, workers: int | None, extra_api_keys: tuple
         q = settings.queue
         lines = [
             "whisperq local twin is up",
-            f"  API        {twin.api_url}  (x-api-key: in the state file; the CLI uses it)",
+            f"  API        {twin.api_url}  (the CLI finds it and its key; `whisperq local env` prints both)",
             f"  AWS (moto) {twin.endpoint_url}  (DynamoDB: {twin.dynamodb_endpoint_url})",
             f"  workers    {len(twin._workers)} x {settings.engine} {settings.model} "
             f"(batch {q.batch_size}, window {q.max_batching_window_s} s, "
             f"visibility {q.visibility_timeout_s} s, maxReceiveCount {q.max_receive_count})",
             f"  log        {twin.log_path}",
+            *_faults_lines(settings.faults),
             f"  state      {obj.state_dir / state.STATE_FILE}",
             "Press Ctrl-C to stop.",
         ]
@@ -78,6 +79,20 @@ def local_up(obj: Context, port: int, workers: int | None, extra_api_keys: tuple
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     obj.err.print("stopped")
+
+
+def _faults_lines(spec_text: str | None) -> list[str]:
+    """The banner's word on WHISPERQ_FAULTS: which faults the twin plays, and which it cannot."""
+    from whisperq.faults import FaultSpec
+
+    spec = FaultSpec.parse(spec_text)
+    if not spec.active:
+        return []
+    lines = [f"  FAULTS ON  {spec} (WHISPERQ_FAULTS): workers and the API misbehave on purpose"]
+    if spec.poison or spec.corrupt:
+        lines.append("             poison and corrupt choose what a load test uploads: they act in "
+                     "`whisperq loadtest --faults`, not here")
+    return lines
 
 
 @local.command("status")

@@ -16,6 +16,7 @@ from whisperq import constants
 from whisperq.client.errors import (
     ApiError,
     AuthenticationError,
+    InvalidRequestError,
     JobFailed,
     ServiceError,
     UnreachableError,
@@ -195,7 +196,11 @@ class Client:
                                f"{response.text[:300]}", response.status_code)
 
     def submit(self, path: str, options: Options = None, on_progress: Callable[[int], None] | None = None) -> Job:
-        """Create a job for the file at `path` and upload it; the job as it stands after the upload."""
+        """Create a job for the file at `path` and upload it; the job as it stands after the upload. An
+        empty file or one of a type the service does not take is refused before any job is made."""
+        content_type_for(path)
+        if os.path.getsize(path) == 0:
+            raise InvalidRequestError(f"{path} is empty (0 bytes): nothing to transcribe", code="empty_file")
         created = self.create_upload(os.path.basename(path), None, options)
         self.upload(created, path, on_progress)
         return self.get(created["jobId"])

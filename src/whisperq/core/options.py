@@ -88,9 +88,14 @@ class TranscribeOptions:
         """English-only models (*.en) can neither transcribe another language nor translate."""
         if model.endswith(".en"):
             if self.language not in (None, "en"):
-                raise InvalidRequest(f"model {model} is English-only; options.language must be 'en' or omitted")
+                raise InvalidRequest(
+                    f"model {model} is English-only; options.language must be 'en' or omitted. For "
+                    f"{self.language!r}, run a multilingual model: WHISPERQ_MODEL=base (bundled; on the twin: "
+                    "`WHISPERQ_MODEL=base whisperq local up`)")
             if self.task == "translate":
-                raise InvalidRequest(f"model {model} is English-only and cannot translate; use task 'transcribe'")
+                raise InvalidRequest(
+                    f"model {model} is English-only and cannot translate; use task 'transcribe', or run a "
+                    "multilingual model: WHISPERQ_MODEL=base (bundled)")
 
     def to_api(self) -> dict[str, Any]:
         """The options as the API shows and stores them (camelCase, defaults included)."""
