@@ -270,5 +270,6 @@ def transcribe(obj: Context, files: tuple[str, ...], fmt: str, out_dir: str | No
     if failed:
         lines = [f"  {run.name}" + (f" (job {run.job_id})" if run.job_id else "") + f": {run.error}" for run in failed]
         codes = {run.exit_code for run in failed}
-        raise CliError(f"{len(failed)} of {len(runs)} file(s) did not complete:\n" + "\n".join(lines),
-                       codes.pop() if len(codes) == 1 else EXIT_JOB_FAILED)
+        message = lines[0].strip() if len(runs) == 1 else \
+            f"{len(failed)} of {len(runs)} file(s) did not complete:\n" + "\n".join(lines)
+        raise CliError(message, codes.pop() if len(codes) == 1 else EXIT_JOB_FAILED)
