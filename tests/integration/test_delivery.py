@@ -362,7 +362,7 @@ def test_stale_chunk_attempt_when_it_gives_up_after_another_counted_its_chunk_th
     # Through the protocol, on the last delivery the queue allows: nothing fails.
     delivery = delivery_of(stack, messages[0], receive_count=stack.settings.queue.max_receive_count)
     attempt = Attempt(worker.context, ChunkLessor(worker.context, job_id, parse_chunk_message(messages[0].body).chunk,
-                                                  6), delivery)
+                                                  6, delivery), delivery)
     attempt.lease = stale
     attempt.failed(RuntimeError("engine crashed"))
     job = stack.jobs.get(job_id)

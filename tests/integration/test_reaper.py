@@ -161,3 +161,57 @@ def test_replayed_job_when_an_old_chunk_note_is_left_then_not_reaped_again(stack
     stack.jobs.revive(job_id)  # `whisperq dlq replay --job` does this before it moves the message back
     assert reaper_of(stack, later(3600)).sweep() == []
     assert stack.jobs.get(job_id).status is JobStatus.QUEUED
+
+
+def test_chunk_note_when_a_duplicate_message_took_the_chunk_over_then_left_to_it(stack):
+    splitter = worker(stack)
+    job_id, messages = split_passage(stack, splitter)
+    victim = messages[1]
+    with pytest.raises(WorkerKilled):
+        worker(stack, dying_engine()).handle_message(victim.body, delivery_of(stack, victim, receive_count=2))
+    time.sleep(VISIBILITY_S + 0.2)  # its lease runs out; a copy of its message (a re-sent chunk) takes the chunk
+    chunks = splitter.context.chunks
+    record = chunks.get(job_id, 1)
+    chunks.take(job_id, 1, Lease("copy-holder", time.time() + 3600, "a-copy-of-the-message"), record.lease)
+    assert chunks.get(job_id, 1).last_call is None  # the take by another message removed the dead one's note
+    assert reaper_of(stack, later(VISIBILITY_S + STRANDED_GRACE_S + 1)).sweep() == []
+    assert stack.jobs.get(job_id).status is JobStatus.PROCESSING
+
+
+def test_whole_job_note_when_a_duplicate_took_the_job_and_released_it_then_not_reaped(stack):
+    job_id, event = upload(stack)
+    with pytest.raises(WorkerKilled):
+        worker(stack, dying_engine()).handle_message(event.body, delivery_of(stack, event, receive_count=2))
+    job = stack.jobs.get(job_id)
+    # A copy of the upload's event took the job over on its first delivery and failed (its message comes back).
+    copy = Lease("copy-holder", time.time() + 3600, "a-copy-of-the-event")
+    leases = worker(stack).context.leases
+    leases.take(job_id, copy, job.lease, 1, job.timeline, None)
+    leases.release(job_id, copy, "TransientError: S3 was slow")
+    assert reaper_of(stack, later(3600)).sweep() == []
+    assert stack.jobs.get(job_id).status is JobStatus.QUEUED
+
+
+def test_open_job_when_its_dead_letter_is_replayed_before_the_reaper_came_then_not_reaped(stack):
+    from whisperq.aws.dlq import DeadLetterQueue
+
+    job_id, event = upload(stack)
+    with pytest.raises(WorkerKilled):
+        worker(stack, dying_engine()).handle_message(event.body, delivery_of(stack, event, receive_count=2))
+    time.sleep(VISIBILITY_S + 0.2)  # its lease and its message's visibility run out: SQS dead-letters it
+    stack.queue.delete([event])
+    stack.dlq.send(event.body)
+    report = DeadLetterQueue(stack.clients, stack.dlq, stack.queue, stack.jobs).replay(job_ids=[job_id])
+    assert len(report.moved) == 1 and "still open" in report.not_reset[0]
+    assert reaper_of(stack, later(3600)).sweep() == []
+    [message] = stack.receive_all(1)
+    assert worker(stack).handle_message(message.body, delivery_of(stack, message)) == ["completed"]
+
+
+def test_batch_when_its_worker_dies_before_reaching_a_last_delivery_then_that_job_is_reaped_too(stack):
+    job_id, event = upload(stack)
+    # The record waits behind another in its batch: noted when the invocation starts; the worker dies first.
+    worker(stack).note_last_call(event.body, delivery_of(stack, event, receive_count=2))
+    assert stack.jobs.get(job_id).last_call is not None
+    [reaped] = reaper_of(stack, later(VISIBILITY_S + STRANDED_GRACE_S + 1)).sweep()
+    assert reaped.job_id == job_id and "crashed or ran out of memory" in reaped.error

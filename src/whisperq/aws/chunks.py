@@ -19,12 +19,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 from whisperq.aws.clients import Clients
 from whisperq.aws.errors import as_core_error, error_code
 from whisperq.aws.expressions import Update
-from whisperq.aws.job_items import LEASE_NAMES, item_to_chunk, lease_attributes
+from whisperq.aws.job_items import LAST_CALL_NAMES, LEASE_NAMES, item_to_chunk, lease_attributes, with_last_call
 from whisperq.aws.jobs_table import JobsTable
 from whisperq.aws.retry import RetryPolicy, call_conditional
 from whisperq.core.errors import TransientError, WhisperqError
 from whisperq.core.jobs import ChunkRecord, Job, JobStatus, iso, utc_now
-from whisperq.core.leases import Lease
+from whisperq.core.leases import LastCall, Lease
 
 # A chunk may be worked on while its job is PROCESSING, or FAILED because another chunk was
 # dead-lettered (so that a replay of that chunk finds the rest done), or QUEUED after a replay.
@@ -102,10 +102,11 @@ class ChunksTable:
                 return sorted(chunks, key=lambda chunk: chunk.index)
             kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
-    def take(self, job_id: str, index: int, lease: Lease, replacing: Lease | None) -> ChunkRecord:
+    def take(self, job_id: str, index: int, lease: Lease, replacing: Lease | None,
+             last_call: LastCall | None = None) -> ChunkRecord:
         """Lease the chunk: not done, and nobody holds it but one whose lease (`replacing`, seen run
         out) has not changed since; ChunkNotTaken otherwise."""
-        update = Update().set(lease_attributes(lease)).add({"attempts": 1})
+        update = with_last_call(Update().set(lease_attributes(lease)).add({"attempts": 1}), last_call)
         update.set_if_absent({"expiresAt": int(time.time()) + self.retention_s})
         update.require(update.absent("doneBy"))
         update.require(update.equals("leaseId", replacing.id) if replacing else update.absent("leaseId"))
@@ -169,6 +170,19 @@ class ChunksTable:
             self.release(job_id, index, lease)
             return None
         return self.jobs.get(job_id)
+
+    def reap_job(self, job_id: str, index: int, message_id: str, now: float, job: Update) -> bool:
+        """End the job (`job`: JobsTable.moving's update to FAILED) for a chunk whose last call was left
+        behind, in one transaction with a condition on the chunk: the note still that message's, the
+        chunk not done and held by no live lease. False when something changed (nothing is written)."""
+        chunk = Update().remove(LAST_CALL_NAMES)
+        chunk.require(chunk.equals("lastCallMessageId", message_id)).require(chunk.absent("doneBy"))
+        chunk.require(Update.either(chunk.absent("leaseId"), chunk.below("leaseExpiresAt", now)))
+        try:
+            self._transact(job_id, index, chunk, job, "fail job for its stranded chunk", lambda chunk: False)
+        except ChunkNotTaken:
+            return False
+        return True
 
     def _transact(self, job_id: str, index: int, chunk: Update, job: Update, what: str,
                   landed: Callable[[ChunkRecord], bool]) -> None:

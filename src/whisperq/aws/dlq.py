@@ -68,8 +68,9 @@ class ReplayReport:
         lines = [f"{'would move' if dry_run else 'moved'} {len(self.moved)} message(s) back to the transcription "
                  f"queue ({self.method})"]
         if self.jobs_reset:
-            lines.append(f"reset {len(self.jobs_reset)} job(s) FAILED -> QUEUED: {', '.join(self.jobs_reset)}")
-        lines += [f"moved without a reset: {why}" for why in self.not_reset]
+            lines.append(f"{'would reset' if dry_run else 'reset'} {len(self.jobs_reset)} job(s) FAILED -> QUEUED: "
+                         f"{', '.join(self.jobs_reset)}")
+        lines += [f"{'would move' if dry_run else 'moved'} without a reset: {why}" for why in self.not_reset]
         return lines
 
 
@@ -148,6 +149,8 @@ class DeadLetterQueue:
             report.method = "dry-run"
             report.moved = [d.message_id for d in letters]
             report.jobs_reset = [d.job_id for d in letters if d.job_id and d.job_status == "FAILED"]
+            report.not_reset = [f"{d.message_id}: job {d.job_id} is {d.job_status or 'unknown'}" for d in letters
+                                if d.job_status != "FAILED"]
             return report
         for letter in letters:
             self._reset_job(letter, report)
@@ -174,6 +177,9 @@ class DeadLetterQueue:
             report.jobs_reset.append(letter.job_id)
         except InvalidTransition as exc:
             done = exc.current in ("COMPLETED", "CANCELLED")
+            if not done:
+                with contextlib.suppress(InvalidTransition, JobNotFound):
+                    self.jobs.replayed_open(letter.job_id)
             report.not_reset.append(
                 f"{letter.message_id}: job {letter.job_id} is {exc.current}"
                 + (" (the worker acknowledges its message and changes nothing)" if done

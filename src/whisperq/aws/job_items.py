@@ -78,6 +78,12 @@ def last_call_attributes(call: LastCall) -> dict[str, Any]:
             if getattr(call, field) is not None}
 
 
+def with_last_call(update: Any, call: LastCall | None) -> Any:
+    """`update` (an expressions.Update), noting `call` on the item, or, when the work is taken by a delivery
+    that is not a last one, removing a note an earlier message left: that message no longer carries it."""
+    return update.set(last_call_attributes(call)) if call is not None else update.remove(LAST_CALL_NAMES)
+
+
 def last_call_from(values: Mapping[str, Any]) -> LastCall | None:
     if "lastCallMessageId" not in values:
         return None

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from whisperq.aws.expressions import Update
-from whisperq.aws.job_items import LAST_CALL_NAMES, LEASE_NAMES, lease_attributes
+from whisperq.aws.job_items import LAST_CALL_NAMES, LEASE_NAMES, lease_attributes, with_last_call
 from whisperq.aws.jobs_table import JobsTable
 from whisperq.core.jobs import FanOutState, Job, JobStatus, RunStats, Timeline, attributes_of, iso, utc_now
 from whisperq.core.leases import LastCall, Lease
@@ -37,12 +37,13 @@ class JobLeases:
         self.jobs = jobs
 
     def take(self, job_id: str, lease: Lease, replacing: Lease | None, receive_count: int, timeline: Timeline,
-             queue_wait_s: float | None) -> Job:
+             queue_wait_s: float | None, last_call: LastCall | None = None) -> Job:
         """Move a waiting job to PROCESSING under `lease`, or take a PROCESSING one over from the holder
         whose lease (`replacing`, seen run out) has not changed since; one more attempt counted. Never a
         job handed to its chunks (they carry it)."""
         update = Update().set({**lease_attributes(lease), "receiveCount": receive_count, **attributes_of(timeline),
                                **attributes_of(RunStats(queue_wait_s=queue_wait_s))}).increment("attempts")
+        with_last_call(update, last_call)
         waiting = update.one_of("status", [s.value for s in WAITING])
         if replacing is not None:
             waiting = Update.either(waiting, Update.both(update.equals("status", PROCESSING.value),
@@ -89,16 +90,16 @@ class JobLeases:
         update.remove(LEASE_NAMES).require(_holds(update, lease))
         return self.jobs.move(job_id, JobStatus.FAILED, [PROCESSING], update, lambda job: job.finished_by == lease.id)
 
-    def reap(self, job: Job, call: LastCall, reason: str, failed_chunk: int | None, now: float) -> Job:
+    def reap(self, job: Job, call: LastCall, reason: str, now: float, noted_here: bool) -> Job:
         """End FAILED a job whose last call was left behind (its worker died with it), with `reason`:
         only while no live lease is held on the whole job (a holder that came with another message
-        still works on it) and the job is open."""
-        mark = f"reaper:{call.message_id}"
-        update = failing(reason, job.last_error, True, failed_chunk).set({"finishedBy": mark})
-        update.remove([*LEASE_NAMES, *LAST_CALL_NAMES])
-        update.require(Update.either(update.absent("leaseId"), update.below("leaseExpiresAt", now)))
+        still works on it), the job is open and, for a note on the job's own item (`noted_here`), the
+        note is still that call's (a take by another message removes it)."""
+        update = reaping(job, call, reason, None, now)
+        if noted_here:
+            update.require(update.equals("lastCallMessageId", call.message_id))
         return self.jobs.move(job.job_id, JobStatus.FAILED, [*WAITING, PROCESSING], update,
-                              lambda job: job.finished_by == mark)
+                              lambda job: job.finished_by == reaper_mark(call))
 
     # --- fan-out --------------------------------------------------------------------------
     def record_plan(self, job_id: str, lease: Lease, plan: FanOutState, run: RunStats) -> Job:
@@ -117,14 +118,27 @@ class JobLeases:
         return self.jobs.write(job_id, "hand the job to its chunks", update,
                                lambda job: job.fanout is not None and job.fanout.chunks_sent_at == sent_at)
 
-    def claim_merge(self, job_id: str, lease: Lease, replacing: Lease | None) -> Job:
+    def claim_merge(self, job_id: str, lease: Lease, replacing: Lease | None, last_call: LastCall | None = None) -> Job:
         """Take the job's lease to merge it: every chunk counted done, and no holder but one whose lease
         (`replacing`, seen run out) has not changed since."""
-        update = Update().set(lease_attributes(lease))
+        update = with_last_call(Update().set(lease_attributes(lease)), last_call)
         update.require(update.same("chunksDone", "chunks")).require(update.exists("chunksSentAt"))
         update.require(update.equals("leaseId", replacing.id) if replacing else update.absent("leaseId"))
         return self.jobs.move(job_id, PROCESSING, [JobStatus.QUEUED, PROCESSING], update,
                               lambda job: _held_by(job, lease))
+
+
+def reaper_mark(call: LastCall) -> str:
+    """How a job ended by the reaper says so (finishedBy)."""
+    return f"reaper:{call.message_id}"
+
+
+def reaping(job: Job, call: LastCall, reason: str, failed_chunk: int | None, now: float) -> Update:
+    """The changes that end FAILED a job whose last call was left behind, while no live lease holds it
+    (the status move itself: JobsTable.moving)."""
+    update = failing(reason, job.last_error, True, failed_chunk).set({"finishedBy": reaper_mark(call)})
+    update.remove([*LEASE_NAMES, *LAST_CALL_NAMES])
+    return update.require(Update.either(update.absent("leaseId"), update.below("leaseExpiresAt", now)))
 
 
 def failing(reason: str, last_error: str | None = None, dead_lettered: bool = False,

@@ -231,6 +231,14 @@ class JobsTable:
         update.remove(["error", "deadLettered", "failedAt", "failedChunk", *LEASE_NAMES, *LAST_CALL_NAMES])
         return self.move(job_id, JobStatus.QUEUED, [JobStatus.FAILED], update, lambda job: True)
 
+    def replayed_open(self, job_id: str) -> Job:
+        """A replay moved back the message of a job still open (its worker died with the message's last
+        delivery, and the reaper has not ended it yet): the notes of that delivery no longer stand (the
+        reaper ignores older ones), so the job waits for the message as it is."""
+        update = Update().set({"replayedAt": iso(utc_now())}).remove(LAST_CALL_NAMES)
+        update.require(update.exists("jobId"))
+        return self.write(job_id, "mark replayed", update, lambda job: job.last_call is None)
+
     def set_callback_status(self, job_id: str, outcome: str) -> None:
         """Record how the job's callback went (bookkeeping: the job's outcome stands)."""
         update = Update().set({"callbackStatus": outcome})

@@ -35,12 +35,19 @@ def _job_table(jobs: list[dict[str, Any]]) -> Any:
     return table
 
 
-# How far back a job id's prefix is looked for among the caller's jobs.
+# How far back a job id's prefix is looked for among the caller's jobs, and how short it may be (the
+# first group of a UUID: a prefix of a character or two would pick a job by accident).
 PREFIX_SEARCH_LIMIT = 1000
+MIN_PREFIX = 8
 
 
 def resolve(client: Client, job_ids: tuple[str, ...]) -> list[str]:
-    """Full job ids for `job_ids`, each a whole id or the unique start of one of the caller's jobs."""
+    """Full job ids for `job_ids`, each a whole id or the unique start (8 characters or more) of one of
+    the caller's jobs."""
+    short = [job_id for job_id in job_ids if len(job_id) < MIN_PREFIX]
+    if short:
+        raise CliError(f"{short[0]!r} is too short to name a job: give the whole id, or its first {MIN_PREFIX} "
+                       "characters or more", EXIT_USAGE)
     if all(len(job_id) == 36 for job_id in job_ids):
         return list(job_ids)
     known: list[str] = []
@@ -51,16 +58,18 @@ def resolve(client: Client, job_ids: tuple[str, ...]) -> list[str]:
         cursor = page["nextCursor"]
         if not cursor:
             break
-    return [job_id if len(job_id) == 36 else _match(job_id, known) for job_id in job_ids]
+    return [job_id if len(job_id) == 36 else _match(job_id, known, complete=not cursor) for job_id in job_ids]
 
 
-def _match(prefix: str, known: list[str]) -> str:
+def _match(prefix: str, known: list[str], complete: bool) -> str:
     found = [job_id for job_id in known if job_id.startswith(prefix.lower())]
-    if len(found) == 1:
+    if len(found) == 1 and complete:
         return found[0]
+    if not complete:
+        raise CliError(f"you have more than {PREFIX_SEARCH_LIMIT} jobs, so a prefix cannot be known to name one: "
+                       f"give {prefix!r}'s whole id", EXIT_USAGE)
     if not found:
-        raise CliError(f"no job of yours starts with {prefix!r} (among your {len(known)} newest); give the whole "
-                       "id (`whisperq jobs` lists them)", EXIT_NOT_FOUND)
+        raise CliError(f"no job of yours starts with {prefix!r}; `whisperq jobs` lists them", EXIT_NOT_FOUND)
     raise CliError(f"{prefix!r} is the start of {len(found)} jobs ({', '.join(found[:5])}"
                    f"{', ...' if len(found) > 5 else ''}); give more of the id", EXIT_USAGE)
 

@@ -106,9 +106,27 @@ def dlq_replay(obj: Context, replay_all: bool, job_ids: tuple[str, ...], max_mes
     messages itself, sending before deleting: a crash may duplicate a message, never lose one."""
     if replay_all == bool(job_ids):
         raise CliError("say what to replay: --all, or --job ID (repeatable)", EXIT_USAGE)
-    report = _dlq(obj).replay(job_ids=list(job_ids) or None, max_messages=max_messages, rate_per_s=rate_per_s,
-                              dry_run=dry_run)
+    dead_letters = _dlq(obj)
+    if job_ids:
+        job_ids = _whole_ids(job_ids, [d.job_id for d in dead_letters.peek(limit=10_000) if d.job_id])
+    report = dead_letters.replay(job_ids=list(job_ids) or None, max_messages=max_messages, rate_per_s=rate_per_s,
+                                 dry_run=dry_run)
     obj.emit(report.to_dict(), as_json, "\n".join(report.lines(dry_run)))
+
+
+def _whole_ids(given: tuple[str, ...], known: list[str]) -> tuple[str, ...]:
+    """Job ids as given, or the one dead-lettered job each (8 characters or more) starts."""
+    whole = []
+    for job_id in given:
+        found = sorted({known_id for known_id in known if known_id.startswith(job_id.lower())})
+        if len(job_id) >= 8 and len(found) == 1:
+            whole.append(found[0])
+        elif len(job_id) >= 8 and len(found) > 1:
+            raise CliError(f"{job_id!r} is the start of {len(found)} dead-lettered jobs; give more of the id",
+                           EXIT_USAGE)
+        else:
+            whole.append(job_id)  # a whole id (or nothing in the DLQ matches: replay says it moved nothing)
+    return tuple(whole)
 
 
 @dlq.command("purge")

@@ -107,6 +107,7 @@ class FileRun:
     job: dict[str, Any] | None = None
     error: str | None = None  # why it did not complete
     exit_code: int = EXIT_JOB_FAILED
+    delivered: bool = False  # its transcript written (--out) or printed
 
     @property
     def name(self) -> str:
@@ -137,8 +138,13 @@ def run_file(client: Client, reporter: Reporter, run: FileRun, options: dict[str
             run.phase = "done"
     if run.job is not None and run.job["status"] not in ("COMPLETED", "UPLOADING", "QUEUED", "PROCESSING"):
         run.error = run.job["status"] + (f": {run.job['error']}" if run.job.get("error") else "")
+        run.exit_code = EXIT_CONFLICT if run.job["status"] == "CANCELLED" else EXIT_JOB_FAILED
     elif on_done is not None and run.job is not None and run.job["status"] == "COMPLETED":
-        on_done(run)
+        try:
+            on_done(run)
+        except (WhisperqError, OSError) as exc:
+            run.error = f"COMPLETED, but its transcript could not be written: {exc}"
+            run.exit_code = getattr(exc, "exit_code", EXIT_JOB_FAILED)
     return run
 
 
@@ -182,20 +188,25 @@ def _start(call: Callable[[], FileRun], slots: threading.Semaphore) -> concurren
     return future
 
 
-def _interrupted(obj: Context, runs: list[FileRun]) -> None:
+def _interrupted(obj: Context, runs: list[FileRun], fmt: str) -> None:
     """Ctrl-C: say where each file got, and how to go on."""
     for run in runs:
-        if run.phase == "done":
+        if run.delivered:
             continue
-        if run.job_id is None:
+        if run.error:
+            obj.err.print(f"{run.name}: {run.error}")
+        elif run.job_id is None:
             obj.err.print(f"{run.name}: not started")
         elif run.phase == "uploading":
             obj.err.print(f"upload of {run.name} interrupted: job {run.job_id} has no audio and will expire; "
                           "run it again")
+        elif run.job is not None and run.job.get("status") == "COMPLETED":
+            obj.err.print(f"{run.name}: job {run.job_id} COMPLETED, its transcript not written yet: "
+                          f"`whisperq download {run.job_id} --format {fmt}`")
         else:
             obj.err.print(f"{run.name}: job {run.job_id} keeps running: `whisperq wait {run.job_id}`, then "
                           f"`whisperq download {run.job_id}`")
-    written = [str(run.target) for run in runs if run.phase == "done" and run.target is not None and not run.error]
+    written = [str(run.target) for run in runs if run.delivered and run.target is not None]
     if written:
         obj.err.print(f"kept: {', '.join(written)}")
 
@@ -223,7 +234,7 @@ def transcribe(obj: Context, files: tuple[str, ...], fmt: str, out_dir: str | No
                concurrency: int, timeout_s: float, as_json: bool) -> None:
     """Upload audio FILES, wait, and print (or save) their transcripts.
 
-    Accepted: wav, flac, mp3, m4a, mp4, ogg, opus, webm. Several files are labelled by name on a terminal
+    Accepted: aac, flac, m4a, mp3, mp4, oga, ogg, opus, wav, webm. Several files are labelled by name on a terminal
     (plain transcripts when piped); files that failed are listed at the end with their reasons."""
     _check_files(files)
     targets: list[Path | None] = [None] * len(files)
@@ -235,9 +246,20 @@ def transcribe(obj: Context, files: tuple[str, ...], fmt: str, out_dir: str | No
     runs = [FileRun(path, target) for path, target in zip(files, targets, strict=True)]
     lock = threading.Lock()
 
-    def save(run: FileRun) -> None:  # --out: written as soon as its job completed
+    def save(run: FileRun) -> None:  # --out: written as soon as its job completed, whole or not at all
         assert run.job is not None and run.target is not None
-        client.download(run.job["transcriptUrls"][fmt], str(run.target))
+        partial = run.target.with_name(f".{run.target.name}.{os.getpid()}.part")
+        try:
+            client.download(run.job["transcriptUrls"][fmt], str(partial))
+            if overwrite:
+                os.replace(partial, run.target)
+            else:
+                os.link(partial, run.target)  # refuses a file that appeared since the check
+        except FileExistsError:
+            raise OSError(f"{run.target} appeared meanwhile; it was left as it is") from None
+        finally:
+            partial.unlink(missing_ok=True)
+        run.delivered = True
         with lock:
             obj.err.print(f"wrote {run.target}")
 
@@ -253,12 +275,18 @@ def transcribe(obj: Context, files: tuple[str, ...], fmt: str, out_dir: str | No
                 future.result()
                 if no_wait or as_json or run.target is not None or run.error or run.job is None:
                     continue
-                text = client.download_text(run.job["transcriptUrls"][fmt])
+                try:
+                    text = client.download_text(run.job["transcriptUrls"][fmt])
+                except WhisperqError as exc:
+                    run.error, run.exit_code = f"COMPLETED, but its transcript could not be fetched: {exc}", \
+                        exc.exit_code
+                    continue
                 if label:
                     click.echo(f"==> {run.name} <==")
                 click.echo(text, nl=not text.endswith("\n") and label)
+                run.delivered = True
     except KeyboardInterrupt:
-        _interrupted(obj, runs)
+        _interrupted(obj, runs, fmt)
         raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
     jobs = [run.job or {"file": run.name, "jobId": run.job_id, "error": run.error} for run in runs]
     if no_wait:

@@ -72,6 +72,11 @@ class LastCall:
     at: float  # epoch seconds: when the worker began to handle it
     timed_out: bool = False  # its worker saw the deadline come with the work unfinished
 
+    @classmethod
+    def of(cls, message_id: str, receive_count: int, max_receive_count: int, now: float) -> LastCall | None:
+        """The note of a delivery, if it is the last its queue allows (None otherwise)."""
+        return cls(message_id, receive_count, now) if receive_count >= max_receive_count else None
+
     def stranded_at(self, holder: Lease | None, visibility_timeout_s: float) -> float:
         """When it can no longer end by itself (epoch seconds): its message is out of the worker's hands,
         visible again (so dead-lettered on its next receive), and the lease of its work has run out (a

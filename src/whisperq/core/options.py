@@ -90,8 +90,8 @@ class TranscribeOptions:
             if self.language not in (None, "en"):
                 raise InvalidRequest(
                     f"model {model} is English-only; options.language must be 'en' or omitted. For "
-                    f"{self.language!r}, run a multilingual model: WHISPERQ_MODEL=base (bundled; on the twin: "
-                    "`WHISPERQ_MODEL=base whisperq local up`)")
+                    f"{self.language!r}, run a multilingual model: WHISPERQ_MODEL=base (bundled; on the twin "
+                    "`WHISPERQ_MODEL=base whisperq local up`, on AWS the transcriber function's WHISPERQ_MODEL)")
             if self.task == "translate":
                 raise InvalidRequest(
                     f"model {model} is English-only and cannot translate; use task 'transcribe', or run a "

@@ -85,6 +85,7 @@ class Twin:
         # A thread that replaces workers that died (a crash, an invocation ended at its timeout), as Lambda
         # replaces a container, and in chaos runs kills one every kill_every_s.
         self._supervisor: threading.Thread | None = None
+        self._reaper: threading.Thread | None = None
         self._supervisor_stop = threading.Event()
         self._workers_lock = threading.Lock()
         self.workers_killed = 0
@@ -173,34 +174,38 @@ class Twin:
         self._start_workers()
         self._start_supervisor()
 
+    def _reap(self) -> None:
+        """The scheduled function of AWS (ReaperFunction), in a thread of its own: it ends the jobs whose
+        worker died with a last delivery (a callback it sends may take a while)."""
+        assert self.settings is not None
+        the_reaper = reaper.build(self.settings, Clients(self.settings, LOCAL_CREDENTIALS), _log)
+        while not self._supervisor_stop.wait(reaper.interval_s(self.settings.queue)):
+            try:
+                self.jobs_reaped += len(the_reaper.sweep())
+            except Exception as exc:  # noqa: BLE001 - moto going down with the twin, or a passing error
+                _log.warning("the reaper's sweep failed: %s", exc)
+
     def _start_supervisor(self) -> None:
         spec = faults.FaultSpec.parse(self._child_env.get(faults.ENV))
         self._supervisor_stop.clear()
         self._supervisor = threading.Thread(target=self._supervise, args=(spec,), name="twin-supervisor",
                                             daemon=True)
         self._supervisor.start()
+        self._reaper = threading.Thread(target=self._reap, name="twin-reaper", daemon=True)
+        self._reaper.start()
 
     def _stop_supervisor(self) -> None:
-        if self._supervisor is not None:
-            self._supervisor_stop.set()
-            self._supervisor.join(timeout=10)
-            self._supervisor = None
+        self._supervisor_stop.set()
+        for attribute in ("_supervisor", "_reaper"):
+            thread = getattr(self, attribute)
+            if thread is not None:
+                thread.join(timeout=10)
+                setattr(self, attribute, None)
 
     def _supervise(self, spec: faults.FaultSpec) -> None:
         chooser = random.Random(spec.seed)
         next_kill = time.monotonic() + spec.kill_every_s if spec.kill_every_s else float("inf")
-        assert self.settings is not None
-        # The scheduled function of AWS (ReaperFunction): jobs whose worker died with a last delivery.
-        the_reaper = reaper.build(self.settings, Clients(self.settings, LOCAL_CREDENTIALS), _log)
-        reap_every_s = reaper.interval_s(self.settings.queue)
-        next_reap = time.monotonic() + reap_every_s
         while not self._supervisor_stop.wait(0.3):
-            if time.monotonic() >= next_reap:
-                try:
-                    self.jobs_reaped += len(the_reaper.sweep())
-                except WhisperqError as exc:  # moto going down with the twin, or a passing error
-                    _log.warning("the reaper's sweep failed: %s", exc)
-                next_reap = time.monotonic() + reap_every_s
             with self._workers_lock:
                 if time.monotonic() >= next_kill:
                     alive = [p for p in self._workers if p.is_alive()]

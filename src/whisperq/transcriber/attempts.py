@@ -23,7 +23,7 @@ from whisperq.aws.jobs_table import ConditionFailed
 from whisperq.core.errors import TransientError, WhisperqError
 from whisperq.core.fanout import Chunk
 from whisperq.core.jobs import Job, JobStatus, Timeline, iso, utc_now
-from whisperq.core.leases import Lease, Verdict, on_delivery
+from whisperq.core.leases import LastCall, Lease, Verdict, on_delivery
 from whisperq.transcriber.context import WorkerContext
 from whisperq.transcriber.endings import notify, remove_outputs
 from whisperq.transcriber.heartbeat import Heartbeat
@@ -78,7 +78,8 @@ class JobLessor:
         wait_s = round(max(0.0, time.time() - delivery.sent_timestamp_ms / 1000), 3) \
             if delivery.sent_timestamp_ms is not None else None
         return self.context.leases.take(self.job_id, lease, replacing, delivery.receive_count,
-                                        Timeline(enqueued_at=enqueued, started_at=iso(utc_now())), wait_s)
+                                        Timeline(enqueued_at=enqueued, started_at=iso(utc_now())), wait_s,
+                                        last_call_of(self.context, delivery))
 
     def renew(self, lease: Lease) -> None:
         self.context.leases.renew(self.job_id, lease)
@@ -103,20 +104,21 @@ class MergeLessor(JobLessor):
                                   f"{job_id}` merges the finished chunks again")
 
     def take(self, lease: Lease, replacing: Lease | None) -> Job:
-        return self.context.leases.claim_merge(self.job_id, lease, replacing)
+        return self.context.leases.claim_merge(self.job_id, lease, replacing, last_call_of(self.context, self.delivery))
 
 
 class ChunkLessor:
     """One chunk's lease, in the chunk's own item; failing for good ends its whole job FAILED."""
 
-    def __init__(self, context: WorkerContext, job_id: str, chunk: Chunk, count: int):
-        self.context, self.job_id, self.chunk = context, job_id, chunk
+    def __init__(self, context: WorkerContext, job_id: str, chunk: Chunk, count: int, delivery: Delivery):
+        self.context, self.job_id, self.chunk, self.delivery = context, job_id, chunk, delivery
         self.what = f"chunk {chunk.index + 1} of {count} ({chunk.start_s:.1f}-{chunk.end_s:.1f} s)"
         self.after_dead_letter = (f"Its message was moved to the dead-letter queue; `whisperq dlq replay --job "
                                   f"{job_id}` resumes the job without redoing the finished chunks")
 
     def take(self, lease: Lease, replacing: Lease | None) -> Any:
-        return self.context.chunks.take(self.job_id, self.chunk.index, lease, replacing)
+        return self.context.chunks.take(self.job_id, self.chunk.index, lease, replacing,
+                                        last_call_of(self.context, self.delivery))
 
     def renew(self, lease: Lease) -> None:
         self.context.chunks.renew(self.job_id, self.chunk.index, lease)
@@ -132,6 +134,13 @@ class ChunkLessor:
         if job is not None:
             self.context.metrics.add_metric("JobsFailed", "Count", 1)
             notify(self.context, job)
+
+
+def last_call_of(context: WorkerContext, delivery: Delivery) -> LastCall | None:
+    """The note a take leaves when its delivery is the last the queue allows (see transcriber/last_call.py);
+    a take by any other delivery removes an earlier message's note: that message no longer carries the work."""
+    return LastCall.of(delivery.message_id, delivery.receive_count, context.settings.queue.max_receive_count,
+                       time.time())
 
 
 class Attempt:

@@ -119,7 +119,7 @@ class FanOut:
         record = context.chunks.get(job_id, index)
         if record.done_by:  # a duplicate, or the redelivery of a worker that died before its merge
             return self.resume(job, delivery, "skipped:chunk-done")
-        lessor = ChunkLessor(context, job_id, message.chunk, message.count)
+        lessor = ChunkLessor(context, job_id, message.chunk, message.count, delivery)
         attempt = Attempt(context, lessor, delivery)
         if attempt.begin(record.lease) is None:
             return "skipped:chunk-leased-elsewhere"

@@ -53,6 +53,12 @@ def last_call(context: WorkerContext, delivery: Delivery, job_id: str, chunk: in
         _best_effort(context, "clear", lambda: context.last_calls.clear(job_id, chunk, delivery.message_id))
 
 
+def note_ahead(context: WorkerContext, delivery: Delivery, job_id: str, chunk: int | None) -> None:
+    """Note a last delivery that waits behind others in its batch (the handling notes it again, and clears it)."""
+    call = LastCall(delivery.message_id, delivery.receive_count, time.time())
+    _best_effort(context, "note", lambda: context.last_calls.note(job_id, chunk, call))
+
+
 def _best_effort(context: WorkerContext, what: str, write: object) -> bool:
     try:
         return bool(write())  # type: ignore[operator]

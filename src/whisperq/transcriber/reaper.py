@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from whisperq.aws.chunks import ChunksTable
-from whisperq.aws.job_leases import JobLeases
+from whisperq.aws.job_leases import JobLeases, reaping
 from whisperq.aws.jobs_table import ConditionFailed, JobsTable
 from whisperq.config import Settings
-from whisperq.core.jobs import Job, parse_iso
+from whisperq.core.jobs import Job, JobStatus, parse_iso
 from whisperq.core.leases import LastCall, Lease
 from whisperq.queue_config import QueueConfig
 
@@ -30,6 +31,19 @@ INTERVAL_S = 60.0
 def interval_s(queue: QueueConfig) -> float:
     """How often the twin's reaper looks (the scheduled function's rate on AWS: INTERVAL_S)."""
     return min(INTERVAL_S, max(1.0, queue.visibility_timeout_s / 2))
+
+
+@dataclass(frozen=True)
+class Where:
+    """Where a note was found: the job's item, or a chunk's; a done chunk's note counts for its merge."""
+
+    chunk: int | None
+    noted_on_chunk: bool
+    merge: bool = False
+
+    @property
+    def failed_chunk(self) -> int | None:
+        return None if self.merge else self.chunk
 
 
 class Reaper:
@@ -55,26 +69,45 @@ class Reaper:
             found = self.stranded(job, now)
             if found is None:
                 continue
-            call, what, chunk = found
-            queue = self.settings.queue
-            reason = (f"{call.why_stopped(what, queue.max_receive_count)}. Its message is in the dead-letter "
-                      f"queue; `whisperq dlq replay --job {job.job_id}` runs it again")
-            if call.timed_out:
-                reason += f" (with a function timeout above {queue.function_timeout_s} s if it needs more time)"
-            try:
-                ended = self.leases.reap(job, call, reason, chunk, now)
-            except ConditionFailed:
+            call, what, where = found
+            ended = self._reap(job, call, self.reason(job, call, what), where, now)
+            if ended is None:
                 continue  # it ended meanwhile, or a holder that came with another message works on it
             self.log.warning("job's last delivery was left behind; job failed",
-                             extra={"job_id": job.job_id, "error": reason})
+                             extra={"job_id": job.job_id, "error": ended.error})
             reaped.append(ended)
             if self.notify is not None:
                 self.notify(ended)
         return reaped
 
-    def stranded(self, job: Job, now: float) -> tuple[LastCall, str, int | None] | None:
-        """The last call left behind on `job` (with what its work was, and its chunk), if there is one
-        that can no longer end by itself."""
+    def reason(self, job: Job, call: LastCall, what: str) -> str:
+        """Why the job ended, for a person: what stopped and how, and what to do about it."""
+        queue = self.settings.queue
+        reason = call.why_stopped(what, queue.max_receive_count)
+        if job.last_error:
+            reason += f" (an earlier attempt failed with: {job.last_error})"
+        reason += (f". Its message is in the dead-letter queue; `whisperq dlq replay --job {job.job_id}` runs it "
+                   "again")
+        if call.timed_out:
+            reason += f" (with a function timeout above {queue.function_timeout_s} s if it needs more time)"
+        return reason
+
+    def _reap(self, job: Job, call: LastCall, reason: str, where: Where, now: float) -> Job | None:
+        """End the job FAILED, under the conditions that make it safe (see JobLeases.reap, ChunksTable.reap_job)."""
+        try:
+            if where.chunk is not None and not where.merge:  # a chunk's note: it and the job, in one transaction
+                update = JobsTable.moving(reaping(job, call, reason, where.failed_chunk, now), JobStatus.FAILED,
+                                          [JobStatus.UPLOADING, JobStatus.QUEUED, JobStatus.PROCESSING])
+                if not self.chunks.reap_job(job.job_id, where.chunk, call.message_id, now, update):
+                    return None
+                return self.jobs.get(job.job_id)
+            return self.leases.reap(job, call, reason, now, noted_here=not where.noted_on_chunk)
+        except ConditionFailed:
+            return None
+
+    def stranded(self, job: Job, now: float) -> tuple[LastCall, str, Where] | None:
+        """The last call left behind on `job` (with what its work was, and where the note is), if there is
+        one that can no longer end by itself."""
         holders: dict[str, Lease] = {}
 
         def hold(lease: Lease | None) -> None:
@@ -86,9 +119,9 @@ class Reaper:
         hold(job.lease)
         merging = job.lease.message_id if job.lease else None  # a fanned-out job's lease is its merge's
         fanned_out = job.fanout is not None and job.fanout.chunks_sent_at is not None
-        calls: list[tuple[LastCall, str, int | None]] = []
+        calls: list[tuple[LastCall, str, Where]] = []
         if job.last_call is not None and (not fanned_out or job.last_call.message_id == merging):
-            calls.append((job.last_call, "the merge" if fanned_out else "the transcription", None))
+            calls.append((job.last_call, "the merge" if fanned_out else "the transcription", Where(None, False)))
         if fanned_out:
             assert job.fanout is not None
             for record in self.chunks.all(job.job_id):
@@ -96,14 +129,18 @@ class Reaper:
                 if record.last_call is None:
                     continue
                 if record.done_by is None:
-                    calls.append((record.last_call, f"chunk {record.index + 1} of {job.fanout.chunks}", record.index))
+                    if record.lease is not None and record.lease.left_s(now) > 0 and \
+                            record.lease.message_id != record.last_call.message_id:
+                        continue  # another message's holder works on the chunk
+                    calls.append((record.last_call, f"chunk {record.index + 1} of {job.fanout.chunks}",
+                                  Where(record.index, True)))
                 elif record.last_call.message_id == merging:  # its message went on to merge, and died there
-                    calls.append((record.last_call, "the merge", None))
+                    calls.append((record.last_call, "the merge", Where(record.index, True, merge=True)))
         replayed = parse_iso(job.timeline.replayed_at).timestamp() if job.timeline.replayed_at else 0.0
         visibility_s = self.settings.queue.visibility_timeout_s
-        for call, what, chunk in calls:
+        for call, what, where in calls:
             if call.at >= replayed and now >= call.stranded_at(holders.get(call.message_id), visibility_s):
-                return call, what, chunk
+                return call, what, where
         return None
 
 

@@ -15,7 +15,7 @@ from whisperq.core.fanout import parse_chunk_message
 from whisperq.core.keys import job_id_from_audio_key
 from whisperq.transcriber.context import WorkerContext
 from whisperq.transcriber.fanout import FanOut
-from whisperq.transcriber.last_call import last_call
+from whisperq.transcriber.last_call import last_call, note_ahead
 from whisperq.transcriber.messages import Delivery, UnprocessableMessage, iso_from_ms, parse_s3_notification
 from whisperq.transcriber.whole_file import WholeFile
 
@@ -56,6 +56,22 @@ class Transcriber:
             with last_call(self.context, delivery, job_id) if job_id else contextlib.nullcontext():
                 outcomes.append(self.whole_file.handle(event, delivery))
         return outcomes
+
+    def note_last_call(self, body: str, delivery: Delivery) -> None:
+        """Best effort, at the start of an invocation, for a record that waits behind others in its batch:
+        note it if it is on its last delivery, so that a worker that dies before reaching it (its batch
+        goes back whole) leaves a note too (transcriber/last_call.py)."""
+        if delivery.receive_count < self.context.settings.queue.max_receive_count:
+            return
+        try:
+            chunk = parse_chunk_message(body)
+            work = [(chunk.job_id, chunk.chunk.index)] if chunk else \
+                [(job_id, None) for job_id in map(job_id_from_audio_key, (e.key for e in parse_s3_notification(body)))
+                 if job_id]
+        except (ValueError, UnprocessableMessage):
+            return
+        for job_id, index in work:
+            note_ahead(self.context, delivery, job_id, index)
 
     def mark_queued(self, body: str, delivery: Delivery) -> None:
         """Best effort: jobs whose audio arrived move UPLOADING -> QUEUED as soon as a batch holds them."""
