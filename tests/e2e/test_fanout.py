@@ -28,8 +28,8 @@ def test_transcribe_when_file_is_long_then_chunks_spread_over_workers_and_progre
         assert wer(truth, text.split()) < 0.25, text
         # Progress lines say how many chunks are done (stderr is not a terminal here: one line per change).
         chunk_lines = [line for line in result.stderr.splitlines() if "chunks)" in line]
-        assert chunk_lines and chunk_lines[-1].endswith("COMPLETED (6/6 chunks)"), result.stderr
-        job_id = chunk_lines[-1].split()[1].rstrip(":")
+        assert chunk_lines and chunk_lines[-1].startswith("passage.ogg: COMPLETED (6/6 chunks) (job "), result.stderr
+        job_id = chunk_lines[-1].rsplit("(job ", 1)[1].rstrip(")")
         status = json.loads(run_cli(tmp_path / "state", "status", job_id, "--json").stdout)
         assert status["details"]["chunks"] == status["details"]["chunksDone"] == 6
         assert status["details"]["audioDurationS"] > 120 and status["details"]["splitS"] > 0
