@@ -30,6 +30,7 @@ ENV_VARS: dict[str, str] = {
     "chunks_table": constants.CHUNKS_TABLE,
     "queue_name": constants.QUEUE_NAME,
     "dlq_name": constants.DLQ_NAME,
+    "callbacks_queue_name": constants.CALLBACKS_QUEUE_NAME,
     "upload_url_expiry_s": constants.UPLOAD_URL_EXPIRY_S,
     "download_url_expiry_s": constants.DOWNLOAD_URL_EXPIRY_S,
     "max_upload_bytes": constants.MAX_UPLOAD_BYTES,
@@ -67,6 +68,8 @@ class Settings:
     chunks_table: str = "whisperq-chunks"  # one item per chunk of a fanned-out job
     queue_name: str = "whisperq-transcription"
     dlq_name: str = "whisperq-transcription-dlq"
+    # Callbacks of final jobs wait here for their sender, never holding a transcriber (transcriber/callbacks.py).
+    callbacks_queue_name: str = "whisperq-callbacks"
     upload_url_expiry_s: int = 900
     download_url_expiry_s: int = 3600
     max_upload_bytes: int = 500 * 1024 * 1024

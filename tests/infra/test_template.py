@@ -134,7 +134,9 @@ def test_functions_when_read_then_traced_and_least_privilege(template, resources
                                                  {"Fn::Sub": "${AudioBucket.Arn}/chunks/*"},
                                                  {"Fn::Sub": "${AudioBucket.Arn}/results/*"}]
     sends = [st for st in transcriber["Policies"][0]["Statement"] if "sqs:SendMessage" in str(st["Action"])]
-    assert [st["Resource"] for st in sends] == [{"Fn::GetAtt": ["TranscriptionQueue", "Arn"]}]
+    # Its own queue (chunk messages) and the callbacks' queue (a final job's callback, for its sender).
+    assert [st["Resource"] for st in sends] == [{"Fn::GetAtt": ["TranscriptionQueue", "Arn"]},
+                                                {"Fn::GetAtt": ["CallbacksQueue", "Arn"]}]
     rules = {r["Prefix"]: r for r in resources["AudioBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]}
     # What a dead-letter replay resumes from outlives the longest DLQ retention SQS allows (14 days).
     assert rules["chunks/"]["ExpirationInDays"] == rules["results/"]["ExpirationInDays"] == 15

@@ -86,7 +86,8 @@ def stack(moto_endpoint, unique, queue_config) -> Stack:
     settings = Settings.from_env(
         {}, endpoint_url=moto_endpoint, bucket=f"wq-{unique}", table=f"wq-jobs-{unique}",
         chunks_table=f"wq-chunks-{unique}",
-        queue_name=f"wq-q-{unique}", dlq_name=f"wq-dlq-{unique}", queue=queue_config,
+        queue_name=f"wq-q-{unique}", dlq_name=f"wq-dlq-{unique}", callbacks_queue_name=f"wq-cb-{unique}",
+        queue=queue_config,
     )
     clients = Clients(settings)
     resources = provision(clients, settings)
@@ -147,7 +148,6 @@ def call(stack, settings):
 def transcriber(stack, settings):
     runtime = function.build_runtime(settings, stack.clients, SyntheticEngine(0.0), Logger(service="t"),
                                      sleep=lambda s: None)
-    runtime.callback_sleep = lambda s: None
     function.reset(runtime)
 
     def run():

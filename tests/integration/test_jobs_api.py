@@ -10,14 +10,21 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
+from aws_lambda_powertools import Logger
 
 from tests.conftest import EXAMPLES
 from tests.integration.conftest import BOB, post_form
 from whisperq.api_handler import handler as api
 from whisperq.api_handler import service as service_module
 from whisperq.api_handler.service import JobService
+from whisperq.aws.queues import Queue
 from whisperq.core.callbacks import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 from whisperq.core.jobs import JobStatus
+from whisperq.local.esm import lambda_record
+from whisperq.local.lambda_context import LocalLambdaContext
+from whisperq.transcriber import callbacks
+from whisperq.transcriber.callbacks import RetryLater, Sender
+from whisperq.transcriber.egress import GuardedClient
 
 
 def test_create_job_when_valid_then_pre_signed_post_that_uploads_and_transcribes(call, stack, transcriber):
@@ -177,13 +184,33 @@ class Receiver:
         self.server.server_close()
 
 
-def test_callback_when_job_completes_then_signed_post_with_final_state(call, stack, transcriber):
+def queued_callback(stack, job_id):
+    """The callback the worker handed over: the job's status says so, and its message waits for the sender."""
+    assert stack.jobs.get(job_id).callback_status == "queued"
+    queue = Queue(stack.clients, stack.resources.callbacks_queue_url)
+    [message] = queue.receive(10, 1)
+    assert json.loads(message.body) == {"jobId": job_id}
+    return message
+
+
+def sender(settings, stack):
+    return Sender(settings, stack.jobs, GuardedClient(allow_private=True), Logger(service="t"))
+
+
+def test_callback_when_job_completes_then_signed_post_with_final_state(call, stack, settings, transcriber):
     receiver = Receiver([503, 200])  # one failure, then accepted
     try:
         _, created, _ = call("POST", "/jobs", {"filename": "meeting.wav", "contentType": "audio/wav",
                                                "callbackUrl": receiver.url})
         post_form(created, (EXAMPLES / "meeting.wav").read_bytes())
         transcriber()
+        assert receiver.requests == []  # the worker never waits on a receiver
+        message = queued_callback(stack, created["jobId"])
+        with pytest.raises(RetryLater):
+            sender(settings, stack).send(message.body, receive_count=1)
+        assert stack.jobs.get(created["jobId"]).callback_status == \
+            "retrying (attempt 1 of 4 failed: HTTP 503)"
+        assert sender(settings, stack).send(message.body, receive_count=2) == "delivered (HTTP 200)"
     finally:
         receiver.close()
     assert len(receiver.requests) == 2
@@ -195,18 +222,31 @@ def test_callback_when_job_completes_then_signed_post_with_final_state(call, sta
     assert stack.jobs.get(created["jobId"]).callback_status == "delivered (HTTP 200)"
 
 
-def test_callback_when_receiver_keeps_failing_then_bounded_retries_and_job_still_completed(call, stack, transcriber):
+def test_callback_when_receiver_keeps_failing_then_bounded_retries_and_job_still_completed(call, stack, settings,
+                                                                                          transcriber):
     receiver = Receiver([500] * 10)
     try:
         _, created, _ = call("POST", "/jobs", {"filename": "meeting.wav", "contentType": "audio/wav",
                                                "callbackUrl": receiver.url})
         post_form(created, (EXAMPLES / "meeting.wav").read_bytes())
         assert transcriber() == {"batchItemFailures": []}
+        message = queued_callback(stack, created["jobId"])
+        # Through the sender's function: a failed attempt is hidden for its backoff and reported failed.
+        record = lambda_record(message, stack.resources.callbacks_queue_arn, "us-east-1")
+        handle = callbacks.build(settings, stack.clients)
+        assert handle({"Records": [record]}, LocalLambdaContext("whisperq-callbacks")) == \
+            {"batchItemFailures": [{"itemIdentifier": message.message_id}]}
+        assert Queue(stack.clients, stack.resources.callbacks_queue_url).receive(1, 0) == []  # hidden
+        for attempt in (2, 3):
+            with pytest.raises(RetryLater):
+                sender(settings, stack).send(message.body, receive_count=attempt)
+        assert sender(settings, stack).send(message.body, receive_count=4) == \
+            "failed after 4 attempts: HTTP 500"
     finally:
         receiver.close()
     assert len(receiver.requests) == 4
     job = stack.jobs.get(created["jobId"])
-    assert job.status is JobStatus.COMPLETED and job.callback_status.startswith("failed")
+    assert job.status is JobStatus.COMPLETED and job.callback_status == "failed after 4 attempts: HTTP 500"
 
 
 @pytest.mark.parametrize(("path", "template"), [("/jobs", "/jobs"), ("/upload", "/upload")])

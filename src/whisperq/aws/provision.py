@@ -30,9 +30,16 @@ class Resources:
     queue_arn: str
     dlq_url: str
     dlq_arn: str
+    callbacks_queue_url: str = ""
+    callbacks_queue_arn: str = ""
 
     def to_dict(self) -> dict[str, str]:
         return asdict(self)
+
+
+# The callbacks' queue (infra/template.yaml has the same): a sender's attempt has 10 s, a message is
+# retried with backoff a few times (transcriber/callbacks.py) and kept a day at most.
+CALLBACKS_QUEUE = {"VisibilityTimeout": "30", "MessageRetentionPeriod": "86400"}
 
 
 def provision(clients: Clients, settings: Settings) -> Resources:
@@ -43,6 +50,9 @@ def provision(clients: Clients, settings: Settings) -> Resources:
 
     dlq_url = sqs.create_queue(QueueName=settings.dlq_name, Attributes=config.dlq_attributes())["QueueUrl"]
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    callbacks_url = sqs.create_queue(QueueName=settings.callbacks_queue_name, Attributes=CALLBACKS_QUEUE)["QueueUrl"]
+    callbacks_arn = sqs.get_queue_attributes(QueueUrl=callbacks_url,
+                                             AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     queue_url = sqs.create_queue(QueueName=settings.queue_name)["QueueUrl"]
     # Set (rather than create with) the attributes so that a second provisioning with other
     # values updates the queue instead of failing with QueueAlreadyExists.
@@ -122,7 +132,8 @@ def provision(clients: Clients, settings: Settings) -> Resources:
                               {"AttributeName": "chunk", "AttributeType": "N"}],
         KeySchema=[{"AttributeName": "jobId", "KeyType": "HASH"}, {"AttributeName": "chunk", "KeyType": "RANGE"}],
     ))
-    return Resources(settings.bucket, settings.table, settings.chunks_table, queue_url, queue_arn, dlq_url, dlq_arn)
+    return Resources(settings.bucket, settings.table, settings.chunks_table, queue_url, queue_arn, dlq_url, dlq_arn,
+                     callbacks_url, callbacks_arn)
 
 
 def _create_table(ddb: Any, name: str, definition: dict[str, Any]) -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 from urllib.parse import urlsplit
 
+from whisperq.core.addresses import is_private_host
 from whisperq.core.errors import InvalidRequest
 
 MAX_URL_CHARS = 2048
@@ -27,17 +27,6 @@ def validate_callback_url(url: object, allow_private: bool) -> str:
     if not allow_private and is_private_host(parts.hostname):
         raise InvalidRequest("callbackUrl must not point at a private, loopback or link-local address")
     return url
-
-
-def is_private_host(host: str) -> bool:
-    """Whether a literal address or a well-known local name is off-limits for callbacks."""
-    if host.lower() in ("localhost", "localhost.localdomain") or host.lower().endswith(".localhost"):
-        return True
-    try:
-        address = ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return False
-    return not address.is_global
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:

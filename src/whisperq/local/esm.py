@@ -92,7 +92,8 @@ class Poller:
     """One worker's loop: gather a batch, invoke, delete the successes."""
 
     def __init__(self, queue: Queue, queue_arn: str, region: str, batch_size: int, batching_window_s: int,
-                 wait_time_s: int, handler: Any, function_name: str, timeout_s: int, log: Any):
+                 wait_time_s: int, handler: Any, function_name: str, timeout_s: int, log: Any,
+                 in_process: bool = False):
         self.queue = queue
         self.queue_arn = queue_arn
         self.region = region
@@ -103,6 +104,9 @@ class Poller:
         self.function_name = function_name
         self.timeout_s = timeout_s
         self.log = log
+        # A poller in a thread of the twin itself (the callbacks' sender), not in a worker process of its
+        # own: an invocation past its timeout is logged, not ended by ending the process.
+        self.in_process = in_process
         self.stopping = False
         self.polling = False
         # Where Lambda's X-Ray segments go (None: untraced), and the cold start's init, traced once.
@@ -188,7 +192,8 @@ class Poller:
         is cleaned up, nothing of the batch deleted; its messages return after their visibility timeout."""
         self.log.write(f"{request_id} Task timed out after {self.timeout_s:.2f} seconds\n")
         self.log.flush()
-        os._exit(TIMED_OUT_EXIT)
+        if not self.in_process:
+            os._exit(TIMED_OUT_EXIT)
 
     def run(self) -> None:
         while not self.stopping:

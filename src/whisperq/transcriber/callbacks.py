@@ -1,95 +1,165 @@
-"""Delivering completion callbacks: the job's final state, POSTed as JSON, signed with HMAC-SHA256
-over "<timestamp>.<body>", retried with backoff a bounded number of times. A callback that keeps
-failing is recorded on the job and never changes its outcome."""
+"""Completion callbacks, sent without holding a transcriber.
+
+A job that ends with a `callbackUrl` puts one message on the callbacks queue (`enqueue`: its job id),
+and the worker goes on with the next job. The sender (`handler`: a Lambda function on that queue, or
+threads of the twin) POSTs the job's final state, signed with HMAC-SHA256 over "<timestamp>.<body>",
+through the guarded way out (transcriber/egress.py): one attempt per delivery, ATTEMPT_DEADLINE_S for
+the whole exchange, its outcome on the job (`callbackStatus`). A failed attempt comes back after a
+backoff, MAX_ATTEMPTS in all; a URL that leads to a private address is refused and not tried again. A
+receiver that fails never changes the job's outcome."""
 
 from __future__ import annotations
 
 import json
-import socket
+import random
 import time
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
 
-import requests
-import tenacity
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from whisperq.aws.jobs_table import JobsTable
+from whisperq.aws.queues import Queue
 from whisperq.config import Settings
-from whisperq.core.callbacks import SIGNATURE_HEADER, TIMESTAMP_HEADER, is_private_host, sign
-from whisperq.core.errors import WhisperqError
+from whisperq.core.callbacks import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
+from whisperq.core.errors import JobNotFound, WhisperqError
 from whisperq.core.jobs import Job
+from whisperq.transcriber.egress import EgressRefused, GuardedClient
+
+MAX_ATTEMPTS = 4
+ATTEMPT_DEADLINE_S = 10.0
+QUEUED = "queued"
 
 
-class CallbackRefused(Exception):
-    """The callback's host resolves to an address callbacks may not reach."""
+class CallbackFailed(WhisperqError):
+    """One attempt did not deliver: the receiver answered an error, or could not be reached in time."""
 
 
-class CallbackFailed(Exception):
-    """The receiver answered with an error status."""
+def payload_of(job: Job) -> dict[str, Any]:
+    return {
+        "jobId": job.job_id, "status": job.status.value, "filename": job.filename,
+        "createdAt": job.created_at, "updatedAt": job.updated_at, "attempts": job.attempts,
+        "error": job.error, "transcriptKeys": dict(job.transcript_keys),
+        "audioDurationS": job.run.audio_duration_s, "language": job.run.language,
+    }
 
 
-def _check_resolved(url: str) -> None:
-    # Checked again at send time: a public name could have been pointed at a private address since.
-    host = urlsplit(url).hostname or ""
-    try:
-        infos = socket.getaddrinfo(host, None)
-    except socket.gaierror as exc:
-        raise CallbackRefused(f"cannot resolve {host}: {exc}") from exc
-    for info in infos:
-        if is_private_host(str(info[4][0])):
-            raise CallbackRefused(f"{host} resolves to a private address")
-
-
-def deliver(url: str, payload: dict[str, Any], secret: str, allow_private: bool, attempts: int = 4,
-            timeout_s: float = 5.0, sleep: Callable[[float], None] = time.sleep) -> str:
-    """POST the payload; returns "delivered (HTTP n)" or raises after the last attempt."""
-    if not allow_private:
-        _check_resolved(url)
-    body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode("utf-8")
-
-    def once() -> str:
-        timestamp = str(int(time.time()))
-        headers = {"Content-Type": "application/json", TIMESTAMP_HEADER: timestamp,
-                   SIGNATURE_HEADER: sign(secret, timestamp, body), "User-Agent": "whisperq-callback"}
-        response = requests.post(url, data=body, headers=headers, timeout=timeout_s, allow_redirects=False)
-        if response.status_code >= 300:
-            raise CallbackFailed(f"HTTP {response.status_code}")
-        return f"delivered (HTTP {response.status_code})"
-
-    retrying = tenacity.Retrying(
-        stop=tenacity.stop_after_attempt(attempts),
-        wait=tenacity.wait_random_exponential(multiplier=0.5, max=8),
-        retry=tenacity.retry_if_exception_type((requests.RequestException, CallbackFailed)),
-        sleep=sleep,
-        reraise=True,
-    )
-    return retrying(once)
-
-
-def notify(job: Job, settings: Settings, jobs: JobsTable, metrics: Any, log: Any,
-           sleep: Callable[[float], None]) -> None:
-    """POST a final job to its callback URL, if it has one, and record the outcome on the job
-    (`callbackStatus`); a receiver that fails is logged and counted, never raised."""
-    url = job.callback_url
-    if not url:
+def enqueue(job: Job, settings: Settings, queue: Callable[[], Queue], jobs: JobsTable, log: Any) -> None:
+    """Hand a final job's callback to the sender (if it has one); never raises: the job's outcome stands."""
+    if not job.callback_url:
         return
-    if not settings.callback_secret:
-        outcome = "not sent: no callback signing secret is configured (WHISPERQ_CALLBACK_SECRET)"
-    else:
-        payload = {
-            "jobId": job.job_id, "status": job.status.value, "filename": job.filename,
-            "createdAt": job.created_at, "updatedAt": job.updated_at, "attempts": job.attempts,
-            "error": job.error, "transcriptKeys": dict(job.transcript_keys),
-            "audioDurationS": job.run.audio_duration_s, "language": job.run.language,
-        }
-        try:
-            outcome = deliver(url, payload, settings.callback_secret, settings.allow_private_callbacks, sleep=sleep)
-        except Exception as exc:  # noqa: BLE001 - a failing receiver never changes the job's outcome
-            outcome = f"failed: {type(exc).__name__}: {exc}"
-            metrics.add_metric("CallbacksFailed", "Count", 1)
-            log.warning("callback failed", extra={"callback_url": url, "error": outcome})
     try:
+        if not settings.callback_secret:
+            outcome = "not sent: no callback signing secret is configured (WHISPERQ_CALLBACK_SECRET)"
+        else:
+            queue().send(json.dumps({"jobId": job.job_id}))
+            outcome = QUEUED
         jobs.set_callback_status(job.job_id, outcome)
-    except WhisperqError as exc:  # bookkeeping only: the job's outcome stands
-        log.warning("could not record the callback outcome", extra={"error": str(exc)})
+    except WhisperqError as exc:
+        log.warning("could not queue the callback", extra={"job_id": job.job_id, "error": str(exc)})
+
+
+def deliver(client: GuardedClient, url: str, payload: dict[str, Any], secret: str,
+            deadline_s: float = ATTEMPT_DEADLINE_S) -> str:
+    """One signed POST; "delivered (HTTP n)", or CallbackFailed / EgressRefused / EgressFailed."""
+    body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode("utf-8")
+    timestamp = str(int(time.time()))
+    headers = {"Content-Type": "application/json", TIMESTAMP_HEADER: timestamp,
+               SIGNATURE_HEADER: sign(secret, timestamp, body), "User-Agent": "whisperq-callback"}
+    reply = client.request("POST", url, body, headers, deadline_s=deadline_s, max_bytes=4096)
+    if reply.status >= 300:
+        raise CallbackFailed(f"HTTP {reply.status}")
+    return f"delivered (HTTP {reply.status})"
+
+
+class RetryLater(Exception):
+    """This delivery's attempt failed and another is due: the message comes back after a backoff."""
+
+
+class Sender:
+    """Sends one queued callback per delivery (see the module docstring)."""
+
+    def __init__(self, settings: Settings, jobs: JobsTable, client: GuardedClient, log: Any,
+                 metrics: Any = None, rng: random.Random | None = None):
+        self.settings, self.jobs, self.client, self.log = settings, jobs, client, log
+        self.metrics = metrics
+        self.rng = rng or random.Random()
+
+    def send(self, body: str, receive_count: int) -> str:
+        """The outcome recorded on the job; RetryLater when another attempt is due."""
+        try:
+            job = self.jobs.get(json.loads(body)["jobId"])
+        except (ValueError, KeyError, TypeError):
+            return "ignored: not a callback message"
+        except JobNotFound:
+            return "ignored: no such job"
+        if not job.callback_url or (job.callback_status or "").startswith("delivered"):
+            return "skipped"
+        try:
+            outcome = deliver(self.client, job.callback_url, payload_of(job), self.settings.callback_secret)
+        except EgressRefused as exc:
+            outcome = f"refused: {exc.message}"
+        except WhisperqError as exc:
+            if receive_count < MAX_ATTEMPTS:
+                self.jobs.set_callback_status(job.job_id, f"retrying (attempt {receive_count} of {MAX_ATTEMPTS} "
+                                                          f"failed: {exc.message})")
+                raise RetryLater(exc.message) from exc
+            outcome = f"failed after {MAX_ATTEMPTS} attempts: {exc.message}"
+        if not outcome.startswith("delivered"):
+            self.log.warning("callback not delivered", extra={"job_id": job.job_id, "error": outcome})
+            if self.metrics is not None:
+                self.metrics.add_metric("CallbacksFailed", "Count", 1)
+        self.jobs.set_callback_status(job.job_id, outcome)
+        return outcome
+
+    def backoff_s(self, receive_count: int) -> int:
+        """How long a failed attempt's message stays hidden: 2, 4, 8 s... with jitter."""
+        return int(2 ** receive_count * (0.5 + self.rng.random()))
+
+
+# --- the Lambda function (and the twin's sender threads) ------------------------------------------
+logger = Logger(service="whisperq-callbacks")
+_handler: Callable[[dict[str, Any], Any], dict[str, Any]] | None = None
+
+
+def build(settings: Settings, clients: Any, log: Any = logger) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+    """A handler of the callbacks queue's batches: each record one attempt, a failed one hidden for its
+    backoff and reported failed (it comes back), the others acknowledged."""
+    queues: dict[str, Queue] = {}
+
+    def queue(arn: str) -> Queue:
+        if arn not in queues:
+            queues[arn] = Queue.by_arn(clients, arn)
+        return queues[arn]
+
+    sender = Sender(settings, JobsTable(clients, settings.table),
+                    GuardedClient(allow_private=settings.allow_private_callbacks), log)
+
+    def record_handler(record: SQSRecord) -> str:
+        count = int(record.raw_event.get("attributes", {}).get("ApproximateReceiveCount") or 1)
+        try:
+            return sender.send(record.body, count)
+        except RetryLater:
+            queue(record.raw_event["eventSourceARN"]).change_visibility_by_handle(record.receipt_handle,
+                                                                                 sender.backoff_s(count))
+            raise
+
+    def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+        return process_partial_response(event=event, record_handler=record_handler, processor=processor,
+                                        context=context)
+
+    return handle
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """The Lambda function on the callbacks queue (infra/template.yaml, CallbacksFunction)."""
+    global _handler
+    if _handler is None:
+        from whisperq.aws.clients import Clients
+
+        settings = Settings.from_env()
+        _handler = build(settings, Clients(settings))
+    return _handler(event, context)

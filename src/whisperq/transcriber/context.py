@@ -5,7 +5,6 @@ worker (handler.build_runtime) and handed to the whole-file, fan-out and complet
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -120,12 +119,17 @@ class RetryCounter:
         self.count += 1
 
 
+def _no_callbacks_queue() -> Queue:
+    raise WhisperqError("this worker has no callbacks queue")
+
+
 class WorkerContext:
     """One worker's settings, adapters and engine (see the module docstring)."""
 
     def __init__(self, settings: Settings, jobs: JobsTable, chunks: ChunksTable, blobs: Blobs, engine: Engine,
                  log: Any, metrics: Metrics | None = None, queue_by_arn: Callable[[str], Queue] | None = None,
-                 faults: Injector | None = None, retries: RetryCounter | None = None):
+                 faults: Injector | None = None, retries: RetryCounter | None = None,
+                 callbacks_queue: Callable[[], Queue] | None = None):
         self.settings = settings
         self.jobs = jobs
         self.leases = JobLeases(jobs)
@@ -139,7 +143,8 @@ class WorkerContext:
         self.faults = faults  # chaos runs only (WHISPERQ_FAULTS)
         self.retries = retries or RetryCounter()
         self.speed = SpeedMeter.for_engine(engine)
-        self.callback_sleep: Callable[[float], None] = time.sleep
+        # Where a final job's callback goes to its sender (transcriber/callbacks.py); never sent from here.
+        self.callbacks_queue = callbacks_queue or _no_callbacks_queue
         # When this worker's model was ready (the engine is loaded before the context is built).
         self.model_ready_at = iso(utc_now())
         self._cold = True  # until this worker finished its first job

@@ -10,8 +10,9 @@ from whisperq.transcriber.context import WorkerContext
 
 
 def notify(context: WorkerContext, job: Job) -> None:
-    """Tell the job's callback URL that it ended, if it has one; failures are recorded, never raised."""
-    callbacks.notify(job, context.settings, context.jobs, context.metrics, context.log, context.callback_sleep)
+    """Hand the job's callback (if it has one) to its sender, through the callbacks queue: the worker
+    never waits on a receiver. Never raises."""
+    callbacks.enqueue(job, context.settings, context.callbacks_queue, context.jobs, context.log)
 
 
 def remove_outputs(context: WorkerContext, job_id: str) -> None:

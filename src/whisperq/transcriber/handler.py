@@ -77,8 +77,16 @@ def build_runtime(settings: Settings, clients: Clients, engine: Any, log: Any = 
 
     jobs = JobsTable(clients, settings.table, policy)
     chunks = ChunksTable(clients, settings.chunks_table, jobs, settings.job_retention_days * 86400, policy)
+    callbacks_queue: list[Queue] = []
+
+    def callbacks() -> Queue:
+        if not callbacks_queue:
+            callbacks_queue.append(Queue.by_name(clients, settings.callbacks_queue_name, policy))
+        return callbacks_queue[0]
+
     context = WorkerContext(settings, jobs, chunks, Blobs(clients, settings.bucket, policy), engine, log,
-                            metrics=metrics, queue_by_arn=queue, faults=faults, retries=retries)
+                            metrics=metrics, queue_by_arn=queue, faults=faults, retries=retries,
+                            callbacks_queue=callbacks)
     runtime = Transcriber(context)
     return runtime
 

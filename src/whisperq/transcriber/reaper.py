@@ -145,15 +145,14 @@ class Reaper:
 
 
 def build(settings: Settings, clients: Any, log: Any) -> Reaper:
-    """The reaper with its adapters, sending the callbacks of the jobs it ends."""
+    """The reaper with its adapters, handing the callbacks of the jobs it ends to their sender."""
+    from whisperq.aws.queues import Queue
     from whisperq.transcriber import callbacks
-    from whisperq.transcriber.context import NoMetrics
 
     jobs = JobsTable(clients, settings.table)
     chunks = ChunksTable(clients, settings.chunks_table, jobs, settings.job_retention_days * 86400)
-    metrics = NoMetrics()
-    return Reaper(settings, jobs, chunks, log,
-                  notify=lambda job: callbacks.notify(job, settings, jobs, metrics, log, time.sleep))
+    return Reaper(settings, jobs, chunks, log, notify=lambda job: callbacks.enqueue(
+        job, settings, lambda: Queue.by_name(clients, settings.callbacks_queue_name), jobs, log))
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:

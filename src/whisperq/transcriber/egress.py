@@ -1,0 +1,158 @@
+"""The one guarded way out: every connection the service opens to a URL a client gave (a job's callback
+now, audio by URL next) goes through `GuardedClient`.
+
+- The host is resolved once, and every address it resolves to must be public (core.addresses: IPv4 inside
+  IPv6 unwrapped, multicast and unspecified refused); the connection goes to the checked address, so a
+  name that answers differently the second time (DNS rebinding) changes nothing. The Host header and TLS
+  SNI (and the certificate check) keep the name.
+- A redirect is followed only when asked, a few at most, each target checked as the first.
+- One deadline for the whole exchange (connect, TLS, request, status, headers, body), kept by the wall
+  clock: a receiver that drips a byte now and then is cut off when it comes, not after each read's
+  timeout. At most `max_bytes` of the body are read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import ipaddress
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from urllib.parse import urljoin, urlsplit
+
+from whisperq.core.addresses import is_private_host, is_public
+from whisperq.core.errors import WhisperqError
+
+Resolver = Callable[[str, int], list[str]]  # host, port -> addresses
+REDIRECTS = (301, 302, 303, 307, 308)
+
+
+class EgressRefused(WhisperqError):
+    """The URL leads somewhere the service may not connect to (a private address, a bad scheme)."""
+
+    code = "egress_refused"
+
+
+class EgressFailed(WhisperqError):
+    """The connection, or the exchange, failed (refused, reset, TLS, past its deadline)."""
+
+    code = "egress_failed"
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+    url: str  # where it came from in the end (after redirects)
+
+
+def system_resolver(host: str, port: int) -> list[str]:
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise EgressFailed(f"cannot resolve {host}: {exc}") from exc
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+def connect_to(address: str, port: int, timeout_s: float) -> socket.socket:
+    return socket.create_connection((address, port), timeout=timeout_s)
+
+
+class _Pinned(http.client.HTTPConnection):
+    """An HTTP connection to a checked address, under the URL's host name."""
+
+    def __init__(self, host: str, port: int, address: str, timeout_s: float,
+                 connect: Callable[[str, int, float], socket.socket], tls: ssl.SSLContext | None):
+        super().__init__(host, port, timeout=timeout_s)
+        self._address, self._connect, self._tls = address, connect, tls
+        self.raw: socket.socket | None = None  # kept after http.client lets go of it (a response that closes)
+
+    def connect(self) -> None:
+        self.raw = self._connect(self._address, self.port, float(self.timeout))  # type: ignore[arg-type]
+        self.sock = self._tls.wrap_socket(self.raw, server_hostname=self.host) if self._tls else self.raw
+
+
+class GuardedClient:
+    """See the module docstring. `resolver` and `connect` are the seams a test drives (a resolver that
+    rebinds; a connect that records where it was sent)."""
+
+    def __init__(self, allow_private: bool = False, resolver: Resolver = system_resolver,
+                 connect: Callable[[str, int, float], socket.socket] = connect_to,
+                 tls: ssl.SSLContext | None = None):
+        self.allow_private = allow_private
+        self.resolver = resolver
+        self.connect = connect
+        self.tls = tls or ssl.create_default_context()
+
+    def request(self, method: str, url: str, body: bytes | None = None, headers: Mapping[str, str] | None = None,
+                deadline_s: float = 10.0, max_bytes: int = 64 * 1024, max_redirects: int = 0) -> Reply:
+        deadline = time.monotonic() + deadline_s
+        for _ in range(max_redirects + 1):
+            reply = self._once(method, url, body, headers or {}, deadline, max_bytes)
+            location = reply.headers.get("location")
+            if reply.status not in REDIRECTS or not location or max_redirects == 0:
+                return reply
+            url = urljoin(url, location)
+            if reply.status == 303 or (reply.status in (301, 302) and method == "POST"):
+                method, body = "GET", None
+        raise EgressFailed(f"more than {max_redirects} redirects")
+
+    def check(self, url: str) -> tuple[str, int, list[str]]:
+        """The URL's host, port and the addresses it may be reached at; EgressRefused when it may not."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise EgressRefused(f"only http(s) URLs with a host are followed, not {url[:100]!r}")
+        host = parts.hostname
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        if not self.allow_private and is_private_host(host):
+            raise EgressRefused(f"{host} is a private, loopback or link-local address")
+        addresses = self.resolver(host, port)
+        if not addresses:
+            raise EgressFailed(f"{host} resolves to no address")
+        if not self.allow_private:
+            refused = [a for a in addresses if not is_public(ipaddress.ip_address(a.split("%")[0]))]
+            if refused:
+                raise EgressRefused(f"{host} resolves to a non-public address ({refused[0]})")
+        return host, port, addresses
+
+    def _once(self, method: str, url: str, body: bytes | None, headers: Mapping[str, str], deadline: float,
+              max_bytes: int) -> Reply:
+        host, port, addresses = self.check(url)
+        parts = urlsplit(url)
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise EgressFailed("the deadline passed before the request was sent")
+        connection = _Pinned(host, port, addresses[0], left, self.connect,
+                             self.tls if parts.scheme == "https" else None)
+        # The deadline, kept by the clock: whatever the connection is blocked on when it comes, it ends.
+        timer = threading.Timer(left, _cut, (connection,))
+        timer.daemon = True
+        timer.start()
+        try:
+            path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+            connection.request(method, path, body=body, headers=dict(headers))
+            response = connection.getresponse()
+            data = response.read(max_bytes)
+            reply_headers = {k.lower(): v for k, v in response.getheaders()}
+            if time.monotonic() >= deadline:
+                raise EgressFailed("no complete answer before the deadline")
+            return Reply(response.status, reply_headers, data, url)
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            if time.monotonic() >= deadline:
+                raise EgressFailed("no complete answer before the deadline") from exc
+            raise EgressFailed(f"{type(exc).__name__}: {exc}") from exc
+        finally:
+            timer.cancel()
+            connection.close()
+
+
+def _cut(connection: _Pinned) -> None:
+    sock = connection.raw
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
