@@ -116,3 +116,73 @@ def test_worker_dies_on_the_last_delivery_then_job_failed_with_the_reason_and_th
             time.sleep(0.5)
         looks = [[(d.job_id, d.receive_count, d.job_status) for d in dlq.peek()] for _ in range(3)]
         assert looks == [[(job_id, 1, "FAILED")]] * 3  # looking at it changes nothing
+
+
+def test_callbacks_when_receivers_hang_then_no_transcriber_waits_and_a_third_job_starts_at_once(tmp_path):
+    """The probe's slow receiver: it answers headers and then drips a byte every second. Two jobs call it
+    back; the two workers must be free for a third job within a few seconds."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    hits = []
+
+    class Drip(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):
+            hits.append(time.monotonic())
+            self.send_response(200)
+            self.send_header("Content-Length", "1000")
+            self.end_headers()
+            for _ in range(60):
+                try:
+                    self.wfile.write(b"x")
+                    self.wfile.flush()
+                except OSError:
+                    return
+                time.sleep(1)
+
+    receiver = ThreadingHTTPServer(("127.0.0.1", 0), Drip)
+    receiver.daemon_threads = True
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{receiver.server_address[1]}/hook"
+    env = {**FAST, "WHISPERQ_ENGINE": "synthetic", "WHISPERQ_SYNTHETIC_SECONDS_PER_AUDIO_SECOND": "0.1"}
+    try:
+        with Twin(environ=env, workers=2, log_file=str(tmp_path / "twin.log")) as twin:
+            from whisperq.api_handler.service import JobService
+
+            clients = Clients(twin.settings, LOCAL_CREDENTIALS)
+            jobs = JobsTable(clients, twin.settings.table)
+            blobs = Blobs(clients, twin.settings.bucket)
+            service = JobService(twin.settings, jobs, blobs, allow_private_callbacks=True)
+            from tests.integration.conftest import post_form
+
+            calling = []
+            for index in range(2):
+                created = service.create_job({"filename": f"c{index}.wav", "contentType": "audio/wav",
+                                              "callbackUrl": url}, "owner")
+                post_form(created, tone_wav(2)).raise_for_status()
+                calling.append(created["jobId"])
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and len(hits) < 2:
+                time.sleep(0.1)
+            assert len(hits) == 2, [jobs.get(i).status for i in calling]  # both callbacks hang now
+            started = time.monotonic()
+            third = service.create_with_audio({"filename": "third.wav", "contentType": "audio/wav"}, "owner",
+                                              tone_wav(2)).job_id
+            while time.monotonic() - started < 20 and jobs.get(third).status is not JobStatus.COMPLETED:
+                time.sleep(0.1)
+            took = time.monotonic() - started
+            assert jobs.get(third).status is JobStatus.COMPLETED and took < 5, took
+            assert all(jobs.get(i).status is JobStatus.COMPLETED for i in calling)
+            # Each hanging attempt was cut at its 10 s deadline and will be tried again (not 60 s of drip).
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and not all(
+                    (jobs.get(i).callback_status or "").startswith("retrying") for i in calling):
+                time.sleep(0.2)
+            assert all("deadline" in jobs.get(i).callback_status for i in calling), \
+                [jobs.get(i).callback_status for i in calling]
+    finally:
+        receiver.shutdown()
+        receiver.server_close()
