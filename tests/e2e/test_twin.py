@@ -418,3 +418,34 @@ def test_several_files_when_one_fails_then_the_others_printed_and_the_failure_li
     assert "quarterly budget" in text and "release notes" in text and "==>" not in result.stdout  # piped: plain
     assert "1 of 3 file(s) did not complete" in result.stderr
     assert "notaudio.wav (job " in result.stderr and "could not be decoded as audio" in result.stderr
+
+
+def raw_request(running: dict, head: str, body: bytes = b"", read_timeout_s: float = 5) -> bytes:
+    host, port = running["apiUrl"].removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=read_timeout_s) as conn:
+        conn.sendall(head.encode() + b"\r\n\r\n" + body)
+        chunks = []
+        try:
+            while chunk := conn.recv(65536):
+                chunks.append(chunk)
+        except TimeoutError:
+            pass
+        return b"".join(chunks)
+
+
+@pytest.mark.parametrize("length", ["-5", "abc", "1e3"])
+def test_front_when_content_length_is_not_a_number_then_400_json_and_no_traceback(twin, length):
+    state_dir, running = twin
+    answer = raw_request(running, f"POST /jobs HTTP/1.1\r\nHost: x\r\nx-api-key: {running['apiKey']}\r\n"
+                                  f"Content-Length: {length}\r\nConnection: close")
+    assert answer.startswith(b"HTTP/1.1 400") and b"Content-Length must be a whole number" in answer
+    assert "Traceback" not in (state_dir / "twin.log").read_text(errors="replace")
+
+
+def test_front_when_body_is_shorter_than_announced_then_dropped_not_held_for_ever(twin):
+    _, running = twin
+    started = time.monotonic()
+    answer = raw_request(running, f"POST /jobs HTTP/1.1\r\nHost: x\r\nx-api-key: {running['apiKey']}\r\n"
+                                  "Content-Length: 100", b'{"filename"', read_timeout_s=30)
+    assert answer == b"" and time.monotonic() - started < 20  # the front gave up on it (BODY_TIMEOUT_S)
+    assert requests.get(f"{running['apiUrl']}/health", timeout=5).status_code == 200

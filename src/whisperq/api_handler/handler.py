@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import functools
 import json
+import math
 import re
 import time
 from pathlib import Path
@@ -103,6 +104,10 @@ def owner() -> str:
     return key_id
 
 
+# How deep a request's JSON may nest: the API's bodies are two levels deep.
+MAX_JSON_DEPTH = 16
+
+
 def json_body() -> Any:
     raw = app.current_event.body
     if raw is None or raw == "":
@@ -110,9 +115,34 @@ def json_body() -> Any:
     try:
         if app.current_event.is_base64_encoded:
             raw = app.current_event.decoded_body
-        return json.loads(raw)
+        body = json.loads(raw)
+    except RecursionError:
+        raise InvalidRequest(f"the request body nests deeper than {MAX_JSON_DEPTH} levels") from None
     except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as exc:
         raise InvalidRequest(f"the request body is not valid UTF-8 JSON: {exc}") from exc
+    _check_values(body, "body", 0)
+    return body
+
+
+def _check_values(value: Any, path: str, depth: int) -> None:
+    """Refuse what JSON parses but nothing downstream can take, naming where it is: text that is not
+    Unicode (a lone surrogate, "\\ud800"), numbers no store keeps, nesting past MAX_JSON_DEPTH."""
+    if depth > MAX_JSON_DEPTH:
+        raise InvalidRequest(f"the request body nests deeper than {MAX_JSON_DEPTH} levels (at {path})")
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidRequest(f"{path} is not valid Unicode text (it holds a lone surrogate)") from None
+    elif isinstance(value, float) and (not math.isfinite(value) or (value != 0 and not 1e-100 < abs(value) < 1e100)):
+        raise InvalidRequest(f"{path} is a number out of range ({value!r})")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_values(key, f"{path} key", depth + 1)
+            _check_values(item, f"{path}.{key}" if path != "body" else str(key), depth + 1)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_values(item, f"{path}[{index}]", depth + 1)
 
 
 def query(name: str) -> str | None:
@@ -258,12 +288,30 @@ def openai_model(model: str) -> Response:
     return json_response(200, openai_compat.model_info(model, STARTED))
 
 
+def request_id() -> str:
+    """API Gateway's id of this request (the twin's front makes one up): what a 5xx answer gives the
+    caller instead of its detail, and what finds that detail in the log."""
+    try:
+        return str(app.current_event.request_context.request_id or "-")
+    except (AttributeError, KeyError, TypeError):
+        return "-"
+
+
+def _server_side(exc: WhisperqError) -> str:
+    """What a 5xx says: that it is on our side, whether to send again, and the request's id; never the
+    inside (a table's ARN, a role, a botocore message), which goes to the log."""
+    again = "try again in a moment" if exc.status_code in (502, 503, 504) else "it was logged"
+    return f"the service could not complete this request ({again}); request id {request_id()}"
+
+
 @app.exception_handler(WhisperqError)
 def handle_whisperq_error(exc: WhisperqError) -> Response:
+    message = exc.message
     if exc.status_code >= 500:
-        logger.warning("request failed", extra={"error": exc.message, "code": exc.code})
+        logger.warning("request failed", extra={"error": exc.message, "code": exc.code, "request_id": request_id()})
+        message = _server_side(exc)
     metrics.add_metric("ClientErrors" if exc.status_code < 500 else "ServerErrors", "Count", 1)
-    response = error_response(exc.status_code, exc.code, exc.message, getattr(exc, "param", None))
+    response = error_response(exc.status_code, exc.code, message, getattr(exc, "param", None))
     response.headers.update(getattr(exc, "headers", {}))  # what an error says beside its body (a job's id)
     return response
 
@@ -296,8 +344,8 @@ def handle_not_found(exc: NotFoundError) -> Response:
 @app.exception_handler(Exception)
 def handle_unexpected(exc: Exception) -> Response:
     # A bug, not the caller's fault: log it in full, answer without leaking a traceback.
-    logger.exception("unexpected error")
-    return error_response(500, "internal_error", "internal error; the request was logged")
+    logger.exception("unexpected error", extra={"request_id": request_id()})
+    return error_response(500, "internal_error", f"internal error; it was logged (request id {request_id()})")
 
 
 @metrics.log_metrics

@@ -12,6 +12,7 @@ from whisperq.core.languages import LANGUAGES
 LANGUAGE_CODES = frozenset(LANGUAGES)
 MAX_PROMPT_CHARS = 1000
 MAX_BEAM_SIZE = 10
+MIN_TEMPERATURE = 0.0001  # finer than any sampling needs; 1e-140 is not a number DynamoDB stores
 
 # API name -> field name
 _API_NAMES = {
@@ -77,8 +78,10 @@ class TranscribeOptions:
                 or not isinstance(temperature, int | float)
                 or not math.isfinite(temperature)
                 or not 0.0 <= temperature <= 1.0
+                or 0.0 < temperature < MIN_TEMPERATURE
             ):
-                raise InvalidRequest("options.temperature must be a number from 0 to 1 (or null for the fallback)")
+                raise InvalidRequest(f"options.temperature must be 0 or a number from {MIN_TEMPERATURE} to 1 (or null "
+                                     "for the fallback)")
             values["temperature"] = float(temperature)
         options = cls(**values)
         options.check_model(model)

@@ -21,6 +21,7 @@ from whisperq.local.containers import Throttled
 from whisperq.local.lambda_context import LocalLambdaContext
 
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # API Gateway's limit
+BODY_TIMEOUT_S = 10  # a client on loopback that sends nothing for this long has stalled
 
 # The template's BinaryMediaTypes: bodies API Gateway hands to the function base64-encoded.
 BINARY_MEDIA_TYPES = frozenset({"multipart/form-data"})
@@ -112,12 +113,22 @@ class ApiFront:
             # Headers and body go out in separate writes: with Nagle's algorithm on, the body waits for
             # the client's delayed ACK, 40 ms added to every answer on a kept-alive connection.
             disable_nagle_algorithm = True
+            # A client that announces more body than it sends (or stalls) is dropped after this, as API
+            # Gateway drops it, instead of holding a thread of the front for ever.
+            timeout = BODY_TIMEOUT_S
 
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
                 pass
 
             def _serve(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.headers.get("Content-Length") or "0"
+                if not raw.isdigit():
+                    self.close_connection = True
+                    message = f"Content-Length must be a whole number of bytes, not {raw[:20]!r}"
+                    self._reply(400, {"Content-Type": "application/json"},
+                                error_json("invalid_request", message).encode())
+                    return
+                length = int(raw)
                 if length > MAX_PAYLOAD_BYTES:
                     self._reply(413, {"Content-Type": "application/json"}, error_json(
                         "payload_too_large", "request bodies are limited to 10 MB: upload large audio with "
