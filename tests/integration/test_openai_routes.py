@@ -77,6 +77,16 @@ def test_route_when_sent_again_with_its_key_then_same_job_audio_stored_once_and_
     assert len(stack.receive_all(2, timeout_s=3)) == 1  # stored once: one S3 event
 
 
+def test_route_when_the_same_key_comes_with_other_audio_under_the_same_name_then_409(route, stack):
+    """The probe: the key and the filename were the same, the audio was not; it answered the first audio's
+    transcript. The audio's digest is part of what the key stands for."""
+    post = route(wait_s=0.2)
+    assert post({"model": "whisper-1"}, headers={"Idempotency-Key": "k-2"})[0] == 408
+    other = (EXAMPLES / "standup.wav").read_bytes()
+    status, body, _ = post({"model": "whisper-1"}, file=("meeting.wav", other), headers={"Idempotency-Key": "k-2"})
+    assert status == 409 and "different request" in json.loads(body)["error"]["message"]
+
+
 def test_route_when_a_worker_transcribes_then_200_in_the_asked_format(route, stack):
     post = route(wait_s=20)
     runtime = function.build_runtime(stack.settings, stack.clients, SyntheticEngine(0.0), Logger(service="t"),

@@ -62,7 +62,8 @@ class JobService:
         self.allow_private_callbacks = allow_private_callbacks
 
     # --- creating ------------------------------------------------------------------------
-    def _new_job(self, body: Any, owner: str, allowed: set[str], idempotency_key: str | None = None) -> Job:
+    def _new_job(self, body: Any, owner: str, allowed: set[str], idempotency_key: str | None = None,
+                 audio: bytes | None = None) -> Job:
         if not isinstance(body, dict):
             raise InvalidRequest("the request body must be a JSON object with filename and contentType")
         unknown = sorted(set(body) - allowed)
@@ -82,7 +83,12 @@ class JobService:
         return Job(job_id=job_id, status=JobStatus.UPLOADING, filename=filename, content_type=content_type,
                    audio_key=audio_key(job_id, filename), created_at=now, updated_at=now, owner=owner,
                    options=options.to_api(), callback_url=callback_url,
-                   idempotency_key=idempotency_key, request_hash=request_hash(body) if idempotency_key else None,
+                   idempotency_key=idempotency_key,
+                   # What the request asks for, audio included when it came with it: the same key with
+                   # other audio under the same name is another request (409), not a replay.
+                   request_hash=request_hash(body if audio is None else
+                                             {**body, "audioSha256": hashlib.sha256(audio).hexdigest()})
+                   if idempotency_key else None,
                    expires_at=int(time.time()) + self.settings.job_retention_days * 86400)
 
     def _store(self, job: Job) -> tuple[Job, bool]:
@@ -141,7 +147,7 @@ class JobService:
         upload would put it, so that its S3 event queues it as any other. A create sent again with the
         same Idempotency-Key finds its job and stores nothing twice."""
         job, replayed = self._store(self._new_job(body, owner, {"filename", "contentType", "options"},
-                                                  idempotency_key))
+                                                  idempotency_key, audio))
         if not replayed or (job.status is JobStatus.UPLOADING and self.blobs.head(job.audio_key) is None):
             self.blobs.put_bytes(job.audio_key, audio, job.content_type)
         return job
