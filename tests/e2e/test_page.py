@@ -113,7 +113,8 @@ def test_page_when_key_is_wrong_then_says_so_in_words(browser, twin):
 
 
 def test_page_when_a_job_waits_then_it_can_be_cancelled_from_the_list(browser, twin):
-    created = Client(twin[1]["apiUrl"], twin[1]["apiKey"]).create_upload("never-sent.wav")  # waits for audio
+    # A job that waits for its audio.
+    created = Client(twin[1]["apiUrl"], twin[1]["apiKey"]).create_upload("never-sent.wav", size_bytes=9)
     page = open_page(browser, twin[1])
     row = page.locator("#jobs tr", has_text=created["jobId"])
     row.get_by_role("button", name="cancel never-sent.wav").click()

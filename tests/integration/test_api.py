@@ -27,10 +27,13 @@ def call(stack):
 
 
 def test_post_upload_when_valid_then_201_job_uploading_and_presigned_put(call, stack):
-    status, body = call("POST", "/upload", {"filename": "meeting.wav", "contentType": "audio/wav"})
+    status, body = call("POST", "/upload", {"filename": "meeting.wav", "contentType": "audio/wav",
+                                            "contentLength": (EXAMPLES / "meeting.wav").stat().st_size})
     assert status == 201
     assert body["status"] == "UPLOADING" and body["expiresIn"] == 900 and body["uploadMethod"] == "PUT"
-    assert body["uploadHeaders"] == {"Content-Type": "audio/wav"}
+    # The size is signed with the type: S3 refuses a body of any other size (an upload is bounded).
+    assert body["uploadHeaders"] == {"Content-Type": "audio/wav",
+                                     "Content-Length": str((EXAMPLES / "meeting.wav").stat().st_size)}
     assert f"audio/{body['jobId']}/meeting.wav" in body["uploadUrl"]
     assert stack.jobs.get(body["jobId"]).status.value == "UPLOADING"
     data = (EXAMPLES / "meeting.wav").read_bytes()
@@ -47,7 +50,7 @@ def test_status_when_audio_arrived_then_queued(call, stack):
 
 
 def test_status_when_not_uploaded_then_uploading(call):
-    _, created = call("POST", "/upload", {"filename": "a.flac", "contentType": "audio/flac"})
+    _, created = call("POST", "/upload", {"filename": "a.flac", "contentType": "audio/flac", "contentLength": 9})
     status, body = call("GET", f"/status/{created['jobId']}")
     assert status == 200 and body["status"] == "UPLOADING" and body["contentType"] == "audio/flac"
 
@@ -94,7 +97,8 @@ def test_post_upload_when_rejected_then_no_job_left_behind(call, stack):
 
 def test_post_upload_when_options_then_stored_and_shown_with_defaults(call, stack):
     options = {"wordTimestamps": True, "beamSize": 1, "initialPrompt": "Quarterly budget."}
-    status, body = call("POST", "/upload", {"filename": "a.wav", "contentType": "audio/wav", "options": options})
+    status, body = call("POST", "/upload", {"filename": "a.wav", "contentType": "audio/wav", "options": options,
+                                            "contentLength": 9})
     assert status == 201
     assert body["options"]["wordTimestamps"] is True and body["options"]["beamSize"] == 1
     assert body["options"]["task"] == "transcribe" and body["options"]["language"] is None

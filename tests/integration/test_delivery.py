@@ -53,7 +53,8 @@ def handle(stack, worker, message, receive_count: int | None = None) -> list[str
 
 
 def upload_passage(stack) -> tuple[str, object]:
-    created = stack.service.create_upload({"filename": "passage.ogg", "contentType": "audio/ogg"})
+    created = stack.service.create_upload({"filename": "passage.ogg", "contentType": "audio/ogg",
+                                           "contentLength": PASSAGE.stat().st_size})
     requests.put(created["uploadUrl"], data=PASSAGE.read_bytes(), headers=created["uploadHeaders"],
                  timeout=30).raise_for_status()
     [event] = stack.receive_all(1)

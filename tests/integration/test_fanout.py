@@ -71,7 +71,7 @@ def worker(stack, engine):
 
 def upload(stack, options=None) -> str:
     created = stack.service.create_upload({"filename": "passage.ogg", "contentType": "audio/ogg",
-                                           "options": options or BEAM_1})
+                                           "contentLength": PASSAGE.stat().st_size, "options": options or BEAM_1})
     import requests
 
     requests.put(created["uploadUrl"], data=PASSAGE.read_bytes(), headers=created["uploadHeaders"],

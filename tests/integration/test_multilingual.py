@@ -41,7 +41,8 @@ def base(stack, base_engine):
     service = JobService(settings, stack.jobs, stack.blobs)
 
     def transcribe(name: str, options: dict) -> tuple[dict, str, dict]:
-        created = service.create_upload({"filename": f"{name}.ogg", "contentType": "audio/ogg", "options": options})
+        created = service.create_upload({"filename": f"{name}.ogg", "contentType": "audio/ogg", "options": options,
+                                         "contentLength": (EXAMPLES / f"{name}.ogg").stat().st_size})
         requests.put(created["uploadUrl"], data=(EXAMPLES / f"{name}.ogg").read_bytes(),
                      headers=created["uploadHeaders"], timeout=30).raise_for_status()
         records = [lambda_record(m, stack.resources.queue_arn, "us-east-1") for m in stack.receive_all(1)]
@@ -86,7 +87,8 @@ def test_base_when_translate_then_english_text_of_spanish_speech(base):
 
 def test_api_when_model_is_english_only_then_other_languages_refused(stack):
     with pytest.raises(InvalidRequest):
-        stack.service.create_upload({"filename": "f.ogg", "contentType": "audio/ogg", "options": {"language": "fr"}})
+        stack.service.create_upload({"filename": "f.ogg", "contentType": "audio/ogg", "options": {"language": "fr"},
+                                     "contentLength": 1000})
 
 
 def test_openai_whisper_when_base_then_converted_from_the_joined_weights_and_same_language(model_cache):

@@ -39,8 +39,10 @@ def test_ops_queues_when_read_then_depths_and_only_this_keys_failures(stack):
     api.reset(stack.service)
     try:
         stack.upload(EXAMPLES / "meeting.wav")  # its S3 event waits in the queue
-        mine = stack.service.create_upload({"filename": "bad.wav", "contentType": "audio/wav"}, "alice")
-        theirs = stack.service.create_upload({"filename": "other.wav", "contentType": "audio/wav"}, "bob")
+        mine = stack.service.create_upload({"filename": "bad.wav", "contentType": "audio/wav", "contentLength": 9},
+                                           "alice")
+        theirs = stack.service.create_upload({"filename": "other.wav", "contentType": "audio/wav",
+                                              "contentLength": 9}, "bob")
         for created in (mine, theirs):
             stack.jobs.expire_upload(created["jobId"], "bad.wav could not be decoded as audio")
         status, _, body = get("/ops/queues")

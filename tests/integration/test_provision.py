@@ -53,7 +53,7 @@ def test_provision_when_done_then_table_matches_template_index_and_ttl(stack):
 def test_new_job_when_created_then_listed_by_owner_index_with_expiry(stack):
     import time
 
-    created = stack.service.create_upload({"filename": "a.wav", "contentType": "audio/wav"})
+    created = stack.service.create_upload({"filename": "a.wav", "contentType": "audio/wav", "contentLength": 9})
     items = stack.clients.dynamodb.query(
         TableName=stack.settings.table, IndexName="owner-createdAt",
         KeyConditionExpression="#o = :o", ExpressionAttributeNames={"#o": "owner"},

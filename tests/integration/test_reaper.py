@@ -46,7 +46,8 @@ def worker(stack, engine=None):
 
 
 def upload(stack, path=EXAMPLES / "meeting.wav", content_type="audio/wav"):
-    created = stack.service.create_upload({"filename": path.name, "contentType": content_type})
+    created = stack.service.create_upload({"filename": path.name, "contentType": content_type,
+                                           "contentLength": path.stat().st_size})
     requests.put(created["uploadUrl"], data=path.read_bytes(), headers=created["uploadHeaders"],
                  timeout=30).raise_for_status()
     [event] = stack.receive_all(1)

@@ -58,9 +58,11 @@ def secret(stack) -> str:
 
 
 def test_presigned_put_when_checked_like_s3_then_valid_only_for_its_object_method_type_and_time(call, stack, secret):
-    status, created, _ = call("POST", "/upload", {"filename": "meeting.wav", "contentType": "audio/wav"})
+    status, created, _ = call("POST", "/upload", {"filename": "meeting.wav", "contentType": "audio/wav",
+                                                  "contentLength": 200986})
     assert status == 201
     url, headers = created["uploadUrl"], created["uploadHeaders"]
+    assert "content-length" in url.lower()  # among the signed headers
     now = datetime.now(UTC)
     assert sigv4_query_check(url, "PUT", headers, secret, now) == "valid"
     # Another object: the job's own key is signed, so a neighbour (or a path escape) is refused.
@@ -71,6 +73,9 @@ def test_presigned_put_when_checked_like_s3_then_valid_only_for_its_object_metho
     # Another method or content type.
     assert sigv4_query_check(url, "GET", headers, secret, now) == "bad signature"
     assert sigv4_query_check(url, "PUT", {**headers, "Content-Type": "text/html"}, secret, now) == "bad signature"
+    # Another size: the probe's 5 GB upload to a URL that signed no size is refused by S3.
+    assert sigv4_query_check(url, "PUT", {**headers, "Content-Length": str(5 * 1024**3)}, secret, now) == \
+        "bad signature"
     # The expiry is the configured one, and it ends.
     assert f"X-Amz-Expires={stack.settings.upload_url_expiry_s}" in url
     later = now + timedelta(seconds=stack.settings.upload_url_expiry_s + 1)

@@ -72,6 +72,7 @@ def test_handler_when_speech_uploaded_then_completed_with_every_format(stack, in
 
 def test_handler_when_word_timestamps_asked_then_json_has_words(stack, invoke):
     created = stack.service.create_upload({"filename": "meeting.wav", "contentType": "audio/wav",
+                                           "contentLength": (EXAMPLES / "meeting.wav").stat().st_size,
                                            "options": {"wordTimestamps": True, "beamSize": 1}})
     requests.put(created["uploadUrl"], data=(EXAMPLES / "meeting.wav").read_bytes(),
                  headers=created["uploadHeaders"], timeout=30).raise_for_status()
@@ -99,7 +100,8 @@ def test_handler_when_same_event_delivered_twice_then_one_transcript_and_ack(sta
 
 
 def test_handler_when_multipart_upload_sends_two_events_then_one_attempt(stack, invoke):
-    created = stack.service.create_upload({"filename": "meeting.wav", "contentType": "audio/wav"})
+    created = stack.service.create_upload({"filename": "meeting.wav", "contentType": "audio/wav",
+                                           "contentLength": (EXAMPLES / "meeting.wav").stat().st_size})
     job_id = created["jobId"]
     key = f"audio/{job_id}/meeting.wav"
     s3 = stack.clients.s3

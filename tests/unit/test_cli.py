@@ -107,14 +107,14 @@ def test_sdk_client_when_the_service_says_try_again_then_retried_with_backoff_an
             return Response(next(answers))
 
     client = Client("http://127.0.0.1:1", session=Session(), sleep=slept.append)
-    assert client.create_upload("a.wav", "audio/wav") == {"jobId": "x"}
+    assert client.create_upload("a.wav", "audio/wav", size_bytes=9) == {"jobId": "x"}
     assert slept == [0.5, 1.0] and len(sent) == 3
     assert len(set(sent)) == 1  # every retry of one create carries its key: one job, however often sent
     with pytest.raises(InvalidRequestError) as bad:  # a 400 is the caller's to fix: not sent again
-        client.create_upload("a.wav", "audio/wav")
+        client.create_upload("a.wav", "audio/wav", size_bytes=9)
     assert bad.value.exit_code == 2 and len(sent) == 4
     with pytest.raises(ServiceError) as down:  # still unavailable after 3 retries: exit 7
-        client.create_upload("a.wav", "audio/wav")
+        client.create_upload("a.wav", "audio/wav", size_bytes=9)
     assert down.value.exit_code == 7 and len(sent) == 8 and slept[-3:] == [0.5, 1.0, 2.0]
     assert len(set(sent)) == 3  # a new create, a new key
 

@@ -45,9 +45,9 @@ def test_from_api_when_multilingual_model_then_french_and_translate_accepted():
         ({"beamSize": 11}, "base", "1 to 10"),
         ({"beamSize": True}, "base", "1 to 10"),
         ({"beamSize": 2.5}, "base", "1 to 10"),
-        ({"temperature": 1.5}, "base", "from 0 to 1"),
-        ({"temperature": "hot"}, "base", "from 0 to 1"),
-        ({"temperature": float("nan")}, "base", "from 0 to 1"),
+        ({"temperature": 1.5}, "base", "0.0001 to 1"),
+        ({"temperature": "hot"}, "base", "0.0001 to 1"),
+        ({"temperature": float("nan")}, "base", "0.0001 to 1"),
     ],
 )
 def test_from_api_when_invalid_then_invalid_request_names_it(raw, model, fragment):

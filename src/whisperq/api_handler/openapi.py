@@ -45,6 +45,17 @@ _CREATE = {
         },
     },
 }
+# POST /upload: the same, and the file's size, which the pre-signed PUT is signed for (S3 refuses another).
+_CREATE_UPLOAD = {
+    **_CREATE,
+    "required": ["filename", "contentType", "contentLength"],
+    "properties": {
+        **_CREATE["properties"],
+        "contentLength": {"type": "integer", "minimum": 1,
+                          "description": "the file's size in bytes (at most WHISPERQ_MAX_UPLOAD_BYTES): the upload "
+                                         "URL is signed for exactly this size"},
+    },
+}
 IDEMPOTENCY_PARAM = {
     "name": "Idempotency-Key",
     "in": "header",
@@ -139,7 +150,7 @@ def document() -> dict[str, Any]:
                     "summary": "create a job; upload with a pre-signed PUT (original API)",
                     "requestBody": {
                         "required": True,
-                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CreateJob"}}},
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CreateUpload"}}},
                     },
                     "responses": {
                         "201": _json("Upload", "job created, waiting for its upload"),
@@ -265,6 +276,7 @@ def document() -> dict[str, Any]:
                 "Health": {"type": "object", "required": ["status"], "properties": {"status": {"const": "ok"}}},
                 "Options": _OPTIONS,
                 "CreateJob": _CREATE,
+                "CreateUpload": _CREATE_UPLOAD,
                 "Job": _JOB,
                 "CreatedJob": {
                     "allOf": [

@@ -106,11 +106,19 @@ class JobService:
 
     def create_upload(self, body: Any, owner: str = DEFAULT_OWNER,
                       idempotency_key: str | None = None) -> dict[str, Any]:
-        """POST /upload: a job in UPLOADING and a pre-signed PUT URL (the original contract)."""
-        job = self._new_job(body, owner, {"filename", "contentType", "options", "callbackUrl"}, idempotency_key)
+        """POST /upload: a job in UPLOADING and a pre-signed PUT URL (the original contract), signed for the
+        file's size (`contentLength`): S3 refuses a body of any other size, so no upload is unbounded."""
+        job = self._new_job(body, owner, {"filename", "contentType", "options", "callbackUrl", "contentLength"},
+                            idempotency_key)
+        size = body.get("contentLength")
+        limit = self.settings.max_upload_bytes
+        if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= limit:
+            raise InvalidRequest(f"contentLength must be the file's size in bytes, 1 to {limit}: the upload URL is "
+                                 "signed for exactly that size (larger audio: split it, or ask for a higher "
+                                 "WHISPERQ_MAX_UPLOAD_BYTES)")
         expires_in = self.settings.upload_url_expiry_s
         # Sign first: if signing fails, no job is left behind waiting for an upload.
-        url = self.blobs.presign_put(job.audio_key, job.content_type, expires_in)
+        url = self.blobs.presign_put(job.audio_key, job.content_type, expires_in, size)
         job, replayed = self._store(job)
         return {
             **({"idempotentReplayed": True} if replayed else {}),
@@ -118,7 +126,7 @@ class JobService:
             "status": job.status.value,
             "uploadUrl": url,
             "uploadMethod": "PUT",
-            "uploadHeaders": {"Content-Type": job.content_type},
+            "uploadHeaders": {"Content-Type": job.content_type, "Content-Length": str(size)},
             "expiresIn": expires_in,
             "options": dict(job.options),
         }

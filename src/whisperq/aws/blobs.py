@@ -33,11 +33,12 @@ class Blobs:
     def _s3(self) -> Any:
         return self._clients.s3
 
-    def presign_put(self, key: str, content_type: str, expires_in_s: int) -> str:
-        """A URL the client PUTs the object to; it must send the same Content-Type header."""
+    def presign_put(self, key: str, content_type: str, expires_in_s: int, content_length: int) -> str:
+        """A URL the client PUTs the object to; it must send the same Content-Type and Content-Length
+        (both signed: S3 refuses a body of another size)."""
         return self._s3.generate_presigned_url(
             "put_object",
-            Params={"Bucket": self.bucket, "Key": key, "ContentType": content_type},
+            Params={"Bucket": self.bucket, "Key": key, "ContentType": content_type, "ContentLength": content_length},
             ExpiresIn=expires_in_s,
             HttpMethod="PUT",
         )

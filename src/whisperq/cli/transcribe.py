@@ -120,7 +120,7 @@ def run_file(client: Client, reporter: Reporter, run: FileRun, options: dict[str
     size = os.path.getsize(run.path)
     task = reporter.task(run.name, size)
     try:
-        job = client.create_upload(run.name, content_type_for(run.name), options)
+        job = client.create_upload(run.name, content_type_for(run.name), options, size_bytes=size)
         run.job_id, run.phase = job["jobId"], "uploading"
         reporter.say(task, f"{run.name}: uploading {size} bytes (job {run.job_id})")
         client.upload(job, run.path, on_progress=lambda n: reporter.advance(task, n))

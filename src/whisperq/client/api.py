@@ -156,9 +156,12 @@ class Client:
         return payload if isinstance(payload, dict) else {"value": payload}
 
     # --- jobs ----------------------------------------------------------------------------
-    def create_upload(self, filename: str, content_type: str | None = None, options: Options = None) -> dict[str, Any]:
-        """A job waiting for its audio, and where to PUT it (`uploadUrl`, `uploadHeaders`)."""
-        body: dict[str, Any] = {"filename": filename, "contentType": content_type or content_type_for(filename)}
+    def create_upload(self, filename: str, content_type: str | None = None, options: Options = None, *,
+                      size_bytes: int) -> dict[str, Any]:
+        """A job waiting for its audio, and where to PUT it (`uploadUrl`, `uploadHeaders`): a URL signed for
+        a body of exactly `size_bytes`."""
+        body: dict[str, Any] = {"filename": filename, "contentType": content_type or content_type_for(filename),
+                                "contentLength": size_bytes}
         if options:
             body["options"] = _options(options)
         # One key for this create and every retry of it: a lost answer never makes a second job.
@@ -201,7 +204,7 @@ class Client:
         content_type_for(path)
         if os.path.getsize(path) == 0:
             raise InvalidRequestError(f"{path} is empty (0 bytes): nothing to transcribe", code="empty_file")
-        created = self.create_upload(os.path.basename(path), None, options)
+        created = self.create_upload(os.path.basename(path), None, options, size_bytes=os.path.getsize(path))
         self.upload(created, path, on_progress)
         return self.get(created["jobId"])
 

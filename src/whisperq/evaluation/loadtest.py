@@ -154,7 +154,7 @@ class LoadTest:
             self.blobs.put_bytes(key, data, content_type)
         else:
             assert self.api is not None
-            created = self.api.create_upload(name, content_type)
+            created = self.api.create_upload(name, content_type, size_bytes=len(data))
             record = JobRecord(created["jobId"], name, submitted, kind=kind)
             self.api.upload_bytes(created, data)
         record.uploaded_at = time.time()

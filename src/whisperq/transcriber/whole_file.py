@@ -3,7 +3,14 @@ fan-out (whisperq.core.fanout.choose_cut decides), and finish under the lease (c
 
 from __future__ import annotations
 
-from whisperq.core.errors import InjectedFault, InvalidRequest, JobNotFound, PermanentJobError, TransientError
+from whisperq.core.errors import (
+    InjectedFault,
+    InvalidRequest,
+    JobNotFound,
+    PermanentJobError,
+    TransientError,
+    WhisperqError,
+)
 from whisperq.core.fanout import Budget, Cut, choose_cut
 from whisperq.core.jobs import Job, JobStatus, Timeline, iso, utc_now
 from whisperq.core.keys import job_id_from_audio_key
@@ -39,11 +46,17 @@ class WholeFile:
         try:
             job = self.context.jobs.get(job_id)
         except JobNotFound:
-            log.warning("ignoring audio for an unknown job", extra={"key": event.key})
+            log.warning("deleting audio for an unknown job", extra={"key": event.key})
+            self._discard(event)
             return "ignored:unknown-job"
         if job.audio_key != event.key:
-            log.warning("ignoring an object that is not the job's upload")
+            log.warning("deleting an object that is not the job's upload", extra={"key": event.key})
+            self._discard(event)
             return "ignored:not-the-upload"
+        if job.status is JobStatus.CANCELLED:
+            log.info("audio arrived for a cancelled job; deleting it")
+            self._discard(event)
+            return "skipped:CANCELLED"
         if job.status.is_final:
             log.info("job already final; duplicate delivery acknowledged")
             return f"skipped:{job.status.value}"
@@ -96,7 +109,11 @@ class WholeFile:
         settings = self.context.settings
         if settings.fault_poison_key and settings.fault_poison_key in event.key:
             raise InjectedFault(f"injected poison fault: key contains {settings.fault_poison_key!r}")
-        stages.check_upload(self.context.blobs, settings, event.key)
+        try:
+            stages.check_upload(self.context.blobs, settings, event.key)
+        except PermanentJobError:
+            self._discard(event)  # refused (its size, its type): not kept for days, whatever its size
+            raise
         fetched = stages.fetch(self.context.blobs, event.key, self.context.notes(job_id))
         if fetched.duration_s > settings.max_audio_duration_s:
             raise PermanentJobError(
@@ -104,6 +121,13 @@ class WholeFile:
                 "split it into shorter files"
             )
         return fetched
+
+    def _discard(self, event: ObjectEvent) -> None:
+        """Delete an uploaded object nobody will transcribe (best effort: the bucket's lifecycle is the net)."""
+        try:
+            self.context.blobs.delete([event.key])
+        except WhisperqError as exc:
+            self.context.log.warning("could not delete a refused object", extra={"key": event.key, "error": str(exc)})
 
     def _cut(self, job: Job, fetched: stages.Fetched, delivery: Delivery) -> Cut:
         if job.fanout is not None:
