@@ -50,6 +50,7 @@ ENV_VARS: dict[str, str] = {
     "callback_secret": constants.CALLBACK_SECRET,
     "openai_wait_s": constants.OPENAI_WAIT_S,
     "openai_max_bytes": constants.OPENAI_MAX_BYTES,
+    "openai_waits_per_key": constants.OPENAI_WAITS_PER_KEY,
     "api_concurrency": constants.API_CONCURRENCY,
     "worker_nice": constants.WORKER_NICE,
     "api_provisioned": constants.API_PROVISIONED,
@@ -95,6 +96,9 @@ class Settings:
     # timeout, and take audio up to this size (base64 in the event must fit Lambda's 6 MB payload).
     openai_wait_s: float = 25.0
     openai_max_bytes: int = 4 * 1024 * 1024
+    # How many of those may wait at once for one API key (beyond: 429 with Retry-After), so that one key
+    # cannot hold the API's whole concurrency; on AWS the routes also run in a function of their own.
+    openai_waits_per_key: int = 2
     api_concurrency: int = 4  # the twin's API containers at once (AWS: the function's reserved concurrency)
     # The twin's API containers started with it (Lambda's provisioned concurrency): no cold starts
     # until a burst needs more than these; at least 1 (no more than api_concurrency are started).
@@ -136,6 +140,8 @@ class Settings:
                 problems.append(f"{name} must be positive")
         if not 0 < self.openai_wait_s <= 28:
             problems.append(f"{constants.OPENAI_WAIT_S} must be above 0 and at most 28 (API Gateway's 29 s timeout)")
+        if not 1 <= self.openai_waits_per_key <= 100:
+            problems.append("openai_waits_per_key must be 1..100")
         if not 0 < self.openai_max_bytes <= 4_400_000:
             problems.append(f"{constants.OPENAI_MAX_BYTES} must be 1 to 4400000 (Lambda's 6 MB payload, base64)")
         if not 1 <= self.api_concurrency <= 64:

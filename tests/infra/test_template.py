@@ -112,7 +112,7 @@ def test_api_when_read_then_keys_usage_plan_cors_access_logs_and_tracing(resourc
 
 def test_functions_when_read_then_traced_and_least_privilege(template, resources):
     assert template["Globals"]["Function"]["Tracing"] == "Active"
-    for name in ("ApiFunction", "TranscriberFunction"):
+    for name in ("ApiFunction", "TranscriberFunction", "OpenAIAudioFunction"):
         props = resources[name]["Properties"]
         assert "MemorySize" in props and "Timeout" in props
         statements = [st for policy in props["Policies"] for st in policy["Statement"]]
@@ -141,6 +141,8 @@ def test_functions_when_read_then_traced_and_least_privilege(template, resources
     # What a dead-letter replay resumes from outlives the longest DLQ retention SQS allows (14 days).
     assert rules["chunks/"]["ExpirationInDays"] == rules["results/"]["ExpirationInDays"] == 15
     assert resources["ApiFunction"]["Properties"]["ReservedConcurrentExecutions"] > 0
+    # The routes that wait for their job take their own concurrency, never the API's.
+    assert resources["OpenAIAudioFunction"]["Properties"]["ReservedConcurrentExecutions"] > 0
 
 
 def test_alarms_when_read_then_cover_dead_letters_age_errors_and_throttles(resources):
@@ -210,8 +212,10 @@ def test_routes_when_compared_then_template_serves_every_openapi_operation_and_o
     from whisperq.api_handler.openapi import document
     from whisperq.local.front import OPEN_ROUTES
 
-    events = resources["ApiFunction"]["Properties"]["Events"].values()
+    events = [*resources["ApiFunction"]["Properties"]["Events"].values(),
+              *resources["OpenAIAudioFunction"]["Properties"]["Events"].values()]
     routed = {(e["Properties"]["Method"].upper(), e["Properties"]["Path"]) for e in events}
+    assert len(routed) == len(events)  # each route served by one function
     documented = {(method.upper(), path) for path, ops in document()["paths"].items() for method in ops}
     assert routed == documented
     open_in_template = {(e["Properties"]["Method"].upper(), e["Properties"]["Path"]) for e in events

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import threading
+import time
 import uuid
 from dataclasses import replace
 
@@ -129,3 +130,25 @@ def test_route_when_refused_then_openai_error_shape_and_no_job(route, stack, fie
     assert status == 400 and error["param"] == param and error["type"] == "invalid_request_error"
     assert set(error) == {"message", "type", "param", "code"} and error["message"]
     assert stack.jobs.list_by_owner("alice", 10, None, None)[0] == []
+
+
+def test_route_when_a_key_already_has_its_waits_then_429_with_retry_after_and_others_unaffected(route, stack):
+    """The probe: four concurrent requests held the twin's API while they waited. One key holds at most
+    openai_waits_per_key (2) waits; a third is told to come back, and another key is not."""
+    post = route(wait_s=1.5)
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(post({"model": "whisper-1"})[0])) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and sum(
+            1 for i in range(2) if "Item" in stack.clients.dynamodb.get_item(
+                TableName=stack.settings.table, Key={"jobId": {"S": f"wait#alice#{i}"}})) < 2:
+        time.sleep(0.05)
+    status, body, headers = post({"model": "whisper-1"})
+    assert status == 429 and headers["Retry-After"] == "5" and "POST /jobs" in json.loads(body)["error"]["message"]
+    assert post({"model": "whisper-1"}, key="bob")[0] == 408  # another key waits as usual
+    for thread in threads:
+        thread.join(10)
+    assert results == [408, 408]
+    assert post({"model": "whisper-1"})[0] == 408  # the slots were given back

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from whisperq.api_handler.service import JobService
+from whisperq.aws.wait_slots import WaitSlots
 from whisperq.core.audio import content_type_for
 from whisperq.core.errors import WhisperqError
 from whisperq.core.jobs import Job, JobStatus
@@ -20,8 +21,17 @@ from whisperq.core.transcript import Transcript
 # The first seconds a read of the status alone every 25 ms (a short job answers soon after its end;
 # reads cost $0.25 a million in DynamoDB on demand), later every 250 ms while a long job runs.
 POLL_S = 0.025
+RETRY_AFTER_S = 5  # what a 429 of too many waiting requests tells the client
 SLOW_POLL_S = 0.25
 FAST_POLLS_FOR_S = 3.0
+
+
+class TooManyWaiting(WhisperqError):
+    """The key already has as many requests waiting on these routes as it may."""
+
+    status_code = 429
+    code = "too_many_waiting"
+    headers = {"Retry-After": str(RETRY_AFTER_S)}
 
 
 class FileTooLarge(OpenAIRequestError):
@@ -65,11 +75,12 @@ class Answer:
 
 class OpenAIRoutes:
     def __init__(self, jobs: JobService, wait_s: float, max_bytes: int,
-                 sleep: Callable[[float], None] = time.sleep):
+                 sleep: Callable[[float], None] = time.sleep, slots: WaitSlots | None = None):
         self.jobs = jobs
         self.wait_s = wait_s
         self.max_bytes = max_bytes
         self.sleep = sleep
+        self.slots = slots or WaitSlots(jobs.jobs, jobs.settings.openai_waits_per_key, wait_s + 5)
 
     def audio(self, fields: dict, owner: str, task: str, idempotency_key: str | None) -> Answer:
         """POST /v1/audio/transcriptions (task "transcribe") and /v1/audio/translations ("translate")."""
@@ -83,10 +94,18 @@ class OpenAIRoutes:
             content_type = content_type_for(request.filename)
         except WhisperqError as exc:
             raise OpenAIRequestError(exc.message, "file", "invalid_file_format") from exc
-        job = self.jobs.create_with_audio({"filename": request.filename, "contentType": content_type,
-                                           "options": request.options}, owner, request.audio, idempotency_key)
-        self._wait(job, idempotency_key is not None)
-        return Answer(*render(request, self._transcript(job.job_id)), job.job_id)
+        slot = self.slots.take(owner)
+        if slot is None:
+            raise TooManyWaiting(
+                f"this API key already has {self.slots.per_key} request(s) waiting on the synchronous routes; send "
+                f"this one again in a few seconds, or use POST /jobs for many files (no wait held)")
+        try:
+            job = self.jobs.create_with_audio({"filename": request.filename, "contentType": content_type,
+                                               "options": request.options}, owner, request.audio, idempotency_key)
+            self._wait(job, idempotency_key is not None)
+            return Answer(*render(request, self._transcript(job.job_id)), job.job_id)
+        finally:
+            self.slots.give_back(slot)
 
     def _wait(self, job: Job, keyed: bool) -> None:
         started = time.monotonic()
