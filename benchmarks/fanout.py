@@ -42,7 +42,7 @@ def run(files: list[Path], workers: int, fanout: bool, timeout_s: float = 1800) 
         client = Client(twin.api_url, api_key=twin.api_key)
 
         def submit(path: Path) -> str:
-            job = client.create_upload(path.name, "audio/wav")
+            job = client.create_upload(path.name, "audio/wav", size_bytes=path.stat().st_size)
             client.upload(job, str(path))
             return job["jobId"]
 
