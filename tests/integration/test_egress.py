@@ -164,3 +164,59 @@ def test_address_when_private_or_wrapping_a_private_ipv4_then_not_public(address
 @pytest.mark.parametrize("address", ["8.8.8.8", "2001:4860:4860::8888", "2002:808:808::"])
 def test_address_when_global_then_public(address):
     assert is_public(ipaddress.ip_address(address)) and not is_private_host(address)
+
+
+def test_tls_handshake_when_the_receiver_drips_it_then_cut_off_at_the_deadline():
+    """Over https the deadline must hold too: a record header that promises 16 KB, then a byte at a time.
+    Each read is quick; only the clock ends it (wrapping a socket in TLS detaches the plain one)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+
+    def drip():
+        conn, _ = listener.accept()
+        with conn:
+            try:
+                conn.sendall(b"\x16\x03\x03\x40\x00")
+                for _ in range(100):
+                    conn.sendall(b"\x00")
+                    time.sleep(0.3)
+            except OSError:
+                return
+
+    threading.Thread(target=drip, daemon=True).start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(EgressFailed, match="deadline"):
+            GuardedClient(allow_private=True).request("POST", f"https://localhost:{port}/hook", b"{}",
+                                                      deadline_s=1.5)
+    finally:
+        listener.close()
+    assert time.monotonic() - started < 4
+
+
+def test_name_when_its_resolver_stalls_then_the_deadline_still_holds():
+    def stalls(host, port):
+        time.sleep(5)
+        return [PUBLIC]
+
+    started = time.monotonic()
+    with pytest.raises(EgressFailed, match="did not resolve"):
+        GuardedClient(resolver=stalls).request("POST", "https://slow-dns.example/x", b"{}", deadline_s=1)
+    assert time.monotonic() - started < 2
+
+
+def test_first_address_when_unreachable_then_the_next_checked_one_is_dialled(server):
+    local = server(ok)
+    dialled = []
+
+    def connect(address, port, timeout_s):
+        dialled.append(address)
+        if address == "2001:4860:4860::8888":
+            raise OSError("network unreachable")
+        return socket.create_connection(("127.0.0.1", port), timeout_s)
+
+    client = GuardedClient(resolver=lambda host, port: ["2001:4860:4860::8888", PUBLIC], connect=connect)
+    assert client.request("POST", f"http://dual.example:{local.port}/", b"{}").status == 200
+    assert dialled == ["2001:4860:4860::8888", PUBLIC]

@@ -277,3 +277,22 @@ def test_create_when_idempotency_key_malformed_then_400_and_no_job(call, stack, 
                               headers={"Idempotency-Key": key})
     assert status == 400 and "Idempotency-Key" in payload["error"]["message"]
     assert stack.clients.dynamodb.scan(TableName=stack.settings.table)["Count"] == 0
+
+
+def test_callback_when_an_attempt_outlived_its_function_then_no_fifth_attempt_and_failed_recorded(call, stack, settings,
+                                                                                                  transcriber):
+    receiver = Receiver([200])
+    try:
+        _, created, _ = call("POST", "/jobs", {"filename": "meeting.wav", "contentType": "audio/wav",
+                                               "callbackUrl": receiver.url})
+        post_form(created, (EXAMPLES / "meeting.wav").read_bytes())
+        transcriber()
+        message = queued_callback(stack, created["jobId"])
+        # The 4th attempt's function ended at its timeout: the message comes a 5th time.
+        assert sender(settings, stack).send(message.body, receive_count=5).startswith("failed after 4 attempts")
+        assert receiver.requests == []
+        # A copy of the message after the callback ended sends nothing either.
+        assert sender(settings, stack).send(message.body, receive_count=1) == "skipped"
+    finally:
+        receiver.close()
+    assert receiver.requests == []

@@ -122,7 +122,7 @@ class ApiFront:
 
             def _serve(self) -> None:
                 raw = self.headers.get("Content-Length") or "0"
-                if not raw.isdigit():
+                if not (raw.isascii() and raw.isdigit()):
                     self.close_connection = True
                     message = f"Content-Length must be a whole number of bytes, not {raw[:20]!r}"
                     self._reply(400, {"Content-Type": "application/json"},

@@ -219,8 +219,9 @@ class Twin:
             poller.stopping = True
         for _, thread in self._senders:
             thread.join(timeout=15)
+        alive = any(thread.is_alive() for _, thread in self._senders)
         self._senders = []
-        if self._senders_log is not None:
+        if self._senders_log is not None and not alive:  # one still in an attempt writes to it yet
             self._senders_log.close()
             self._senders_log = None
 

@@ -10,6 +10,7 @@ receiver that fails never changes the job's outcome."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import time
@@ -31,6 +32,7 @@ from whisperq.transcriber.egress import EgressRefused, GuardedClient
 MAX_ATTEMPTS = 4
 ATTEMPT_DEADLINE_S = 10.0
 QUEUED = "queued"
+FINAL_OUTCOMES = ("delivered", "refused", "failed", "not sent")
 
 
 class CallbackFailed(WhisperqError):
@@ -52,13 +54,16 @@ def enqueue(job: Job, settings: Settings, queue: Callable[[], Queue], jobs: Jobs
         return
     try:
         if not settings.callback_secret:
-            outcome = "not sent: no callback signing secret is configured (WHISPERQ_CALLBACK_SECRET)"
-        else:
-            queue().send(json.dumps({"jobId": job.job_id}))
-            outcome = QUEUED
-        jobs.set_callback_status(job.job_id, outcome)
+            jobs.set_callback_status(job.job_id, "not sent: no callback signing secret is configured "
+                                                 "(WHISPERQ_CALLBACK_SECRET)")
+            return
+        # "queued" first: a sender that answers at once must not have its outcome overwritten.
+        jobs.set_callback_status(job.job_id, QUEUED)
+        queue().send(json.dumps({"jobId": job.job_id}))
     except WhisperqError as exc:
         log.warning("could not queue the callback", extra={"job_id": job.job_id, "error": str(exc)})
+        with contextlib.suppress(WhisperqError):
+            jobs.set_callback_status(job.job_id, f"not sent: it could not be queued ({exc.message})")
 
 
 def deliver(client: GuardedClient, url: str, payload: dict[str, Any], secret: str,
@@ -95,8 +100,12 @@ class Sender:
             return "ignored: not a callback message"
         except JobNotFound:
             return "ignored: no such job"
-        if not job.callback_url or (job.callback_status or "").startswith("delivered"):
-            return "skipped"
+        if not job.callback_url or (job.callback_status or "").startswith(FINAL_OUTCOMES):
+            return "skipped"  # a copy of a message whose callback already ended
+        if receive_count > MAX_ATTEMPTS:  # an attempt that outlived its function: no more of them
+            outcome = f"failed after {MAX_ATTEMPTS} attempts: the last did not end in time"
+            self.jobs.set_callback_status(job.job_id, outcome)
+            return outcome
         try:
             outcome = deliver(self.client, job.callback_url, payload_of(job), self.settings.callback_secret)
         except EgressRefused as exc:

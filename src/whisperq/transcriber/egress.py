@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from whisperq.core.addresses import is_private_host, is_public
@@ -66,15 +67,34 @@ def connect_to(address: str, port: int, timeout_s: float) -> socket.socket:
 class _Pinned(http.client.HTTPConnection):
     """An HTTP connection to a checked address, under the URL's host name."""
 
-    def __init__(self, host: str, port: int, address: str, timeout_s: float,
+    def __init__(self, host: str, port: int, addresses: list[str], deadline: float,
                  connect: Callable[[str, int, float], socket.socket], tls: ssl.SSLContext | None):
-        super().__init__(host, port, timeout=timeout_s)
-        self._address, self._connect, self._tls = address, connect, tls
-        self.raw: socket.socket | None = None  # kept after http.client lets go of it (a response that closes)
+        super().__init__(host, port, timeout=max(0.001, deadline - time.monotonic()))
+        self._addresses, self._deadline, self._connect, self._tls = addresses, deadline, connect, tls
+        # The socket the deadline shuts (the TLS one, once wrapped: wrapping detaches the plain one); kept
+        # after http.client lets go of it (a response that closes the connection).
+        self.raw: socket.socket | None = None
 
     def connect(self) -> None:
-        self.raw = self._connect(self._address, self.port, float(self.timeout))  # type: ignore[arg-type]
-        self.sock = self._tls.wrap_socket(self.raw, server_hostname=self.host) if self._tls else self.raw
+        """The checked addresses in turn (as create_connection does), within the deadline; then TLS."""
+        failure: OSError = OSError("no address to connect to")
+        for address in self._addresses:
+            left = self._deadline - time.monotonic()
+            if left <= 0:
+                break
+            try:
+                sock = self._connect(address, self.port, left)
+                break
+            except OSError as exc:
+                failure = exc
+        else:
+            raise failure
+        if self._tls is None:
+            self.raw = self.sock = sock
+            return
+        wrapped = self._tls.wrap_socket(sock, server_hostname=self.host, do_handshake_on_connect=False)
+        self.raw = self.sock = wrapped
+        wrapped.do_handshake()  # under the deadline's timer too
 
 
 class GuardedClient:
@@ -97,13 +117,20 @@ class GuardedClient:
             location = reply.headers.get("location")
             if reply.status not in REDIRECTS or not location or max_redirects == 0:
                 return reply
-            url = urljoin(url, location)
+            target = urljoin(url, location)
+            if urlsplit(url).scheme == "https" and urlsplit(target).scheme != "https":
+                raise EgressRefused(f"a redirect from https to {target[:100]!r} is not followed")
+            if urlsplit(target).hostname != urlsplit(url).hostname:
+                # What was meant for one host (a signature, credentials) does not go to another.
+                headers = {k: v for k, v in (headers or {}).items() if k.lower().startswith("content-")}
+            url = target
             if reply.status == 303 or (reply.status in (301, 302) and method == "POST"):
                 method, body = "GET", None
         raise EgressFailed(f"more than {max_redirects} redirects")
 
-    def check(self, url: str) -> tuple[str, int, list[str]]:
-        """The URL's host, port and the addresses it may be reached at; EgressRefused when it may not."""
+    def check(self, url: str, deadline: float | None = None) -> tuple[str, int, list[str]]:
+        """The URL's host, port and the addresses it may be reached at; EgressRefused when it may not.
+        The name must resolve by `deadline` (time.monotonic(); default: 10 s from now)."""
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise EgressRefused(f"only http(s) URLs with a host are followed, not {url[:100]!r}")
@@ -111,7 +138,7 @@ class GuardedClient:
         port = parts.port or (443 if parts.scheme == "https" else 80)
         if not self.allow_private and is_private_host(host):
             raise EgressRefused(f"{host} is a private, loopback or link-local address")
-        addresses = self.resolver(host, port)
+        addresses = self._resolve(host, port, deadline if deadline is not None else time.monotonic() + 10.0)
         if not addresses:
             raise EgressFailed(f"{host} resolves to no address")
         if not self.allow_private:
@@ -120,14 +147,33 @@ class GuardedClient:
                 raise EgressRefused(f"{host} resolves to a non-public address ({refused[0]})")
         return host, port, addresses
 
+    def _resolve(self, host: str, port: int, deadline: float) -> list[str]:
+        """The resolver's answer, within the deadline: a name server that stalls does not hold the attempt."""
+        answer: list[Any] = []
+
+        def ask() -> None:
+            try:
+                answer.append(self.resolver(host, port))
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                answer.append(exc)
+
+        thread = threading.Thread(target=ask, daemon=True, name="whisperq-resolve")
+        thread.start()
+        thread.join(max(0.0, deadline - time.monotonic()))
+        if not answer:
+            raise EgressFailed(f"{host} did not resolve before the deadline")
+        if isinstance(answer[0], BaseException):
+            raise answer[0]
+        return list(answer[0])
+
     def _once(self, method: str, url: str, body: bytes | None, headers: Mapping[str, str], deadline: float,
               max_bytes: int) -> Reply:
-        host, port, addresses = self.check(url)
+        host, port, addresses = self.check(url, deadline)
         parts = urlsplit(url)
         left = deadline - time.monotonic()
         if left <= 0:
             raise EgressFailed("the deadline passed before the request was sent")
-        connection = _Pinned(host, port, addresses[0], left, self.connect,
+        connection = _Pinned(host, port, addresses, deadline, self.connect,
                              self.tls if parts.scheme == "https" else None)
         # The deadline, kept by the clock: whatever the connection is blocked on when it comes, it ends.
         timer = threading.Timer(left, _cut, (connection,))
