@@ -48,6 +48,12 @@ ENV_VARS: dict[str, str] = {
     "faults": constants.FAULTS,
     "allow_private_callbacks": constants.ALLOW_PRIVATE_CALLBACKS,
     "callback_secret": constants.CALLBACK_SECRET,
+    "source_buckets": constants.SOURCE_BUCKETS,
+    "allow_private_sources": constants.ALLOW_PRIVATE_SOURCES,
+    "source_fetch_timeout_s": constants.SOURCE_FETCH_TIMEOUT_S,
+    "inbox_prefix": constants.INBOX_PREFIX,
+    "inbox_owner": constants.INBOX_OWNER,
+    "inbox_output_prefix": constants.INBOX_OUTPUT_PREFIX,
     "openai_wait_s": constants.OPENAI_WAIT_S,
     "openai_max_bytes": constants.OPENAI_MAX_BYTES,
     "openai_waits_per_key": constants.OPENAI_WAITS_PER_KEY,
@@ -92,6 +98,18 @@ class Settings:
     # Callbacks to private or loopback addresses: refused in AWS, allowed in the twin (tests listen locally).
     allow_private_callbacks: bool = False
     callback_secret: str = ""  # HMAC key that signs callbacks; callbacks are not sent without one
+    # The buckets jobs may take an s3:// source from (comma-separated; "none": no bucket). The default is
+    # the twin's stand-in for a user's own bucket; on AWS the template passes its SourceBuckets parameter.
+    source_buckets: str = "whisperq-local-sources"
+    # Audio URLs to private or loopback addresses (and http://): refused, in AWS and in the twin alike;
+    # only tests that stand a local web host in for a public one turn this on.
+    allow_private_sources: bool = False
+    source_fetch_timeout_s: int = 300  # a whole fetch of audio by URL, redirects included
+    # The drop folder: an object put under this prefix of the bucket becomes a job by itself ("": off),
+    # owned by this API key id, its transcripts written beside it (or under inbox_output_prefix).
+    inbox_prefix: str = "inbox/"
+    inbox_owner: str = "default"
+    inbox_output_prefix: str = ""
     # The OpenAI-compatible routes wait this long for their job, under API Gateway's 29 s integration
     # timeout, and take audio up to this size (base64 in the event must fit Lambda's 6 MB payload).
     openai_wait_s: float = 25.0
@@ -159,6 +177,7 @@ class Settings:
             problems.append("synthetic_failure_rate must be between 0 and 1")
         if self.upload_url_expiry_s > 7 * 24 * 3600 or self.download_url_expiry_s > 7 * 24 * 3600:
             problems.append("pre-signed URLs cannot live longer than 7 days (604800 s)")
+        problems.extend(self._source_problems())
         try:
             from whisperq.faults import FaultSpec
 
@@ -168,6 +187,28 @@ class Settings:
         if problems:
             raise ConfigError("invalid settings: " + "; ".join(problems))
         return self
+
+    def _source_problems(self) -> list[str]:
+        problems = []
+        if not 1 <= self.source_fetch_timeout_s <= 900:
+            problems.append(f"{constants.SOURCE_FETCH_TIMEOUT_S} must be 1 to 900 (a Lambda invocation's limit)")
+        for name in ("inbox_prefix", "inbox_output_prefix"):
+            value = getattr(self, name)
+            if value and (not value.endswith("/") or value.startswith("/")
+                          or value.startswith(("audio/", "transcripts/", "chunks/", "results/"))):
+                problems.append(f"{name} must be a prefix ending in '/' outside audio/, transcripts/, chunks/ "
+                                f"and results/ (got {value!r})")
+        if self.inbox_prefix and self.inbox_output_prefix.startswith(self.inbox_prefix):
+            problems.append("inbox_output_prefix must not be inside inbox_prefix (its transcripts would be dropped "
+                            "files too)")
+        return problems
+
+    @property
+    def granted_buckets(self) -> tuple[str, ...]:
+        """The buckets an s3:// source may name (`source_buckets`, parsed)."""
+        if self.source_buckets.strip().lower() == "none":
+            return ()
+        return tuple(name.strip() for name in self.source_buckets.split(",") if name.strip())
 
     @property
     def resolved_cache_dir(self) -> str:

@@ -44,7 +44,7 @@ def test_ops_queues_when_read_then_depths_and_only_this_keys_failures(stack):
         theirs = stack.service.create_upload({"filename": "other.wav", "contentType": "audio/wav",
                                               "contentLength": 9}, "bob")
         for created in (mine, theirs):
-            stack.jobs.expire_upload(created["jobId"], "bad.wav could not be decoded as audio")
+            stack.jobs.fail_without_audio(created["jobId"], "bad.wav could not be decoded as audio")
         status, _, body = get("/ops/queues")
         ops = json.loads(body)
         assert status == 200 and ops["queue"]["visible"] + ops["queue"]["inFlight"] >= 1

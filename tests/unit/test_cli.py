@@ -31,7 +31,7 @@ def run(tmp_path, monkeypatch):
         (["status"], 2, "Missing argument"),
         (["status", "6248633d-1631-41f1-9fa2-547eb5e6415a"], 5, "whisperq local up"),
         (["jobs"], 5, "no local twin runs"),
-        (["transcribe", "/nonexistent.wav"], 2, "does not exist"),
+        (["transcribe", "/nonexistent.wav"], 2, "no such file"),
         (["dlq", "replay"], 2, "--all, or --job"),
         (["dlq", "purge"], 2, "--yes"),
         (["local", "status"], 5, "no local twin is running"),

@@ -45,6 +45,23 @@ _CREATE = {
         },
     },
 }
+# POST /jobs with audio that is already somewhere: the service copies (S3) or fetches (a URL) it itself.
+_CREATE_FROM_SOURCE = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["source"],
+    "properties": {
+        "source": {"type": "string", "minLength": 1, "maxLength": 2048,
+                   "description": "s3://bucket/key of an object in a bucket granted to the deployment (copied "
+                                  "server-side), or an https:// URL (fetched by a worker; private, loopback and "
+                                  "link-local addresses refused)"},
+        "filename": {**_CREATE["properties"]["filename"], "description": "default: the key's or the URL's last part"},
+        "contentType": {**_CREATE["properties"]["contentType"],
+                        "description": "default: the object's type when it is audio, else from the file name"},
+        "options": _CREATE["properties"]["options"],
+        "callbackUrl": _CREATE["properties"]["callbackUrl"],
+    },
+}
 # POST /upload: the same, and the file's size, which the pre-signed PUT is signed for (S3 refuses another).
 _CREATE_UPLOAD = {
     **_CREATE,
@@ -79,6 +96,8 @@ _JOB = {
         "attempts": {"type": "integer", "minimum": 0},
         "options": {"$ref": "#/components/schemas/Options"},
         "callbackUrl": {"type": "string"},
+        "source": {"type": "string", "description": "where its audio came from (s3://... or a URL); absent when "
+                                                   "it was uploaded"},
         "details": {"type": "object", "description": "timings, engine, model, language, retries; for a long "
                     "file fanned out across workers, chunks and chunksDone (its progress)"},
         "transcriptUrl": {"type": ["string", "null"], "description": "the txt transcript, when COMPLETED"},
@@ -172,7 +191,8 @@ def document() -> dict[str, Any]:
                 "post": {
                     "operationId": "createJob",
                     "parameters": [IDEMPOTENCY_PARAM],
-                    "summary": "create a job; upload with the pre-signed POST form",
+                    "summary": "create a job: upload with the pre-signed POST form, or give an s3:// or https:// "
+                               "source",
                     "requestBody": {
                         "required": True,
                         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CreateJob"}}},
@@ -275,7 +295,7 @@ def document() -> dict[str, Any]:
                 },
                 "Health": {"type": "object", "required": ["status"], "properties": {"status": {"const": "ok"}}},
                 "Options": _OPTIONS,
-                "CreateJob": _CREATE,
+                "CreateJob": {"oneOf": [_CREATE, _CREATE_FROM_SOURCE]},
                 "CreateUpload": _CREATE_UPLOAD,
                 "Job": _JOB,
                 "CreatedJob": {
@@ -283,9 +303,10 @@ def document() -> dict[str, Any]:
                         {"$ref": "#/components/schemas/Job"},
                         {
                             "type": "object",
-                            "required": ["upload"],
                             "properties": {
                                 "upload": {
+                                    "description": "the form to upload the audio with (absent for a job "
+                                                   "created from a source)",
                                     "type": "object",
                                     "required": ["method", "url", "fields", "fileField", "maxBytes", "expiresIn"],
                                     "properties": {

@@ -7,17 +7,20 @@ import json
 import re
 import time
 import uuid
+from dataclasses import replace
 from typing import Any
 
 from whisperq.aws.blobs import Blobs
 from whisperq.aws.jobs_table import JobIdTaken, JobsTable
+from whisperq.aws.queues import Queue
 from whisperq.config import Settings
-from whisperq.core.audio import validate_content_type
+from whisperq.core.audio import AUDIO_CONTENT_TYPES, content_type_for, validate_content_type
 from whisperq.core.callbacks import validate_callback_url
 from whisperq.core.errors import InvalidRequest, InvalidTransition, JobNotFound, WhisperqError
 from whisperq.core.jobs import DEFAULT_OWNER, Job, JobStatus, iso, new_job_id, parse_iso, utc_now, validate_job_id
 from whisperq.core.keys import audio_key, clean_filename, output_keys, work_prefixes
 from whisperq.core.options import TranscribeOptions
+from whisperq.core.sources import S3Object, SourceRefused, WebAudio, fetch_message, parse_source
 from whisperq.core.writers import WRITERS
 
 MAX_PAGE_SIZE = 100
@@ -60,6 +63,14 @@ class JobService:
         self.jobs = jobs
         self.blobs = blobs
         self.allow_private_callbacks = allow_private_callbacks
+        self._queue: Queue | None = None
+
+    @property
+    def queue(self) -> Queue:
+        """The transcription queue (looked up once): a fetch of audio by URL is queued there for a worker."""
+        if self._queue is None:
+            self._queue = Queue.by_name(self.jobs.clients, self.settings.queue_name)
+        return self._queue
 
     # --- creating ------------------------------------------------------------------------
     def _new_job(self, body: Any, owner: str, allowed: set[str], idempotency_key: str | None = None,
@@ -132,7 +143,10 @@ class JobService:
         }
 
     def create_job(self, body: Any, owner: str = DEFAULT_OWNER, idempotency_key: str | None = None) -> dict[str, Any]:
-        """POST /jobs: a job and a pre-signed POST form whose policy S3 enforces (size, type, key)."""
+        """POST /jobs: a job and a pre-signed POST form whose policy S3 enforces (size, type, key); or, with
+        a `source`, a job whose audio the service takes from S3 or a URL itself."""
+        if isinstance(body, dict) and "source" in body:
+            return self.create_from_source(body, owner, idempotency_key)
         job = self._new_job(body, owner, {"filename", "contentType", "options", "callbackUrl"}, idempotency_key)
         expires_in = self.settings.upload_url_expiry_s
         form = self.blobs.presign_post(job.audio_key, job.content_type, self.settings.max_upload_bytes, expires_in)
@@ -149,6 +163,55 @@ class JobService:
             "expiresIn": expires_in,
         }
         return view
+
+    def create_from_source(self, body: dict[str, Any], owner: str = DEFAULT_OWNER,
+                           idempotency_key: str | None = None) -> dict[str, Any]:
+        """A job whose audio is already somewhere. An s3:// object in a granted bucket is checked (it exists,
+        its size and type are within the limits) and copied server-side into the job's audio key, whose S3
+        event queues it as an upload's would. A URL is fetched by a worker (transcriber/sources.py): its
+        job waits in UPLOADING until the audio lands, or ends FAILED with the reason the fetch failed."""
+        source = parse_source(body.get("source"), self.settings.allow_private_sources)
+        filename = body.get("filename") if body.get("filename") is not None else source.filename
+        info = self._check_object(source) if isinstance(source, S3Object) else None
+        content_type = body.get("contentType")
+        if content_type is None:
+            stored = (info.content_type.split(";", 1)[0].strip().lower() if info else "")
+            content_type = stored if stored in AUDIO_CONTENT_TYPES else content_type_for(clean_filename(filename))
+        normalised = {**body, "filename": filename, "contentType": content_type}
+        job = replace(self._new_job(normalised, owner, {"source", "filename", "contentType", "options", "callbackUrl"},
+                                    idempotency_key), source=str(source))
+        job, replayed = self._store(job)
+        if job.status is JobStatus.UPLOADING and not (replayed and isinstance(source, WebAudio)):
+            try:
+                if isinstance(source, S3Object):
+                    if self.blobs.head(job.audio_key) is None:
+                        self.blobs.copy_in(source.bucket, source.key, job.audio_key, job.content_type)
+                    job = self._refresh(job)
+                else:
+                    self.queue.send(fetch_message(job.job_id))
+            except WhisperqError as exc:
+                # Nothing half-done: the job ends with the reason, and the client hears it.
+                verb = "copied" if isinstance(source, S3Object) else "queued for its fetch"
+                self.jobs.fail_without_audio(job.job_id, f"the audio could not be {verb}: {exc.message}")
+                raise
+        view = self.describe(job)
+        if replayed:
+            view["idempotentReplayed"] = True
+        return view
+
+    def _check_object(self, source: S3Object) -> Any:
+        """The object's size and type, once it is shown to be one this deployment may take."""
+        granted = self.settings.granted_buckets
+        if source.bucket not in granted:
+            raise SourceRefused(f"bucket {source.bucket!r} is not granted to this deployment (granted: "
+                                f"{', '.join(granted) or 'none'}); add it to the stack's SourceBuckets parameter")
+        info = self.blobs.other(source.bucket).head(source.key)
+        if info is None:
+            raise SourceRefused(f"{source} does not exist")
+        limit = self.settings.max_upload_bytes
+        if not 0 < info.size_bytes <= limit:
+            raise SourceRefused(f"{source} is {info.size_bytes} bytes; an audio source must be 1 to {limit} bytes")
+        return info
 
     def create_with_audio(self, body: Any, owner: str, audio: bytes, idempotency_key: str | None = None) -> Job:
         """A job whose audio comes in the request itself (the OpenAI-compatible routes): stored where an
@@ -177,9 +240,16 @@ class JobService:
                 # The upload landed and its S3 event is in the queue: say so, before a worker sees it.
                 return self.jobs.mark_queued(job.job_id)
             waited_s = (utc_now() - parse_iso(job.created_at)).total_seconds()
-            if waited_s > self.settings.upload_url_expiry_s + UPLOAD_GRACE_S:
-                return self.jobs.expire_upload(job.job_id, f"upload not received: the upload URL expired after "
-                                                            f"{self.settings.upload_url_expiry_s} s; create a new job")
+            if job.source and not job.source.startswith("s3://"):
+                # Its fetch waits in the queue (behind a flood, maybe) and ends the job itself; only a
+                # message that can no longer be there leaves it to this net.
+                if waited_s > self.settings.queue.retention_s + UPLOAD_GRACE_S:
+                    return self.jobs.fail_without_audio(job.job_id, "its audio was never fetched: the fetch's "
+                                                                    "message is gone; create a new job")
+            elif waited_s > self.settings.upload_url_expiry_s + UPLOAD_GRACE_S:
+                return self.jobs.fail_without_audio(
+                    job.job_id, f"upload not received: the upload URL expired after "
+                                f"{self.settings.upload_url_expiry_s} s; create a new job")
         except InvalidTransition:
             return self.jobs.get(job.job_id)
         return job
@@ -246,6 +316,8 @@ class JobService:
         }
         if job.callback_url:
             view["callbackUrl"] = job.callback_url
+        if job.source:
+            view["source"] = job.source
         details = job.public_details()
         if details:
             view["details"] = details

@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
 from whisperq.aws.clients import Clients
 from whisperq.aws.errors import as_core_error, error_code
 from whisperq.aws.retry import RetryPolicy
-from whisperq.core.errors import PermanentJobError
+from whisperq.core.errors import PermanentJobError, WhisperqError
+
+# Objects above this are copied in parts (UploadPartCopy, several at once; CopyObject takes 5 GB at most).
+MULTIPART_COPY_BYTES = 256 * 1024 * 1024
+_DENIED = ("403", "AccessDenied", "AllAccessDisabled", "NoSuchBucket", "PermanentRedirect", "301")
+
+
+class ObjectUnreadable(WhisperqError):
+    """The object's bucket does not exist or does not let this deployment read it."""
+
+    status_code = 400
+    code = "source_refused"
+    exit_code = 2
 
 
 @dataclass(frozen=True)
@@ -19,6 +33,7 @@ class ObjectInfo:
     size_bytes: int
     content_type: str
     last_modified_iso: str
+    etag: str = ""
 
 
 class Blobs:
@@ -32,6 +47,10 @@ class Blobs:
     @property
     def _s3(self) -> Any:
         return self._clients.s3
+
+    def other(self, bucket: str) -> Blobs:
+        """Another bucket's objects, on the same clients (a source bucket the deployment was granted)."""
+        return Blobs(self._clients, bucket, self.retry)
 
     def presign_put(self, key: str, content_type: str, expires_in_s: int, content_length: int) -> str:
         """A URL the client PUTs the object to; it must send the same Content-Type and Content-Length
@@ -97,6 +116,9 @@ class Blobs:
         except ClientError as exc:
             if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
                 return None
+            if error_code(exc) in _DENIED:
+                raise ObjectUnreadable(f"s3://{self.bucket}/{key} cannot be read by this deployment "
+                                       f"({error_code(exc)}): is the bucket granted to it, and in its region?") from exc
             raise as_core_error(exc, f"reading s3://{self.bucket}/{key}") from exc
         except BotoCoreError as exc:
             raise as_core_error(exc, f"reading s3://{self.bucket}/{key}") from exc
@@ -105,7 +127,56 @@ class Blobs:
             size_bytes=int(response.get("ContentLength", 0)),
             content_type=str(response.get("ContentType", "")),
             last_modified_iso=response["LastModified"].isoformat() if "LastModified" in response else "",
+            etag=str(response.get("ETag", "")).strip('"'),
         )
+
+    def copy_in(self, source_bucket: str, source_key: str, key: str, content_type: str) -> None:
+        """Copy an object into this bucket server-side (CopyObject, or UploadPartCopy in parts for a large
+        one): no byte of it passes through this process. Stored with `content_type`."""
+
+        def once() -> None:
+            try:
+                self._s3.copy({"Bucket": source_bucket, "Key": source_key}, self.bucket, key,
+                              ExtraArgs={"ContentType": content_type, "MetadataDirective": "REPLACE"},
+                              Config=TransferConfig(multipart_threshold=MULTIPART_COPY_BYTES,
+                                                    multipart_chunksize=MULTIPART_COPY_BYTES // 4))
+            except ClientError as exc:
+                if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+                    raise PermanentJobError(f"s3://{source_bucket}/{source_key} no longer exists") from exc
+                raise as_core_error(exc, f"copying s3://{source_bucket}/{source_key} to s3://{self.bucket}/{key}") \
+                    from exc
+            except BotoCoreError as exc:
+                raise as_core_error(exc, f"copying s3://{source_bucket}/{source_key}") from exc
+
+        self.retry.call("copy object", once)
+
+    def upload_file(self, path: str, key: str, content_type: str) -> None:
+        """Write a local file to an object (in parts when it is large)."""
+
+        def once() -> None:
+            try:
+                self._s3.upload_file(path, self.bucket, key, ExtraArgs={"ContentType": content_type})
+            except (ClientError, BotoCoreError) as exc:
+                raise as_core_error(exc, f"writing s3://{self.bucket}/{key}") from exc
+
+        self.retry.call("write object", once)
+
+    def list_under(self, prefix: str) -> Iterator[ObjectInfo]:
+        """Every object under `prefix`, a page (1,000) at a time, in key order."""
+        pages = self._s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
+        try:
+            for page in pages:
+                for item in page.get("Contents", []):
+                    yield ObjectInfo(item["Key"], int(item.get("Size", 0)), "",
+                                     item["LastModified"].isoformat() if "LastModified" in item else "",
+                                     str(item.get("ETag", "")).strip('"'))
+        except ClientError as exc:
+            if error_code(exc) in _DENIED:
+                raise ObjectUnreadable(f"s3://{self.bucket}/{prefix} cannot be listed with these credentials "
+                                       f"({error_code(exc)})") from exc
+            raise as_core_error(exc, f"listing s3://{self.bucket}/{prefix}") from exc
+        except BotoCoreError as exc:
+            raise as_core_error(exc, f"listing s3://{self.bucket}/{prefix}") from exc
 
     def download(self, key: str, path: str) -> None:
         """Copy an object to a local file."""

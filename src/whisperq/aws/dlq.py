@@ -24,6 +24,7 @@ from whisperq.aws.queues import Message, Queue
 from whisperq.core.errors import InvalidTransition, JobNotFound, WhisperqError
 from whisperq.core.fanout import parse_chunk_message
 from whisperq.core.keys import job_id_from_audio_key
+from whisperq.core.sources import parse_fetch_message
 
 
 @dataclass(frozen=True)
@@ -121,8 +122,14 @@ class DeadLetterQueue:
             chunk = parse_chunk_message(message.body)
         except ValueError:
             chunk = None
+        try:
+            fetch = parse_fetch_message(message.body)
+        except ValueError:
+            fetch = None
         if chunk is not None:  # one chunk of a fanned-out job: replaying it resumes the job
             key, job_id = chunk.key, chunk.job_id
+        elif fetch is not None:  # the fetch of a job's audio by URL: replaying it fetches again
+            key, job_id = None, fetch
         else:
             key = _key_of(message.body)
             job_id = job_id_from_audio_key(key) if key else None

@@ -214,9 +214,10 @@ class JobsTable:
         # Idempotent: whoever marked it QUEUED, it is.
         return self.move(job_id, JobStatus.QUEUED, [JobStatus.UPLOADING], update, lambda job: True)
 
-    def expire_upload(self, job_id: str, reason: str) -> Job:
-        """UPLOADING -> FAILED: the upload never came."""
-        return self.move(job_id, JobStatus.FAILED, [JobStatus.UPLOADING],
+    def fail_without_audio(self, job_id: str, reason: str) -> Job:
+        """UPLOADING -> FAILED: its audio never came (the upload expired, the copy or the fetch failed); or
+        QUEUED -> FAILED, for the fetch of a job a replay revived."""
+        return self.move(job_id, JobStatus.FAILED, [JobStatus.UPLOADING, JobStatus.QUEUED],
                          Update().set({"error": reason, "failedAt": iso(utc_now())}), lambda job: job.error == reason)
 
     def cancel(self, job_id: str) -> Job:

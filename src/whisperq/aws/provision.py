@@ -73,27 +73,23 @@ def provision(clients: Clients, settings: Settings) -> Resources:
     }
     sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"Policy": json.dumps(policy)})
 
-    try:
-        if settings.region == "us-east-1":
-            s3.create_bucket(Bucket=settings.bucket)
-        else:
-            s3.create_bucket(
-                Bucket=settings.bucket, CreateBucketConfiguration={"LocationConstraint": settings.region}
-            )
-    except ClientError as exc:
-        if error_code(exc) not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
-            raise
-    # Setting the notification makes S3 send an s3:TestEvent to the queue, as AWS does.
+    create_bucket(clients, settings.bucket, settings.region)
+    # Setting the notification makes S3 send an s3:TestEvent to the queue, as AWS does. Uploads (audio/)
+    # and, when the drop folder is on, files dropped under its prefix go to the same queue.
+    prefixes = {"whisperq-audio-uploaded": AUDIO_PREFIX}
+    if settings.inbox_prefix:
+        prefixes["whisperq-inbox-dropped"] = settings.inbox_prefix
     s3.put_bucket_notification_configuration(
         Bucket=settings.bucket,
         NotificationConfiguration={
             "QueueConfigurations": [
                 {
-                    "Id": "whisperq-audio-uploaded",
+                    "Id": name,
                     "QueueArn": queue_arn,
                     "Events": ["s3:ObjectCreated:*"],
-                    "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": AUDIO_PREFIX}]}},
+                    "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": prefix}]}},
                 }
+                for name, prefix in prefixes.items()
             ]
         },
     )
@@ -134,6 +130,18 @@ def provision(clients: Clients, settings: Settings) -> Resources:
     ))
     return Resources(settings.bucket, settings.table, settings.chunks_table, queue_url, queue_arn, dlq_url, dlq_arn,
                      callbacks_url, callbacks_arn)
+
+
+def create_bucket(clients: Clients, name: str, region: str) -> None:
+    """A bucket, unless it exists (the twin also makes its stand-in for a user's own source bucket)."""
+    try:
+        if region == "us-east-1":
+            clients.s3.create_bucket(Bucket=name)
+        else:
+            clients.s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": region})
+    except ClientError as exc:
+        if error_code(exc) not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+            raise
 
 
 def _create_table(ddb: Any, name: str, definition: dict[str, Any]) -> None:

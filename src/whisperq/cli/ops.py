@@ -15,7 +15,7 @@ from whisperq.cli.errors import EXIT_NOT_FOUND, EXIT_UNREACHABLE, EXIT_USAGE, Cl
 from whisperq.config import ENV_VARS, Settings
 
 
-def _operator_target(obj: Context) -> tuple[Settings, Any]:
+def operator_target(obj: Context) -> tuple[Settings, Any]:
     """Settings and AWS clients for operator commands: the running twin when there is one (and no
     --endpoint-url says otherwise), else AWS through boto3's usual credential and region rules."""
     from whisperq.aws.clients import Clients
@@ -48,7 +48,7 @@ def _dlq(obj: Context) -> Any:
     from whisperq.aws.jobs_table import JobsTable
     from whisperq.aws.queues import Queue
 
-    settings, clients = _operator_target(obj)
+    settings, clients = operator_target(obj)
     return DeadLetterQueue(clients, Queue.by_name(clients, settings.dlq_name),
                            Queue.by_name(clients, settings.queue_name), JobsTable(clients, settings.table))
 

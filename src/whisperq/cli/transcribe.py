@@ -117,13 +117,17 @@ class FileRun:
 def run_file(client: Client, reporter: Reporter, run: FileRun, options: dict[str, Any], wait: bool,
              timeout_s: float, on_done: Callable[[FileRun], None] | None = None) -> FileRun:
     """Upload one file and (unless not `wait`) wait for its job; `on_done` once it completed."""
-    size = os.path.getsize(run.path)
+    remote = is_source(run.path)
+    size = 0 if remote else os.path.getsize(run.path)
     task = reporter.task(run.name, size)
     try:
-        job = client.create_upload(run.name, content_type_for(run.name), options, size_bytes=size)
-        run.job_id, run.phase = job["jobId"], "uploading"
-        reporter.say(task, f"{run.name}: uploading {size} bytes (job {run.job_id})")
-        client.upload(job, run.path, on_progress=lambda n: reporter.advance(task, n))
+        if remote:  # the service copies (s3://) or fetches (https://) it: nothing is uploaded from here
+            run.job_id = client.create_job_from(run.path, options or None).job_id
+        else:
+            job = client.create_upload(run.name, content_type_for(run.name), options, size_bytes=size)
+            run.job_id, run.phase = job["jobId"], "uploading"
+            reporter.say(task, f"{run.name}: uploading {size} bytes (job {run.job_id})")
+            client.upload(job, run.path, on_progress=lambda n: reporter.advance(task, n))
         run.phase = "waiting"
         if not wait:
             run.job = client.status(run.job_id)
@@ -165,9 +169,19 @@ def out_targets(files: tuple[str, ...], out_dir: str, fmt: str, overwrite: bool)
     return targets
 
 
+def is_source(argument: str) -> bool:
+    """Audio that is already somewhere: an s3:// object or an http(s) URL, not a local file."""
+    return argument.startswith(("s3://", "https://", "http://"))
+
+
 def _check_files(files: tuple[str, ...]) -> None:
     """Refuse what cannot be transcribed before anything is uploaded."""
     for path in files:
+        if is_source(path):
+            continue
+        if not os.path.isfile(path):
+            raise CliError(f"{path}: no such file (give local audio files, s3://bucket/key, s3://bucket/prefix/ or "
+                           "https:// URLs); nothing was uploaded", EXIT_USAGE)
         content_type_for(path)  # a clear error naming the accepted types
         if os.path.getsize(path) == 0:
             raise CliError(f"{path} is empty (0 bytes): nothing to transcribe; nothing was uploaded", EXIT_USAGE)
@@ -212,7 +226,7 @@ def _interrupted(obj: Context, runs: list[FileRun], fmt: str) -> None:
 
 
 @cli.command()
-@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.argument("files", nargs=-1, required=True)
 @click.option("--format", "fmt", type=FORMATS, default="txt", show_default=True, help="Transcript format to fetch.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False),
               help="Write each transcript to DIR/<file stem>.<format> (DIR/<file name>.<format> when two "
@@ -228,14 +242,32 @@ def _interrupted(obj: Context, runs: list[FileRun], fmt: str) -> None:
 @click.option("--timeout", "timeout_s", type=float, default=DEFAULT_WAIT_TIMEOUT_S, show_default=True,
               help="Seconds to wait for each job.")
 @click.option("--json", "as_json", is_flag=True, help="Print the final jobs as JSON instead of transcripts.")
+@click.option("--manifest", "manifest_path", type=click.Path(dir_okay=False),
+              help="s3://bucket/prefix/ only: the manifest of the jobs made (default: "
+                   "./whisperq-<bucket>_<prefix>.manifest.jsonl); run again, only the rest is submitted.")
+@click.option("--dry-run", is_flag=True, help="s3://bucket/prefix/ only: list the objects; submit nothing.")
 @click.pass_obj
 def transcribe(obj: Context, files: tuple[str, ...], fmt: str, out_dir: str | None, overwrite: bool,
                language: str | None, translate: bool, word_timestamps: bool, prompt: str | None, no_wait: bool,
-               concurrency: int, timeout_s: float, as_json: bool) -> None:
-    """Upload audio FILES, wait, and print (or save) their transcripts.
+               concurrency: int, timeout_s: float, as_json: bool, manifest_path: str | None, dry_run: bool) -> None:
+    """Transcribe audio FILES and print (or save) their transcripts. A FILE is a local file (uploaded), an
+    s3://bucket/key object or an https:// URL (the service copies or fetches it; nothing goes through
+    this machine), or s3://bucket/prefix/: every audio object under the prefix, --concurrency at a time,
+    its jobs written to a manifest so that an interrupted run, run again, submits only the rest.
 
     Accepted: aac, flac, m4a, mp3, mp4, oga, ogg, opus, wav, webm. Several files are labelled by name on a terminal
     (plain transcripts when piped); files that failed are listed at the end with their reasons."""
+    from whisperq.cli import bulk
+
+    prefixes = [f for f in files if bulk.is_prefix(f)]
+    if prefixes:
+        if len(files) > 1:
+            raise CliError("give one s3://bucket/prefix/ alone (its objects are the files)", EXIT_USAGE)
+        bulk.run_bulk(obj, obj.client(), prefixes[0], _options(language, translate, word_timestamps, prompt),
+                      concurrency, manifest_path, dry_run, not no_wait, timeout_s, out_dir, fmt, overwrite, as_json)
+        return
+    if manifest_path or dry_run:
+        raise CliError("--manifest and --dry-run go with an s3://bucket/prefix/", EXIT_USAGE)
     _check_files(files)
     targets: list[Path | None] = [None] * len(files)
     if out_dir and not no_wait and not as_json:

@@ -178,6 +178,34 @@ class Client:
             body["callbackUrl"] = callback_url
         return Job(self._request("POST", "/jobs", json=body, headers={"Idempotency-Key": str(uuid.uuid4())}))
 
+    def create_job_from(self, source: str, options: Options = None, *, filename: str | None = None,
+                        content_type: str | None = None, callback_url: str | None = None,
+                        idempotency_key: str | None = None) -> Job:
+        """A job whose audio is already somewhere (`POST /jobs` with `source`): `s3://bucket/key` in a bucket
+        granted to the deployment (copied server-side, no byte through this machine), or an `https://` URL
+        (fetched by a worker). The name and type default to the key's or URL's. Give `idempotency_key` to
+        make a create sent again (a resumed bulk run) find the job it made."""
+        body: dict[str, Any] = {"source": source}
+        if filename:
+            body["filename"] = filename
+        if content_type:
+            body["contentType"] = content_type
+        if options:
+            body["options"] = _options(options)
+        if callback_url:
+            body["callbackUrl"] = callback_url
+        return Job(self._request("POST", "/jobs", json=body,
+                                 headers={"Idempotency-Key": idempotency_key or str(uuid.uuid4())}))
+
+    def transcribe_from(self, source: str, options: Options = None, timeout_s: float = 1800.0,
+                        on_update: Callable[[Job], None] | None = None, poll_s: float = 0.5) -> Job:
+        """`create_job_from`, wait, and return the COMPLETED job; JobFailed (with the job) if it ended
+        otherwise (a refused URL, a fetch that failed: the job's error says why)."""
+        job = self.wait(self.create_job_from(source, options).job_id, timeout_s, on_update, poll_s)
+        if job.status != "COMPLETED":
+            raise JobFailed(job)
+        return job
+
     def upload(self, job: Mapping[str, Any], path: str, on_progress: Callable[[int], None] | None = None) -> None:
         """Send the file straight to storage with the job's pre-signed URL."""
         size = os.path.getsize(path)

@@ -174,6 +174,9 @@ class Job:
     options: Mapping[str, object] = field(default_factory=dict)  # the API's form, validated at creation
     callback_url: str | None = None
     callback_status: str | None = None
+    source: str | None = None  # where its audio came from (s3://bucket/key, a URL); None: uploaded
+    # A dropped file's job: its transcripts are also written to <outputsStem>.<format> (beside the file).
+    outputs_stem: str | None = None
     idempotency_key: str | None = None
     request_hash: str | None = None
     expires_at: int | None = None  # DynamoDB's TTL, epoch seconds

@@ -19,7 +19,7 @@ from typing import Any
 
 from whisperq import constants, faults, queue_config
 from whisperq.aws.clients import Clients
-from whisperq.aws.provision import Resources, provision
+from whisperq.aws.provision import Resources, create_bucket, provision
 from whisperq.aws.queues import Queue
 from whisperq.config import Settings
 from whisperq.core.errors import WhisperqError
@@ -114,7 +114,10 @@ class Twin:
             self._start_collector()
             self._configure()
             assert self.settings is not None
-            self.resources = provision(Clients(self.settings, LOCAL_CREDENTIALS), self.settings)
+            clients = Clients(self.settings, LOCAL_CREDENTIALS)
+            self.resources = provision(clients, self.settings)
+            for bucket in self.settings.granted_buckets:  # stand-ins for a user's own buckets of audio
+                create_bucket(clients, bucket, self.settings.region)
             self._register_keys()
             self._start_front()
             self._start_workers()
@@ -323,6 +326,9 @@ class Twin:
         for index, key in enumerate([self.api_key, *self.extra_api_keys]):
             created = gateway.create_api_key(name=f"whisperq-local-{index}", value=key, enabled=True)
             self.api_key_ids[key] = created["id"]
+        # Files dropped in the inbox become jobs of the twin's user (unless the environment names another).
+        if not os.environ.get(constants.INBOX_OWNER):
+            self._child_env.setdefault(constants.INBOX_OWNER, self.api_key_id)
 
     @property
     def api_key_id(self) -> str:
@@ -404,6 +410,8 @@ class Twin:
             "engine": self.settings.engine,
             "model": self.settings.model,
             "queueConfig": self.settings.queue.to_dict(),
+            "sourceBuckets": list(self.settings.granted_buckets),
+            "inboxPrefix": self.settings.inbox_prefix,
             "logPath": self.log_path,
             "startedAt": datetime.now(UTC).isoformat(timespec="seconds"),
         }

@@ -41,7 +41,7 @@ def publish(context: WorkerContext, attempt: Attempt, job: Job, outcome: str, me
     notes = context.notes(job.job_id)
     transcript = Transcript.from_dict(json.loads(context.blobs.get_text(job.result_key)))
     started = time.perf_counter()
-    outputs = stages.write_outputs(context.blobs, job.job_id, transcript, notes)
+    outputs = stages.write_outputs(context.blobs, job.job_id, transcript, notes, job.outputs_stem)
     run = RunStats(upload_s=round(time.perf_counter() - started, 4), retries=attempt.retries)
     try:
         with stage("status-update", jobId=job.job_id):

@@ -9,6 +9,9 @@ now, audio by URL next) goes through `GuardedClient`.
 - One deadline for the whole exchange (connect, TLS, request, status, headers, body), kept by the wall
   clock: a receiver that drips a byte now and then is cut off when it comes, not after each read's
   timeout. At most `max_bytes` of the body are read.
+- A body can be streamed into a file (`sink`, audio by URL): a Content-Length over `max_bytes` is refused
+  before a byte is read, the count is kept while streaming (a server that sends more than it announced, or
+  more than `max_bytes` without announcing, is cut off at the limit), and a body that ends early fails.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import urljoin, urlsplit
 
 from whisperq.core.addresses import is_private_host, is_public
@@ -110,10 +113,13 @@ class GuardedClient:
         self.tls = tls or ssl.create_default_context()
 
     def request(self, method: str, url: str, body: bytes | None = None, headers: Mapping[str, str] | None = None,
-                deadline_s: float = 10.0, max_bytes: int = 64 * 1024, max_redirects: int = 0) -> Reply:
+                deadline_s: float = 10.0, max_bytes: int = 64 * 1024, max_redirects: int = 0,
+                sink: BinaryIO | None = None) -> Reply:
+        """One exchange (following up to `max_redirects` redirects). With `sink`, a 2xx answer's body is
+        written there (the reply's body is then empty) and the connection is read to its end."""
         deadline = time.monotonic() + deadline_s
         for _ in range(max_redirects + 1):
-            reply = self._once(method, url, body, headers or {}, deadline, max_bytes)
+            reply = self._once(method, url, body, headers or {}, deadline, max_bytes, sink)
             location = reply.headers.get("location")
             if reply.status not in REDIRECTS or not location or max_redirects == 0:
                 return reply
@@ -167,7 +173,7 @@ class GuardedClient:
         return list(answer[0])
 
     def _once(self, method: str, url: str, body: bytes | None, headers: Mapping[str, str], deadline: float,
-              max_bytes: int) -> Reply:
+              max_bytes: int, sink: BinaryIO | None = None) -> Reply:
         host, port, addresses = self.check(url, deadline)
         parts = urlsplit(url)
         left = deadline - time.monotonic()
@@ -181,13 +187,21 @@ class GuardedClient:
         timer.start()
         try:
             path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-            connection.request(method, path, body=body, headers=dict(headers))
+            # Streaming reads to the end of the connection: the server closes it after the body.
+            connection.request(method, path, body=body,
+                               headers={**headers, "Connection": "close"} if sink is not None else dict(headers))
             response = connection.getresponse()
-            data = response.read(max_bytes)
+            if sink is not None and 200 <= response.status < 300:
+                _stream(response, sink, max_bytes)
+                data = b""
+            else:
+                data = response.read(max_bytes)
             reply_headers = {k.lower(): v for k, v in response.getheaders()}
             if time.monotonic() >= deadline:
                 raise EgressFailed("no complete answer before the deadline")
             return Reply(response.status, reply_headers, data, url)
+        except EgressRefused:
+            raise
         except (OSError, http.client.HTTPException, ValueError) as exc:
             if time.monotonic() >= deadline:
                 raise EgressFailed("no complete answer before the deadline") from exc
@@ -195,6 +209,31 @@ class GuardedClient:
         finally:
             timer.cancel()
             connection.close()
+
+
+def _stream(response: http.client.HTTPResponse, sink: BinaryIO, max_bytes: int) -> int:
+    """Copy a response's body into `sink`, keeping count; the bytes written."""
+    announced = response.length  # None: chunked, or no Content-Length
+    if announced is not None and announced > max_bytes:
+        raise EgressRefused(f"the body is {announced} bytes (its Content-Length), over the limit of {max_bytes}")
+    if announced is not None:
+        # Read on past what was announced, to the end of the connection: a body longer than its
+        # Content-Length is refused, not cut to the announced size and taken as whole.
+        response.length = None
+    total = 0
+    while True:
+        block = response.read(min(1 << 16, max_bytes + 1 - total))
+        if not block:
+            break
+        total += len(block)
+        if total > max_bytes:
+            raise EgressRefused(f"the body is larger than the limit of {max_bytes} bytes; the fetch was stopped there")
+        if announced is not None and total > announced:
+            raise EgressRefused(f"the body is longer than the {announced} bytes its Content-Length announced")
+        sink.write(block)
+    if announced is not None and total < announced:
+        raise EgressFailed(f"the body ended after {total} of the {announced} bytes announced")
+    return total
 
 
 def _cut(connection: _Pinned) -> None:

@@ -44,6 +44,11 @@ class ObjectEvent:
     key: str
     size_bytes: int | None
     event_name: str
+    # Which version of the object (a dropped file's job is one per version): S3 gives versionId on a
+    # versioned bucket, and sequencer, which orders the events of one key, always.
+    version_id: str | None = None
+    sequencer: str | None = None
+    etag: str | None = None
 
 
 def parse_s3_notification(body: str) -> list[ObjectEvent]:
@@ -69,10 +74,13 @@ def parse_s3_notification(body: str) -> list[ObjectEvent]:
             key = unquote_plus(s3["object"]["key"])
             bucket = s3["bucket"]["name"]
             size = s3["object"].get("size")
-        except (KeyError, TypeError) as exc:
+            extra = {field: s3["object"].get(name) for field, name in
+                     (("version_id", "versionId"), ("sequencer", "sequencer"), ("etag", "eTag"))}
+        except (KeyError, TypeError, AttributeError) as exc:
             raise UnprocessableMessage(f"S3 record without bucket or key: {str(record)[:200]}") from exc
         if name.startswith("ObjectCreated"):
-            events.append(ObjectEvent(bucket, key, int(size) if size is not None else None, name))
+            events.append(ObjectEvent(bucket, key, int(size) if size is not None else None, name,
+                                      **{k: str(v) for k, v in extra.items() if v is not None}))
     return events
 
 

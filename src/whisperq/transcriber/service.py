@@ -13,10 +13,18 @@ from typing import Any
 from whisperq.core.errors import InvalidTransition, JobNotFound, WhisperqError
 from whisperq.core.fanout import parse_chunk_message
 from whisperq.core.keys import job_id_from_audio_key
+from whisperq.core.sources import in_inbox, parse_fetch_message
 from whisperq.transcriber.context import WorkerContext
 from whisperq.transcriber.fanout import FanOut
 from whisperq.transcriber.last_call import last_call, note_ahead
-from whisperq.transcriber.messages import Delivery, UnprocessableMessage, iso_from_ms, parse_s3_notification
+from whisperq.transcriber.messages import (
+    Delivery,
+    ObjectEvent,
+    UnprocessableMessage,
+    iso_from_ms,
+    parse_s3_notification,
+)
+from whisperq.transcriber.sources import Fetcher, Inbox
 from whisperq.transcriber.whole_file import WholeFile
 
 
@@ -27,6 +35,8 @@ class Transcriber:
         self.context = context
         self.fanout = FanOut(context)
         self.whole_file = WholeFile(context, self.fanout)
+        self.fetcher = Fetcher(context)
+        self.inbox = Inbox(context)
 
     @property
     def engine(self) -> Any:
@@ -50,12 +60,23 @@ class Transcriber:
         if chunk is not None:
             with last_call(self.context, delivery, chunk.job_id, chunk.chunk.index):
                 return [self.fanout.handle_chunk(chunk, delivery)]
+        fetch = _fetch_job_id(body)
+        if fetch is not None:
+            with last_call(self.context, delivery, fetch):
+                return [self.fetcher.handle(fetch, delivery)]
         outcomes = []
         for event in parse_s3_notification(body):
+            if self._dropped(event):
+                outcomes.append(self.inbox.handle(event))
+                continue
             job_id = job_id_from_audio_key(event.key)
             with last_call(self.context, delivery, job_id) if job_id else contextlib.nullcontext():
                 outcomes.append(self.whole_file.handle(event, delivery))
         return outcomes
+
+    def _dropped(self, event: ObjectEvent) -> bool:
+        """An object put in the drop folder (not an upload of a job)."""
+        return event.bucket == self.context.settings.bucket and in_inbox(event.key, self.context.settings.inbox_prefix)
 
     def note_last_call(self, body: str, delivery: Delivery) -> None:
         """Best effort, at the start of an invocation, for a record that waits behind others in its batch:
@@ -65,7 +86,8 @@ class Transcriber:
             return
         try:
             chunk = parse_chunk_message(body)
-            work = [(chunk.job_id, chunk.chunk.index)] if chunk else \
+            fetch = _fetch_job_id(body)
+            work = [(chunk.job_id, chunk.chunk.index)] if chunk else [(fetch, None)] if fetch else \
                 [(job_id, None) for job_id in map(job_id_from_audio_key, (e.key for e in parse_s3_notification(body)))
                  if job_id]
         except (ValueError, UnprocessableMessage):
@@ -90,3 +112,10 @@ class Transcriber:
                 pass
             except WhisperqError as exc:
                 self.context.log.warning("could not mark job queued", extra={"job_id": job_id, "error": str(exc)})
+
+
+def _fetch_job_id(body: str) -> str | None:
+    try:
+        return parse_fetch_message(body)
+    except ValueError as exc:
+        raise UnprocessableMessage(str(exc)) from exc

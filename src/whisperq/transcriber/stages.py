@@ -98,12 +98,16 @@ def transcribe(engine: Engine, samples: np.ndarray, options: TranscribeOptions, 
     return transcript, time.perf_counter() - started
 
 
-def write_outputs(blobs: Blobs, job_id: str, transcript: Transcript, notes: dict[str, Any]) -> dict[str, str]:
-    """Write the five formats under transcripts/<jobId>/; their keys by format (traced as `upload`)."""
+def write_outputs(blobs: Blobs, job_id: str, transcript: Transcript, notes: dict[str, Any],
+                  also_stem: str | None = None) -> dict[str, str]:
+    """Write the five formats under transcripts/<jobId>/ (and, for a dropped file, to <also_stem>.<format>
+    beside it); the job's keys by format (traced as `upload`)."""
     outputs: dict[str, str] = {}
     with stage("upload", **notes):
         for fmt, text in writers.render_all(transcript).items():
             key = transcript_key(job_id, fmt)
             blobs.put_text(key, text, writers.CONTENT_TYPES[fmt])
+            if also_stem:
+                blobs.put_text(f"{also_stem}.{fmt}", text, writers.CONTENT_TYPES[fmt])
             outputs[fmt] = key
     return outputs
