@@ -105,7 +105,7 @@ class Settings:
     # only tests that stand a local web host in for a public one turn this on.
     allow_private_sources: bool = False
     source_fetch_timeout_s: int = 300  # a whole fetch of audio by URL, redirects included
-    # The drop folder: an object put under this prefix of the bucket becomes a job by itself ("": off),
+    # The drop folder: an object put under this prefix of the bucket becomes a job by itself ("off": off),
     # owned by this API key id, its transcripts written beside it (or under inbox_output_prefix).
     inbox_prefix: str = "inbox/"
     inbox_owner: str = "default"
@@ -192,16 +192,21 @@ class Settings:
         problems = []
         if not 1 <= self.source_fetch_timeout_s <= 900:
             problems.append(f"{constants.SOURCE_FETCH_TIMEOUT_S} must be 1 to 900 (a Lambda invocation's limit)")
-        for name in ("inbox_prefix", "inbox_output_prefix"):
-            value = getattr(self, name)
+        for name, value in (("inbox_prefix", self.inbox), ("inbox_output_prefix", self.inbox_output_prefix)):
             if value and (not value.endswith("/") or value.startswith("/")
                           or value.startswith(("audio/", "transcripts/", "chunks/", "results/"))):
                 problems.append(f"{name} must be a prefix ending in '/' outside audio/, transcripts/, chunks/ "
                                 f"and results/ (got {value!r})")
-        if self.inbox_prefix and self.inbox_output_prefix.startswith(self.inbox_prefix):
+        if self.inbox and self.inbox_output_prefix.startswith(self.inbox):
             problems.append("inbox_output_prefix must not be inside inbox_prefix (its transcripts would be dropped "
                             "files too)")
         return problems
+
+    @property
+    def inbox(self) -> str:
+        """The drop folder's prefix, or "" when it is off (inbox_prefix "off": a variable cannot be set empty
+        in every deployment tool)."""
+        return "" if self.inbox_prefix.strip().lower() in ("", "off", "none") else self.inbox_prefix
 
     @property
     def granted_buckets(self) -> tuple[str, ...]:

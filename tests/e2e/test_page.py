@@ -105,6 +105,29 @@ def test_page_when_file_is_not_audio_then_its_failed_reason_and_the_operator_vie
     expect(page.locator("#jobs tr")).to_contain_text("broken.wav")
 
 
+def test_page_when_given_an_s3_object_or_a_refused_url_then_transcribed_or_told_why(browser, twin):
+    import boto3
+
+    from whisperq.local.twin import LOCAL_CREDENTIALS
+
+    running = twin[1]
+    bucket = running["sourceBuckets"][0]
+    boto3.client("s3", endpoint_url=running["endpointUrl"], region_name=running["region"],
+                 aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                 aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"]).put_object(
+        Bucket=bucket, Key="page/standup.wav", Body=(EXAMPLES / "standup.wav").read_bytes())
+    page = open_page(browser, running)
+    page.fill("#source", f"s3://{bucket}/page/standup.wav")
+    page.click("#source-form button")
+    card = page.locator("#uploads article", has_text="standup.wav")
+    expect(card.locator(".status")).to_have_text("COMPLETED", timeout=90_000)
+    expect(card.locator("ol.segments")).not_to_be_empty()
+    page.fill("#source", "https://169.254.169.254/latest/meta-data/")
+    page.click("#source-form button")
+    refused = page.locator("#uploads article").first
+    expect(refused.locator(".error")).to_contain_text("private, loopback or link-local")
+
+
 def test_page_when_key_is_wrong_then_says_so_in_words(browser, twin):
     page = open_page(browser, twin[1], key="not-the-key")
     expect(page.locator("#message")).to_have_text("The API key was not accepted. Check it, then save it again.")

@@ -28,6 +28,11 @@ def resources(template) -> dict:
     return template["Resources"]
 
 
+def taken(item):
+    """An item as deployed with its condition true (`!If [Cond, item, AWS::NoValue]`)."""
+    return item["Fn::If"][1] if isinstance(item, dict) and set(item) == {"Fn::If"} else item
+
+
 def default(template, name):
     return template["Parameters"][name]["Default"]
 
@@ -67,9 +72,12 @@ def test_bucket_when_read_then_private_encrypted_tls_only_expiring_and_notifying
     bucket = resources["AudioBucket"]["Properties"]
     assert all(bucket["PublicAccessBlockConfiguration"].values())
     assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
-    [notification] = bucket["NotificationConfiguration"]["QueueConfigurations"]
-    assert notification["Event"] == "s3:ObjectCreated:*"
+    notification, inbox = map(taken, bucket["NotificationConfiguration"]["QueueConfigurations"])
+    assert notification["Event"] == inbox["Event"] == "s3:ObjectCreated:*"
     assert notification["Filter"]["S3Key"]["Rules"] == [{"Name": "prefix", "Value": "audio/"}]
+    # The drop folder, when it is on: its own prefix, to the same queue.
+    assert inbox["Filter"]["S3Key"]["Rules"] == [{"Name": "prefix", "Value": {"Ref": "InboxPrefix"}}]
+    assert inbox["Queue"] == notification["Queue"]
     rules = {rule["Prefix"]: rule for rule in bucket["LifecycleConfiguration"]["Rules"]}
     assert rules["audio/"]["ExpirationInDays"] == {"Ref": "AudioRetentionDays"}
     assert rules["transcripts/"]["ExpirationInDays"] == {"Ref": "TranscriptRetentionDays"}
@@ -115,25 +123,37 @@ def test_functions_when_read_then_traced_and_least_privilege(template, resources
     for name in ("ApiFunction", "TranscriberFunction", "OpenAIAudioFunction"):
         props = resources[name]["Properties"]
         assert "MemorySize" in props and "Timeout" in props
-        statements = [st for policy in props["Policies"] for st in policy["Statement"]]
+        statements = [taken(st) for policy in props["Policies"] for st in policy["Statement"]]
         for statement in statements:
             actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
             assert not any(action.endswith("*") for action in actions), f"{name}: wildcard action {actions}"
         # Objects under the pipeline's own prefixes only; listing only those prefixes.
+        # (and the drop folder's files, and the objects of the source buckets granted by parameter).
         objects = [str(st["Resource"]) for st in statements if "s3:" in str(st["Action"])
                    and st["Action"] != "s3:ListBucket"]
         assert objects and all(any(f"/{prefix}/*" in r for prefix in ("audio", "transcripts", "chunks", "results"))
-                               for r in objects)
+                               or "/${InboxPrefix}*" in r or "SourceBuckets" in r for r in objects)
         for listing in [st for st in statements if st["Action"] == "s3:ListBucket"]:
-            assert listing["Condition"] == {"StringLike": {"s3:prefix": ["chunks/*", "results/*"]}}
+            assert listing.get("Condition") == {"StringLike": {"s3:prefix": ["chunks/*", "results/*"]}} \
+                or "SourceBuckets" in str(listing["Resource"])
     transcriber = resources["TranscriberFunction"]["Properties"]
     assert transcriber["PackageType"] == "Image" and transcriber["Timeout"] == {"Ref": "FunctionTimeoutS"}
-    writes = [st for st in transcriber["Policies"][0]["Statement"] if "s3:PutObject" in str(st["Action"])]
-    # Transcripts, the chunks of fanned-out jobs and the attempts' transcripts: never the uploads.
-    assert [st["Resource"] for st in writes] == [{"Fn::Sub": "${AudioBucket.Arn}/transcripts/*"},
+    transcriber_statements = [taken(st) for st in transcriber["Policies"][0]["Statement"]]
+    writes = [st for st in transcriber_statements if "s3:PutObject" in str(st["Action"])]
+    # Fetched and dropped audio, the drop folder's transcripts beside its files, the transcripts, the chunks
+    # of fanned-out jobs and the attempts' transcripts.
+    assert [st["Resource"] for st in writes] == [{"Fn::Sub": "${AudioBucket.Arn}/audio/*"},
+                                                 {"Fn::Sub": "${AudioBucket.Arn}/${InboxPrefix}*"},
+                                                 {"Fn::Sub": "${AudioBucket.Arn}/transcripts/*"},
                                                  {"Fn::Sub": "${AudioBucket.Arn}/chunks/*"},
                                                  {"Fn::Sub": "${AudioBucket.Arn}/results/*"}]
-    sends = [st for st in transcriber["Policies"][0]["Statement"] if "sqs:SendMessage" in str(st["Action"])]
+    # The API reads the granted source buckets and no other; it queues a URL's fetch on the worker's queue.
+    api_statements = {st["Sid"]: st for st in map(taken, resources["ApiFunction"]["Properties"]["Policies"][0]
+                                                  ["Statement"])}
+    assert api_statements["ReadGrantedSourceObjects"]["Action"] == "s3:GetObject"
+    assert "SourceBuckets" in str(api_statements["ReadGrantedSourceObjects"]["Resource"])
+    assert api_statements["QueueTheFetchOfAudioByUrl"]["Resource"] == {"Fn::GetAtt": ["TranscriptionQueue", "Arn"]}
+    sends = [st for st in transcriber_statements if "sqs:SendMessage" in str(st["Action"])]
     # Its own queue (chunk messages) and the callbacks' queue (a final job's callback, for its sender).
     assert [st["Resource"] for st in sends] == [{"Fn::GetAtt": ["TranscriptionQueue", "Arn"]},
                                                 {"Fn::GetAtt": ["CallbacksQueue", "Arn"]}]

@@ -16,7 +16,7 @@ from whisperq.aws.queues import Queue
 from whisperq.config import Settings
 from whisperq.core.audio import AUDIO_CONTENT_TYPES, content_type_for, validate_content_type
 from whisperq.core.callbacks import validate_callback_url
-from whisperq.core.errors import InvalidRequest, InvalidTransition, JobNotFound, WhisperqError
+from whisperq.core.errors import InvalidRequest, InvalidTransition, JobNotFound, PermanentJobError, WhisperqError
 from whisperq.core.jobs import DEFAULT_OWNER, Job, JobStatus, iso, new_job_id, parse_iso, utc_now, validate_job_id
 from whisperq.core.keys import audio_key, clean_filename, output_keys, work_prefixes
 from whisperq.core.options import TranscribeOptions
@@ -185,7 +185,8 @@ class JobService:
             try:
                 if isinstance(source, S3Object):
                     if self.blobs.head(job.audio_key) is None:
-                        self.blobs.copy_in(source.bucket, source.key, job.audio_key, job.content_type)
+                        self.blobs.copy_in(source.bucket, source.key, job.audio_key, job.content_type,
+                                           info.etag if info is not None else None)
                     job = self._refresh(job)
                 else:
                     self.queue.send(fetch_message(job.job_id))
@@ -193,6 +194,8 @@ class JobService:
                 # Nothing half-done: the job ends with the reason, and the client hears it.
                 verb = "copied" if isinstance(source, S3Object) else "queued for its fetch"
                 self.jobs.fail_without_audio(job.job_id, f"the audio could not be {verb}: {exc.message}")
+                if isinstance(exc, PermanentJobError):  # the source's doing (gone, changed): the caller's to fix
+                    raise SourceRefused(exc.message) from exc
                 raise
         view = self.describe(job)
         if replayed:

@@ -130,19 +130,25 @@ class Blobs:
             etag=str(response.get("ETag", "")).strip('"'),
         )
 
-    def copy_in(self, source_bucket: str, source_key: str, key: str, content_type: str) -> None:
+    def copy_in(self, source_bucket: str, source_key: str, key: str, content_type: str,
+                if_etag: str | None = None) -> None:
         """Copy an object into this bucket server-side (CopyObject, or UploadPartCopy in parts for a large
-        one): no byte of it passes through this process. Stored with `content_type`."""
+        one): no byte of it passes through this process. Stored with `content_type` and no tags; with
+        `if_etag`, only while the object is still the one that was checked."""
+        extra = {"ContentType": content_type, "MetadataDirective": "REPLACE", "TaggingDirective": "REPLACE",
+                 **({"CopySourceIfMatch": f'"{if_etag}"'} if if_etag else {})}
 
         def once() -> None:
             try:
-                self._s3.copy({"Bucket": source_bucket, "Key": source_key}, self.bucket, key,
-                              ExtraArgs={"ContentType": content_type, "MetadataDirective": "REPLACE"},
+                self._s3.copy({"Bucket": source_bucket, "Key": source_key}, self.bucket, key, ExtraArgs=extra,
                               Config=TransferConfig(multipart_threshold=MULTIPART_COPY_BYTES,
                                                     multipart_chunksize=MULTIPART_COPY_BYTES // 4))
             except ClientError as exc:
                 if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
                     raise PermanentJobError(f"s3://{source_bucket}/{source_key} no longer exists") from exc
+                if error_code(exc) in ("412", "PreconditionFailed"):
+                    raise PermanentJobError(f"s3://{source_bucket}/{source_key} changed while it was being copied; "
+                                            "try again") from exc
                 raise as_core_error(exc, f"copying s3://{source_bucket}/{source_key} to s3://{self.bucket}/{key}") \
                     from exc
             except BotoCoreError as exc:

@@ -77,8 +77,8 @@ def provision(clients: Clients, settings: Settings) -> Resources:
     # Setting the notification makes S3 send an s3:TestEvent to the queue, as AWS does. Uploads (audio/)
     # and, when the drop folder is on, files dropped under its prefix go to the same queue.
     prefixes = {"whisperq-audio-uploaded": AUDIO_PREFIX}
-    if settings.inbox_prefix:
-        prefixes["whisperq-inbox-dropped"] = settings.inbox_prefix
+    if settings.inbox:
+        prefixes["whisperq-inbox-dropped"] = settings.inbox
     s3.put_bucket_notification_configuration(
         Bucket=settings.bucket,
         NotificationConfiguration={

@@ -63,7 +63,7 @@ def local_up(obj: Context, port: int, workers: int | None, extra_api_keys: tuple
             f"(batch {q.batch_size}, window {q.max_batching_window_s} s, "
             f"visibility {q.visibility_timeout_s} s, maxReceiveCount {q.max_receive_count})",
             f"  sources    s3://{', s3://'.join(settings.granted_buckets) or '(none granted)'}  "
-            f"(stand-in for your own bucket); drop folder s3://{settings.bucket}/{settings.inbox_prefix or '(off)'}",
+            f"(stand-in for your own bucket); drop folder s3://{settings.bucket}/{settings.inbox or '(off)'}",
             f"  log        {twin.log_path}",
             *_faults_lines(settings.faults),
             f"  state      {obj.state_dir / state.STATE_FILE}",

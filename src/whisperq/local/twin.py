@@ -411,7 +411,7 @@ class Twin:
             "model": self.settings.model,
             "queueConfig": self.settings.queue.to_dict(),
             "sourceBuckets": list(self.settings.granted_buckets),
-            "inboxPrefix": self.settings.inbox_prefix,
+            "inboxPrefix": self.settings.inbox,
             "logPath": self.log_path,
             "startedAt": datetime.now(UTC).isoformat(timespec="seconds"),
         }

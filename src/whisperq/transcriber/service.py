@@ -76,7 +76,7 @@ class Transcriber:
 
     def _dropped(self, event: ObjectEvent) -> bool:
         """An object put in the drop folder (not an upload of a job)."""
-        return event.bucket == self.context.settings.bucket and in_inbox(event.key, self.context.settings.inbox_prefix)
+        return event.bucket == self.context.settings.bucket and in_inbox(event.key, self.context.settings.inbox)
 
     def note_last_call(self, body: str, delivery: Delivery) -> None:
         """Best effort, at the start of an invocation, for a record that waits behind others in its batch:

@@ -141,7 +141,7 @@ class Inbox:
         job = Job(job_id=job_id, status=JobStatus.UPLOADING, filename=filename, content_type=content_type,
                   audio_key=audio_key(job_id, filename), created_at=now, updated_at=now, owner=settings.inbox_owner,
                   options=TranscribeOptions().to_api(), source=f"{S3_SCHEME}{event.bucket}/{event.key}",
-                  outputs_stem=outputs_stem(event.key, settings.inbox_prefix, settings.inbox_output_prefix),
+                  outputs_stem=outputs_stem(event.key, settings.inbox, settings.inbox_output_prefix),
                   expires_at=int(time.time()) + settings.job_retention_days * 86400)
         try:
             job = context.jobs.create(job)
@@ -155,7 +155,7 @@ class Inbox:
             return self._fail(job, f"the dropped file is {size} bytes; a file of 1 to {settings.max_upload_bytes} "
                                    "bytes is transcribed")
         try:
-            context.blobs.copy_in(event.bucket, event.key, job.audio_key, job.content_type)
+            context.blobs.copy_in(event.bucket, event.key, job.audio_key, job.content_type, event.etag)
         except PermanentJobError as exc:
             return self._fail(job, exc.message)
         with contextlib.suppress(WhisperqError):  # best effort: its S3 event moves it on

@@ -152,13 +152,31 @@ function upload(form, file, onProgress) {
   });
 }
 
+function chosenOptions() {
+  const options = {};
+  if ($("language").value.trim()) options.language = $("language").value.trim().toLowerCase();
+  if ($("words").checked) options.wordTimestamps = true;
+  return options;
+}
+
+// Audio that is already somewhere: the service copies (s3://) or fetches (https://) it itself.
+async function transcribeSource(source) {
+  const card = new FileCard(source.split("?")[0].split("/").pop() || source, null);
+  card.status.textContent = "creating";
+  try {
+    const job = await api("jobs", { method: "POST", body: JSON.stringify({ source, options: chosenOptions() }) });
+    card.bar.value = 0;
+    await follow(card, job.jobId);
+  } catch (err) {
+    card.fail(err.message);
+  }
+}
+
 async function transcribe(file) {
   const card = new FileCard(file.name, file);
   const type = TYPES[(file.name.split(".").pop() || "").toLowerCase()];
   if (!type) { card.fail(`${file.name} is not a supported audio file (wav, flac, mp3, m4a, ogg or webm).`); return; }
-  const options = {};
-  if ($("language").value.trim()) options.language = $("language").value.trim().toLowerCase();
-  if ($("words").checked) options.wordTimestamps = true;
+  const options = chosenOptions();
   try {
     const job = await api("jobs", { method: "POST", body: JSON.stringify({ filename: file.name, contentType: type,
       options }) });
@@ -231,6 +249,13 @@ $("key-form").addEventListener("submit", (event) => {
   refreshOps();
 });
 $("api-key").value = apiKey();
+$("source-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  say("");
+  if (!apiKey()) { say("Enter your API key first (at the top of the page)."); return; }
+  transcribeSource($("source").value.trim());
+  $("source").value = "";
+});
 $("files").addEventListener("change", (event) => { start([...event.target.files]); event.target.value = ""; });
 const drop = $("drop");
 drop.addEventListener("dragover", (event) => { event.preventDefault(); drop.classList.add("over"); });
