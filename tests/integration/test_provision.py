@@ -4,12 +4,25 @@ from urllib.parse import unquote_plus
 from whisperq.aws.provision import provision
 
 
-def test_provision_when_done_then_bucket_notifies_queue_on_audio_prefix(stack):
+def test_provision_when_done_then_bucket_notifies_queue_on_audio_and_inbox_prefixes(stack):
     config = stack.clients.s3.get_bucket_notification_configuration(Bucket=stack.settings.bucket)
-    [queue_config] = config["QueueConfigurations"]
-    assert queue_config["QueueArn"] == stack.resources.queue_arn
-    assert queue_config["Events"] == ["s3:ObjectCreated:*"]
-    assert queue_config["Filter"]["Key"]["FilterRules"] == [{"Name": "prefix", "Value": "audio/"}]
+    uploads, inbox = config["QueueConfigurations"]
+    for queue_config in (uploads, inbox):
+        assert queue_config["QueueArn"] == stack.resources.queue_arn
+        assert queue_config["Events"] == ["s3:ObjectCreated:*"]
+    assert uploads["Filter"]["Key"]["FilterRules"] == [{"Name": "prefix", "Value": "audio/"}]
+    assert inbox["Filter"]["Key"]["FilterRules"] == [{"Name": "prefix", "Value": "inbox/"}]
+
+
+def test_provision_when_the_drop_folder_is_off_then_only_uploads_notify(stack):
+    from dataclasses import replace
+
+    from whisperq.aws.provision import provision
+
+    provision(stack.clients, replace(stack.settings, inbox_prefix="off"))
+    config = stack.clients.s3.get_bucket_notification_configuration(Bucket=stack.settings.bucket)
+    [uploads] = config["QueueConfigurations"]
+    assert uploads["Filter"]["Key"]["FilterRules"] == [{"Name": "prefix", "Value": "audio/"}]
 
 
 def test_provision_when_done_then_queue_redrives_to_dlq_with_queue_config(stack):
