@@ -16,6 +16,7 @@ import queue
 import re
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,6 +80,11 @@ class Manifest:
                                "afresh", EXIT_JOB_FAILED) from None
         return manifest
 
+    def count(self, sources: Iterable[str]) -> int:
+        """How many of `sources` have a job in the file (read between two writes)."""
+        with self._lock:
+            return sum(1 for source in sources if source in self.jobs)
+
     def add(self, source: str, job_id: str, etag: str) -> None:
         entry = json.dumps({"source": source, "jobId": job_id, "etag": etag, "submittedAt": iso(utc_now())})
         with self._lock:
@@ -137,7 +143,7 @@ def run_bulk(obj: Context, client: Client, location: str, options: dict[str, Any
         if wait:
             _wait_all(obj, client, outcomes, timeout_s, out_dir, fmt, overwrite, location, prefix)
     except KeyboardInterrupt:
-        submitted = sum(1 for o in outcomes.values() if o.job_id)
+        submitted = manifest.count(sources)  # what the file holds, not what the threads told us yet
         obj.err.print(f"interrupted: {submitted} of {len(outcomes)} object(s) have a job (in {manifest.path}); "
                       "run the same command again to submit the rest: no object is submitted twice")
         raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
