@@ -197,6 +197,9 @@ class Settings:
                           or value.startswith(("audio/", "transcripts/", "chunks/", "results/"))):
                 problems.append(f"{name} must be a prefix ending in '/' outside audio/, transcripts/, chunks/ "
                                 f"and results/ (got {value!r})")
+        if self.bucket in self.granted_buckets:
+            problems.append(f"{constants.SOURCE_BUCKETS} must not name the deployment's own bucket {self.bucket!r}: it "
+                            "holds every key's audio and transcripts")
         if self.inbox and self.inbox_output_prefix.startswith(self.inbox):
             problems.append("inbox_output_prefix must not be inside inbox_prefix (its transcripts would be dropped "
                             "files too)")

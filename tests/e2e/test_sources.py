@@ -17,6 +17,7 @@ import requests
 
 from tests.conftest import EXAMPLES, MEETING_PHRASES, normalised
 from tests.e2e.conftest import WHISPERQ, run_cli, start_twin, stop_twin
+from whisperq.client import Client
 from whisperq.local.twin import LOCAL_CREDENTIALS
 
 OBJECTS = 10
@@ -155,9 +156,13 @@ def test_url_when_given_to_the_cli_then_fetched_by_a_worker_and_printed(twin):
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/episodes/meeting.mp3?token=t"
         result = run_cli(state_dir, "transcribe", url, timeout_s=180)
+        # The SDK's way in for the same.
+        running = twin[1]
+        job = Client(running["apiUrl"], api_key=running["apiKey"]).transcribe_from(url, timeout_s=180)
     finally:
         server.shutdown()
         server.server_close()
     assert result.returncode == 0, result.stderr
     assert all(phrase in normalised(result.stdout) for phrase in MEETING_PHRASES)
-    assert hits == ["/episodes/meeting.mp3?token=t"]
+    assert job.status == "COMPLETED" and job["source"] == url and job["filename"] == "meeting.mp3"
+    assert hits == ["/episodes/meeting.mp3?token=t"] * 2

@@ -132,9 +132,12 @@ def test_functions_when_read_then_traced_and_least_privilege(template, resources
         objects = [str(st["Resource"]) for st in statements if "s3:" in str(st["Action"])
                    and st["Action"] != "s3:ListBucket"]
         assert objects and all(any(f"/{prefix}/*" in r for prefix in ("audio", "transcripts", "chunks", "results"))
-                               or "/${InboxPrefix}*" in r or "SourceBuckets" in r for r in objects)
+                               or "/${InboxPrefix}*" in r or "/${InboxOutputPrefix}*" in r or "SourceBuckets" in r
+                               for r in objects)
+        # Listing: the stack's bucket (S3 answers a missing key 404 only to a role that may list) and the
+        # granted source buckets, nothing else.
         for listing in [st for st in statements if st["Action"] == "s3:ListBucket"]:
-            assert listing.get("Condition") == {"StringLike": {"s3:prefix": ["chunks/*", "results/*"]}} \
+            assert listing["Resource"] == {"Fn::GetAtt": ["AudioBucket", "Arn"]} \
                 or "SourceBuckets" in str(listing["Resource"])
     transcriber = resources["TranscriberFunction"]["Properties"]
     assert transcriber["PackageType"] == "Image" and transcriber["Timeout"] == {"Ref": "FunctionTimeoutS"}
@@ -144,6 +147,7 @@ def test_functions_when_read_then_traced_and_least_privilege(template, resources
     # of fanned-out jobs and the attempts' transcripts.
     assert [st["Resource"] for st in writes] == [{"Fn::Sub": "${AudioBucket.Arn}/audio/*"},
                                                  {"Fn::Sub": "${AudioBucket.Arn}/${InboxPrefix}*"},
+                                                 {"Fn::Sub": "${AudioBucket.Arn}/${InboxOutputPrefix}*"},
                                                  {"Fn::Sub": "${AudioBucket.Arn}/transcripts/*"},
                                                  {"Fn::Sub": "${AudioBucket.Arn}/chunks/*"},
                                                  {"Fn::Sub": "${AudioBucket.Arn}/results/*"}]

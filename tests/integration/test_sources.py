@@ -108,14 +108,43 @@ def test_s3_source_when_granted_then_copied_server_side_and_transcribed(stack, c
     ("a missing object", "s3://{bucket}/missing.wav", "does not exist"),
     ("an object over the size limit", "s3://{bucket}/big.wav", "1 to"),
     ("a prefix, not an object", "s3://{bucket}/calls/", "names no object"),
+    ("the stack's own bucket", "s3://{own}/audio/someone-elses-job/a.wav", "own bucket"),
 ])
 def test_s3_source_when_refused_then_400_and_no_job(stack, call, source_bucket, what, source, says):
     stack.clients.s3.put_object(Bucket=source_bucket, Key="big.wav", Body=WAV + bytes(100), ContentType="audio/wav")
-    status, payload, _ = call("POST", "/jobs", {"source": source.format(bucket=source_bucket)})
+    status, payload, _ = call("POST", "/jobs", {"source": source.format(bucket=source_bucket,
+                                                                        own=stack.settings.bucket)})
     assert status == 400, (what, payload)
     assert payload["error"]["code"] == "source_refused" and says in payload["error"]["message"], what
     assert call("GET", "/jobs")[1]["jobs"] == []
     assert nothing_queued(stack)
+
+
+def test_s3_source_when_the_copy_fails_for_a_moment_then_the_job_waits_and_the_same_create_finishes_it(
+        stack, settings, source_bucket):
+    """A passing AWS error on the copy: the create fails (a 5xx the client sends again), the job is not
+    ended, and the create sent again with its Idempotency-Key copies and queues it."""
+    from whisperq.api_handler.service import JobService
+    from whisperq.core.errors import TransientError
+
+    stack.clients.s3.put_object(Bucket=source_bucket, Key="a.wav", Body=WAV, ContentType="audio/wav")
+    service = JobService(settings, stack.jobs, stack.blobs)
+    copy, failures = stack.blobs.copy_in, []
+
+    def flaky(*args, **kwargs):
+        if not failures:
+            failures.append(1)
+            raise TransientError("SlowDown: please reduce your request rate")
+        return copy(*args, **kwargs)
+
+    stack.blobs.copy_in = flaky
+    body = {"source": f"s3://{source_bucket}/a.wav"}
+    with pytest.raises(TransientError):
+        service.create_job(body, ALICE, "same-key")
+    [waiting] = stack.jobs.list_by_owner(ALICE, 10)[0]
+    assert waiting.status is JobStatus.UPLOADING and waiting.error is None
+    again = service.create_job(body, ALICE, "same-key")
+    assert again["jobId"] == waiting.job_id and again["status"] == "QUEUED" and again["idempotentReplayed"]
 
 
 # --- from a URL: refused at once ---------------------------------------------------------------------
@@ -203,9 +232,16 @@ def test_url_source_when_a_public_name_redirects_to_loopback_then_failed_and_the
     ("a body over the limit, not announced", "unannounced", "larger than the limit"),
     ("a Content-Length over the limit", "announced", "over the limit"),
     ("a 404", "404", "answered 404"),
+    ("a redirect loop", "loop", "more than 5 redirects"),
 ])
 def test_url_source_when_the_body_is_refused_then_failed_with_the_reason(stack, settings, web, what, answer, says):
     def respond(handler):
+        if answer == "loop":
+            handler.send_response(302)
+            handler.send_header("Location", "/again.wav")
+            handler.send_header("Content-Length", "0")
+            handler.end_headers()
+            return
         if answer == "404":
             handler.send_response(404)
             handler.send_header("Content-Length", "0")

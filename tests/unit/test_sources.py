@@ -47,6 +47,9 @@ def test_parse_source_when_https_url_then_its_last_part_is_the_file_name():
     ("https://metadata.localhost/a.wav", "private"),
     ("https://[::ffff:169.254.169.254]/a.wav", "private"),
     ("https://[64:ff9b::a00:1]/a.wav", "private"),  # NAT64 of 10.0.0.1
+    ("https://a..example.com/x.mp3", "invalid host"),
+    ("https://example.com/a b.wav", "spaces or control characters"),
+    ("https://example.com/a\x00.wav", "spaces or control characters"),
     ("", "s3://bucket/key"),
     (42, "s3://bucket/key"),
     ("https://example.com/" + "a" * 2048, "at most 2048"),
@@ -86,6 +89,7 @@ def test_outputs_stem_when_no_output_prefix_then_beside_else_under_it():
     ({"inbox_prefix": "audio/drop/"}, "outside audio/"),
     ({"inbox_output_prefix": "inbox/out/"}, "must not be inside"),
     ({"source_fetch_timeout_s": 0}, "1 to 900"),
+    ({"source_buckets": "whisperq-local,other"}, "own bucket"),
 ])
 def test_settings_when_sources_misconfigured_then_refused_at_start(changes, says):
     with pytest.raises(ConfigError, match=says):

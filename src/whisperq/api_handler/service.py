@@ -20,7 +20,7 @@ from whisperq.core.errors import InvalidRequest, InvalidTransition, JobNotFound,
 from whisperq.core.jobs import DEFAULT_OWNER, Job, JobStatus, iso, new_job_id, parse_iso, utc_now, validate_job_id
 from whisperq.core.keys import audio_key, clean_filename, output_keys, work_prefixes
 from whisperq.core.options import TranscribeOptions
-from whisperq.core.sources import S3Object, SourceRefused, WebAudio, fetch_message, parse_source
+from whisperq.core.sources import S3Object, SourceRefused, fetch_message, parse_source
 from whisperq.core.writers import WRITERS
 
 MAX_PAGE_SIZE = 100
@@ -181,22 +181,20 @@ class JobService:
         job = replace(self._new_job(normalised, owner, {"source", "filename", "contentType", "options", "callbackUrl"},
                                     idempotency_key), source=str(source))
         job, replayed = self._store(job)
-        if job.status is JobStatus.UPLOADING and not (replayed and isinstance(source, WebAudio)):
+        if job.status is JobStatus.UPLOADING and self.blobs.head(job.audio_key) is None:
+            # New, or a create sent again whose copy or fetch message did not go (a lost answer, a 5xx):
+            # both are safe to do twice. A passing error leaves the job waiting for this very create
+            # again (with its Idempotency-Key); only the source's own fault ends it.
             try:
                 if isinstance(source, S3Object):
-                    if self.blobs.head(job.audio_key) is None:
-                        self.blobs.copy_in(source.bucket, source.key, job.audio_key, job.content_type,
-                                           info.etag if info is not None else None)
-                    job = self._refresh(job)
+                    self.blobs.copy_in(source.bucket, source.key, job.audio_key, job.content_type,
+                                       info.etag if info is not None else None)
                 else:
-                    self.queue.send(fetch_message(job.job_id))
-            except WhisperqError as exc:
-                # Nothing half-done: the job ends with the reason, and the client hears it.
-                verb = "copied" if isinstance(source, S3Object) else "queued for its fetch"
-                self.jobs.fail_without_audio(job.job_id, f"the audio could not be {verb}: {exc.message}")
-                if isinstance(exc, PermanentJobError):  # the source's doing (gone, changed): the caller's to fix
-                    raise SourceRefused(exc.message) from exc
-                raise
+                    self.queue.send(fetch_message(job.job_id))  # a fetch that runs twice stores the same audio
+            except PermanentJobError as exc:  # the source's doing (gone, changed): the caller's to fix
+                self.jobs.fail_without_audio(job.job_id, f"the audio could not be copied: {exc.message}")
+                raise SourceRefused(exc.message) from exc
+        job = self._refresh(job)
         view = self.describe(job)
         if replayed:
             view["idempotentReplayed"] = True
@@ -205,6 +203,9 @@ class JobService:
     def _check_object(self, source: S3Object) -> Any:
         """The object's size and type, once it is shown to be one this deployment may take."""
         granted = self.settings.granted_buckets
+        if source.bucket == self.settings.bucket:
+            raise SourceRefused("the deployment's own bucket is not a source (it holds every key's audio and "
+                                "transcripts); upload the file, or use the drop folder")
         if source.bucket not in granted:
             raise SourceRefused(f"bucket {source.bucket!r} is not granted to this deployment (granted: "
                                 f"{', '.join(granted) or 'none'}); add it to the stack's SourceBuckets parameter")

@@ -39,10 +39,12 @@ class ObjectInfo:
 class Blobs:
     """One bucket's objects."""
 
-    def __init__(self, clients: Clients, bucket: str, retry: RetryPolicy | None = None):
+    def __init__(self, clients: Clients, bucket: str, retry: RetryPolicy | None = None, foreign: bool = False):
         self._clients = clients
         self.bucket = bucket
         self.retry = retry or RetryPolicy()
+        # A bucket that is not the deployment's (a granted source): a refusal there is the caller's to fix.
+        self.foreign = foreign
 
     @property
     def _s3(self) -> Any:
@@ -50,7 +52,7 @@ class Blobs:
 
     def other(self, bucket: str) -> Blobs:
         """Another bucket's objects, on the same clients (a source bucket the deployment was granted)."""
-        return Blobs(self._clients, bucket, self.retry)
+        return Blobs(self._clients, bucket, self.retry, foreign=True)
 
     def presign_put(self, key: str, content_type: str, expires_in_s: int, content_length: int) -> str:
         """A URL the client PUTs the object to; it must send the same Content-Type and Content-Length
@@ -116,7 +118,7 @@ class Blobs:
         except ClientError as exc:
             if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
                 return None
-            if error_code(exc) in _DENIED:
+            if self.foreign and error_code(exc) in _DENIED:
                 raise ObjectUnreadable(f"s3://{self.bucket}/{key} cannot be read by this deployment "
                                        f"({error_code(exc)}): is the bucket granted to it, and in its region?") from exc
             raise as_core_error(exc, f"reading s3://{self.bucket}/{key}") from exc

@@ -25,7 +25,7 @@ import click
 
 from whisperq.aws.blobs import Blobs, ObjectInfo
 from whisperq.cli.app import Context
-from whisperq.cli.errors import EXIT_INTERRUPTED, EXIT_JOB_FAILED, CliError
+from whisperq.cli.errors import EXIT_INTERRUPTED, EXIT_JOB_FAILED, EXIT_USAGE, CliError
 from whisperq.client import Client
 from whisperq.core.audio import content_type_for
 from whisperq.core.errors import InvalidRequest, WhisperqError
@@ -137,6 +137,12 @@ def run_bulk(obj: Context, client: Client, location: str, options: dict[str, Any
             job = manifest.jobs.get(source)
             click.echo(f"{'submitted ' + job if job else 'to submit':<46} {info.size_bytes:>12}  {source}")
         return
+    try:  # a manifest that cannot be written is found before any job is made
+        with open(manifest.path, "a", encoding="utf-8"):
+            pass
+    except OSError as exc:
+        raise CliError(f"cannot write the manifest {manifest.path}: {exc}; give another --manifest",
+                       EXIT_USAGE) from exc
     outcomes = {source: Outcome(source, manifest.jobs.get(source)) for source in sources}
     try:
         _submit(obj, client, bucket, pending, sources, options, concurrency, manifest, outcomes)
@@ -175,6 +181,8 @@ def _submit(obj: Context, client: Client, bucket: str, pending: list[str], sourc
                     outcome.error = job.error
             except WhisperqError as exc:
                 outcome.status, outcome.error = "NOT SUBMITTED", exc.message
+            except Exception as exc:  # noqa: BLE001 - the manifest's disk, say: named, and the run goes on
+                outcome.status, outcome.error = "NOT SUBMITTED", f"{type(exc).__name__}: {exc}"
             finally:
                 done.release()
 
@@ -223,7 +231,11 @@ def _wait_all(obj: Context, client: Client, outcomes: dict[str, Outcome], timeou
 def _save(obj: Context, client: Client, outcome: Outcome, out_dir: str, fmt: str, overwrite: bool, location: str,
           prefix: str) -> None:
     key = outcome.source[len(S3_SCHEME):].split("/", 1)[1]
-    target = Path(out_dir) / f"{key[len(prefix):]}.{fmt}"
+    root = Path(out_dir).resolve()
+    target = (root / f"{key[len(prefix):].lstrip('/')}.{fmt}").resolve()
+    if not target.is_relative_to(root):  # a key with ../ in it
+        outcome.error = f"COMPLETED, but its key would write outside {out_dir}: download it by its job id"
+        return
     if target.exists() and not overwrite:
         return
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import posixpath
 import re
+import unicodedata
 import uuid
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
@@ -85,6 +86,8 @@ def parse_source(raw: object, allow_private: bool = False) -> Source:
             raise SourceRefused(f"{raw[:100]!r} names no object: give s3://bucket/key of one audio file "
                                 "(a whole prefix: `whisperq transcribe s3://bucket/prefix/`)")
         return S3Object(bucket, key)
+    if any(ch.isspace() or unicodedata.category(ch) in ("Cc", "Cf") for ch in raw):
+        raise SourceRefused("source must not contain spaces or control characters (percent-encode them)")
     parts = urlsplit(raw)
     schemes = ("https", "http") if allow_private else ("https",)
     if parts.scheme.lower() not in schemes:
@@ -92,7 +95,9 @@ def parse_source(raw: object, allow_private: bool = False) -> Source:
     try:
         host = parts.hostname
         parts.port  # noqa: B018 - raises on a port that is not a number
-    except ValueError:
+        if host:
+            host.encode("idna")  # raises on a name no resolver takes ("a..example.com")
+    except (ValueError, UnicodeError):
         raise SourceRefused(f"{raw[:100]!r} has an invalid host or port") from None
     if not host:
         raise SourceRefused("source URL has no host")

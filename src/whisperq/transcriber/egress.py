@@ -33,6 +33,7 @@ from whisperq.core.errors import WhisperqError
 
 Resolver = Callable[[str, int], list[str]]  # host, port -> addresses
 REDIRECTS = (301, 302, 303, 307, 308)
+ERROR_BODY_BYTES = 64 * 1024  # what is read of an answer that is not the body a streaming request asked for
 
 
 class EgressRefused(WhisperqError):
@@ -132,7 +133,7 @@ class GuardedClient:
             url = target
             if reply.status == 303 or (reply.status in (301, 302) and method == "POST"):
                 method, body = "GET", None
-        raise EgressFailed(f"more than {max_redirects} redirects")
+        raise EgressRefused(f"more than {max_redirects} redirects")
 
     def check(self, url: str, deadline: float | None = None) -> tuple[str, int, list[str]]:
         """The URL's host, port and the addresses it may be reached at; EgressRefused when it may not.
@@ -141,7 +142,11 @@ class GuardedClient:
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise EgressRefused(f"only http(s) URLs with a host are followed, not {url[:100]!r}")
         host = parts.hostname
-        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+            host.encode("idna")  # a name no resolver takes ("a..example.com") is refused here, not retried
+        except (ValueError, UnicodeError):
+            raise EgressRefused(f"{url[:100]!r} has an invalid host or port") from None
         if not self.allow_private and is_private_host(host):
             raise EgressRefused(f"{host} is a private, loopback or link-local address")
         addresses = self._resolve(host, port, deadline if deadline is not None else time.monotonic() + 10.0)
@@ -194,14 +199,16 @@ class GuardedClient:
             if sink is not None and 200 <= response.status < 300:
                 _stream(response, sink, max_bytes)
                 data = b""
-            else:
-                data = response.read(max_bytes)
+            else:  # an answer that is not the body asked for: its first bytes say enough
+                data = response.read(min(max_bytes, ERROR_BODY_BYTES) if sink is not None else max_bytes)
             reply_headers = {k.lower(): v for k, v in response.getheaders()}
             if time.monotonic() >= deadline:
                 raise EgressFailed("no complete answer before the deadline")
             return Reply(response.status, reply_headers, data, url)
         except EgressRefused:
             raise
+        except http.client.InvalidURL as exc:  # spaces or control characters in the path
+            raise EgressRefused(f"{url[:100]!r} is not a URL that can be requested: {exc}") from exc
         except (OSError, http.client.HTTPException, ValueError) as exc:
             if time.monotonic() >= deadline:
                 raise EgressFailed("no complete answer before the deadline") from exc

@@ -110,6 +110,8 @@ class Fetcher:
 
     def _fail(self, job: Job, why: str) -> str:
         reason = f"the audio could not be fetched from {_short(job.source or '')}: {why}"
+        if self.context.blobs.head(job.audio_key) is not None:
+            return "skipped:fetched"  # a copy of this message fetched it meanwhile: its job goes on
         try:
             failed = self.context.jobs.fail_without_audio(job.job_id, reason)
         except InvalidTransition:
