@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from dataclasses import dataclass, replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import jsonschema
@@ -177,3 +179,44 @@ def post_form(created: dict, data: bytes) -> requests.Response:
     upload = created["upload"]
     return requests.post(upload["url"], data=upload["fields"], files={upload["fileField"]: ("a.wav", data)},
                          timeout=30)
+
+
+# --- a web host on 127.0.0.1 whose answer a test writes (callbacks' receivers, audio by URL) ---------
+class Server:
+    """A receiver on 127.0.0.1 whose answer a test writes (`answer(handler)`)."""
+
+    def __init__(self, answer):
+        self.hits = 0
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                server.hits += 1
+                answer(self)
+
+            do_GET = do_POST
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.port = self.httpd.server_address[1]
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def server(request):
+    made = []
+
+    def make(answer):
+        made.append(Server(answer))
+        return made[-1]
+
+    yield make
+    for each in made:
+        each.close()

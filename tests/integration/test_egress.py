@@ -7,7 +7,6 @@ import ipaddress
 import socket
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -15,46 +14,6 @@ from whisperq.core.addresses import is_private_host, is_public
 from whisperq.transcriber.egress import EgressFailed, EgressRefused, GuardedClient
 
 PUBLIC = "93.184.216.34"  # a global address; no test connects to it
-
-
-class Server:
-    """A receiver on 127.0.0.1 whose answer a test writes (`answer(handler)`)."""
-
-    def __init__(self, answer):
-        self.hits = 0
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                server.hits += 1
-                answer(self)
-
-            do_GET = do_POST
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-        self.port = self.httpd.server_address[1]
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-@pytest.fixture
-def server(request):
-    made = []
-
-    def make(answer):
-        made.append(Server(answer))
-        return made[-1]
-
-    yield make
-    for each in made:
-        each.close()
 
 
 def ok(handler):

@@ -15,7 +15,7 @@ from aws_lambda_powertools import Logger
 
 from tests.conftest import EXAMPLES
 from tests.integration.conftest import ALICE, delivery_of
-from tests.integration.test_egress import PUBLIC, Server
+from tests.integration.test_egress import PUBLIC
 from whisperq.aws.provision import create_bucket
 from whisperq.core.jobs import JobStatus
 from whisperq.core.sources import fetch_message
@@ -57,19 +57,6 @@ def run_worker(stack, settings):
 
     yield run
     function.reset()
-
-
-@pytest.fixture
-def web(request):
-    made = []
-
-    def make(answer):
-        made.append(Server(answer))
-        return made[-1]
-
-    yield make
-    for each in made:
-        each.close()
 
 
 def serve_wav(handler):
@@ -162,8 +149,9 @@ def test_url_source_when_not_a_public_https_url_then_400_and_nothing_queued(stac
 
 
 # --- from a URL: fetched by a worker -----------------------------------------------------------------
-def test_url_source_when_fetched_then_its_s3_event_queues_it_and_it_completes(stack, call, settings, run_worker, web):
-    host = web(serve_wav)
+def test_url_source_when_fetched_then_its_s3_event_queues_it_and_it_completes(stack, call, settings, run_worker,
+                                                                             server):
+    host = server(serve_wav)
     from whisperq.api_handler import handler as api
     from whisperq.api_handler.service import JobService
 
@@ -212,14 +200,14 @@ def to_local(port: int):
 
 
 def test_url_source_when_a_public_name_redirects_to_loopback_then_failed_and_the_target_never_asked(stack, settings,
-                                                                                                      web):
+                                                                                                      server):
     def redirect(handler):
         handler.send_response(302)
         handler.send_header("Location", f"http://127.0.0.1:{handler.server.server_address[1]}/secret.wav")
         handler.send_header("Content-Length", "0")
         handler.end_headers()
 
-    host = web(redirect)
+    host = server(redirect)
     job_id = fetch_job(stack, settings, f"http://audio.example:{host.port}/a.wav")
     client = GuardedClient(resolver=lambda name, port: [PUBLIC], connect=to_local(host.port))
     assert fetch(stack, settings, client) == "failed:fetch"
@@ -234,7 +222,7 @@ def test_url_source_when_a_public_name_redirects_to_loopback_then_failed_and_the
     ("a 404", "404", "answered 404"),
     ("a redirect loop", "loop", "more than 5 redirects"),
 ])
-def test_url_source_when_the_body_is_refused_then_failed_with_the_reason(stack, settings, web, what, answer, says):
+def test_url_source_when_the_body_is_refused_then_failed_with_the_reason(stack, settings, server, what, answer, says):
     def respond(handler):
         if answer == "loop":
             handler.send_response(302)
@@ -257,15 +245,15 @@ def test_url_source_when_the_body_is_refused_then_failed_with_the_reason(stack, 
         handler.wfile.write(WAV * 2 if answer != "longer" else WAV[:5000])
         handler.close_connection = True
 
-    host = web(respond)
+    host = server(respond)
     job_id = fetch_job(stack, settings, f"http://127.0.0.1:{host.port}/a.wav")
     assert fetch(stack, settings, GuardedClient(allow_private=True)) == "failed:fetch", what
     assert_failed_with_nothing_stored(stack, job_id, says)
 
 
-def test_url_source_when_the_server_never_answers_then_retried_and_failed_on_the_last_delivery(stack, settings, web):
+def test_url_source_when_the_server_never_answers_then_retried_and_failed_on_the_last_delivery(stack, settings, server):
     release = threading.Event()
-    host = web(lambda handler: release.wait(10))
+    host = server(lambda handler: release.wait(10))
     try:
         job_id = fetch_job(stack, settings, f"http://127.0.0.1:{host.port}/a.wav")
         started = time.monotonic()
