@@ -1,6 +1,7 @@
-"""The README's commands run as written: every `$ ` line of its console blocks names a make target, a
-CLI command and options that exist, and files the repository has; the ones that need neither a twin
-nor AWS are run, and print what the README shows."""
+"""The README's and the docs' commands run as written: every `$ ` line of their console blocks names a
+make target, a CLI command and options that exist, and files the repository has; the ones that need
+neither a twin nor AWS are run, and print what the page shows. The README stays short, and every page
+behind it is linked from it; every relative link leads to a file the repository has."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from whisperq.cli import main  # noqa: F401 - registers every command
 from whisperq.cli.app import cli
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
+GUIDES = sorted((ROOT / "docs").glob("*.md"))
+PAGES = {"README.md": README, **{f"docs/{page.name}": page.read_text(encoding="utf-8") for page in GUIDES}}
 AUDIO = re.compile(r"\.(wav|flac|mp3|m4a|mp4|ogg|oga|opus|webm|aac)$")
 
 
@@ -24,7 +27,8 @@ def console_commands() -> list[tuple[str, list[str]]]:
     """Each command of the README's console blocks (continuation lines joined), and the lines after it
     up to the next command (what it prints)."""
     found: list[tuple[str, list[str]]] = []
-    for block in re.findall(r"```console\n(.*?)```", README, re.S):
+    blocks = [block for text in PAGES.values() for block in re.findall(r"```console\n(.*?)```", text, re.S)]
+    for block in blocks:
         lines = block.splitlines()
         index = 0
         while index < len(lines):
@@ -62,8 +66,18 @@ def whisperq_argv(command: str) -> tuple[dict[str, str], list[str]] | None:
 
 def test_readme_when_read_then_every_command_is_one_these_tests_check():
     assert len(COMMANDS) >= 15
-    unchecked = [c for c, _ in COMMANDS if not c.startswith(("make ", "export ")) and not whisperq_argv(c)]
+    unchecked = [c for c, _ in COMMANDS if not c.startswith(("make ", "export ", ".venv/bin/python "))
+                 and not whisperq_argv(c)]
     assert unchecked == []
+
+
+@pytest.mark.parametrize("command", [c for c, _ in COMMANDS if c.startswith(".venv/bin/python ")])
+def test_script_command_when_copied_then_the_script_and_its_options_exist(command):
+    script, *args = shlex.split(command)[1:]
+    source = (ROOT / script).read_text(encoding="utf-8")
+    for word in args:
+        if word.startswith("--"):
+            assert f'"{word.split("=")[0]}"' in source, f"{command}: {script} has no option {word}"
 
 
 @pytest.mark.parametrize("command", [c for c, _ in COMMANDS if c.startswith("make ")])
@@ -104,3 +118,18 @@ def test_cli_command_when_it_needs_no_twin_then_prints_what_the_readme_shows(com
     result = CliRunner().invoke(cli, argv, env=env)
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines() == shown
+
+
+def test_readme_when_read_then_short_and_every_guide_is_linked_from_it():
+    assert len(README.splitlines()) < 200
+    unlinked = [page.name for page in GUIDES if f"(docs/{page.name}" not in README]
+    assert unlinked == []
+
+
+@pytest.mark.parametrize("name", sorted(PAGES))
+def test_page_when_its_relative_links_are_followed_then_each_file_exists(name):
+    here = (ROOT / name).parent
+    targets = re.findall(r"\]\(([^)\s#]+)(?:#[^)]*)?\)", PAGES[name])
+    missing = [t for t in targets if not t.startswith(("http://", "https://", "mailto:")) and not (here / t).exists()]
+    assert missing == []
+

@@ -1,4 +1,4 @@
-"""CLI errors: one line on stderr and a documented exit code (see the README's table)."""
+"""CLI errors: one line on stderr and a documented exit code (the table in docs/usage.md)."""
 
 from __future__ import annotations
 
