@@ -133,3 +133,11 @@ def test_page_when_its_relative_links_are_followed_then_each_file_exists(name):
     missing = [t for t in targets if not t.startswith(("http://", "https://", "mailto:")) and not (here / t).exists()]
     assert missing == []
 
+
+def test_exit_code_table_when_read_then_it_is_the_one_in_core():
+    from whisperq.core.errors import ExitCode
+
+    table = re.search(r"\| exit code \| meaning \|\n\|---\|---\|\n((?:\|.*\|\n)+)", PAGES["docs/usage.md"]).group(1)
+    rows = [tuple(cell.strip() for cell in line.strip("|").split(" | ")) for line in table.splitlines()]
+    assert rows == [(str(code.value), code.meaning) for code in ExitCode]
+

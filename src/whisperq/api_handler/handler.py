@@ -30,7 +30,7 @@ from whisperq.aws.clients import Clients
 from whisperq.aws.jobs_table import JobsTable
 from whisperq.config import Settings
 from whisperq.core import openai_compat
-from whisperq.core.errors import InvalidRequest, WhisperqError
+from whisperq.core.errors import Forbidden, InvalidRequest, WhisperqError
 from whisperq.tracing import annotate, stage
 
 logger = Logger(service="whisperq-api")
@@ -46,14 +46,6 @@ PAGE_HEADERS = {"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"
                                            "media-src 'self' blob:; style-src 'self' 'unsafe-inline'; "
                                            "frame-ancestors 'none'"}
 STARTED = int(time.time())
-
-
-class Forbidden(WhisperqError):
-    """No valid API key came with the request."""
-
-    status_code = 403
-    code = "forbidden"
-    exit_code = 9
 
 
 def service() -> JobService:

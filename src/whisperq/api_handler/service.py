@@ -16,7 +16,13 @@ from whisperq.aws.queues import Queue
 from whisperq.config import Settings
 from whisperq.core.audio import AUDIO_CONTENT_TYPES, content_type_for, validate_content_type
 from whisperq.core.callbacks import validate_callback_url
-from whisperq.core.errors import InvalidRequest, InvalidTransition, JobNotFound, PermanentJobError, WhisperqError
+from whisperq.core.errors import (
+    Conflict,
+    InvalidRequest,
+    InvalidTransition,
+    JobNotFound,
+    PermanentJobError,
+)
 from whisperq.core.jobs import DEFAULT_OWNER, Job, JobStatus, iso, new_job_id, parse_iso, utc_now, validate_job_id
 from whisperq.core.keys import audio_key, clean_filename, output_keys, work_prefixes
 from whisperq.core.options import TranscribeOptions
@@ -27,14 +33,6 @@ MAX_PAGE_SIZE = 100
 # Seconds after the upload URL expires before a job that never received its audio is failed
 # (an upload that started just before expiry may still be arriving).
 UPLOAD_GRACE_S = 60
-
-class Conflict(WhisperqError):
-    """The job's status does not allow this (a transcript before COMPLETED, a cancel after the end)."""
-
-    status_code = 409
-    code = "conflict"
-    exit_code = 4
-
 
 IDEMPOTENCY_NAMESPACE = uuid.UUID("6f0c3b1e-8a5d-4f7e-9c2b-3d4e5f607182")
 _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")

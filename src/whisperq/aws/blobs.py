@@ -12,19 +12,16 @@ from botocore.exceptions import BotoCoreError, ClientError
 from whisperq.aws.clients import Clients
 from whisperq.aws.errors import as_core_error, error_code
 from whisperq.aws.retry import RetryPolicy
-from whisperq.core.errors import PermanentJobError, WhisperqError
+from whisperq.core.errors import PermanentJobError
+from whisperq.core.sources import SourceRefused
 
 # Objects above this are copied in parts (UploadPartCopy, several at once; CopyObject takes 5 GB at most).
 MULTIPART_COPY_BYTES = 256 * 1024 * 1024
 _DENIED = ("403", "AccessDenied", "AllAccessDisabled", "NoSuchBucket", "PermanentRedirect", "301")
 
 
-class ObjectUnreadable(WhisperqError):
+class ObjectUnreadable(SourceRefused):
     """The object's bucket does not exist or does not let this deployment read it."""
-
-    status_code = 400
-    code = "source_refused"
-    exit_code = 2
 
 
 @dataclass(frozen=True)

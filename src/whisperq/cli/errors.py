@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import click
 
-EXIT_OK = 0
-EXIT_UNEXPECTED = 1
-EXIT_USAGE = 2
-EXIT_NOT_FOUND = 3
-EXIT_CONFLICT = 4
-EXIT_UNREACHABLE = 5
-EXIT_JOB_FAILED = 6
-EXIT_SERVICE_ERROR = 7
-EXIT_TIMEOUT = 8
-EXIT_AUTH = 9
-EXIT_TWIN_RUNNING = 10
-EXIT_TWIN_START = 11
-EXIT_INVARIANT = 12  # a chaos run found an invariant broken
-EXIT_INTERRUPTED = 130
+from whisperq.core.errors import ExitCode
+
+# The exit codes the CLI's own code names (the table itself: whisperq.core.errors.ExitCode).
+EXIT_UNEXPECTED = ExitCode.UNEXPECTED
+EXIT_USAGE = ExitCode.USAGE
+EXIT_NOT_FOUND = ExitCode.NOT_FOUND
+EXIT_CONFLICT = ExitCode.CONFLICT
+EXIT_UNREACHABLE = ExitCode.UNREACHABLE
+EXIT_JOB_FAILED = ExitCode.JOB_FAILED
+EXIT_INVARIANT = ExitCode.INVARIANT
+EXIT_INTERRUPTED = ExitCode.INTERRUPTED
 
 
 class CliError(click.ClickException):

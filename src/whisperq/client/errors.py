@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from whisperq.core.errors import WhisperqError
+from whisperq.core.errors import ExitCode, WhisperqError
 
 
 class ApiError(WhisperqError):
@@ -13,7 +13,7 @@ class ApiError(WhisperqError):
     `code`: the API's error code (e.g. "job_not_found")."""
 
     code = "api_error"
-    exit_code = 7
+    exit_code = ExitCode.SERVICE_ERROR
 
     def __init__(self, message: str, status: int | None = None, code: str | None = None):
         super().__init__(message)
@@ -25,43 +25,43 @@ class ApiError(WhisperqError):
 class InvalidRequestError(ApiError):
     """400, 405, 413 and other refusals of what was sent: fix the request."""
 
-    exit_code = 2
+    exit_code = ExitCode.USAGE
 
 
 class AuthenticationError(ApiError):
     """403: no API key, or one the API does not accept."""
 
-    exit_code = 9
+    exit_code = ExitCode.AUTH
 
 
 class NotFoundError(ApiError):
     """404: no such job (or it belongs to another key)."""
 
-    exit_code = 3
+    exit_code = ExitCode.NOT_FOUND
 
 
 class ConflictError(ApiError):
     """409: the job's status does not allow this (a transcript before COMPLETED, a cancel after the end)."""
 
-    exit_code = 4
+    exit_code = ExitCode.CONFLICT
 
 
 class ServiceError(ApiError):
     """5xx, or 429 after every retry: the service failed; retrying later may work."""
 
-    exit_code = 7
+    exit_code = ExitCode.SERVICE_ERROR
 
 
 class UnreachableError(ApiError):
     """No answer at all: wrong URL, the twin is not running, the network is down."""
 
-    exit_code = 5
+    exit_code = ExitCode.UNREACHABLE
 
 
 class WaitTimeout(ApiError):
     """The job did not end in the time given; it keeps running and can be waited on again."""
 
-    exit_code = 8
+    exit_code = ExitCode.TIMEOUT
 
     def __init__(self, message: str, job_id: str | None = None):
         super().__init__(message)
@@ -71,7 +71,7 @@ class WaitTimeout(ApiError):
 class JobFailed(ApiError):
     """`transcribe` waited and the job ended FAILED; `job` says why (`job.error`)."""
 
-    exit_code = 6
+    exit_code = ExitCode.JOB_FAILED
 
     def __init__(self, job: Any):
         super().__init__(f"job {job.job_id} FAILED: {job.error}")

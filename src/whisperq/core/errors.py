@@ -3,13 +3,58 @@ whether retrying the same work could succeed."""
 
 from __future__ import annotations
 
+import enum
+
+
+class ExitCode(enum.IntEnum):
+    """The one table of the CLI's exit codes. Each error kind below names its own, and the SDK's, the
+    API's and the twin's errors name theirs from here; docs/usage.md shows `MEANINGS` (a test keeps it so)."""
+
+    OK = 0
+    UNEXPECTED = 1
+    USAGE = 2
+    NOT_FOUND = 3
+    CONFLICT = 4
+    UNREACHABLE = 5
+    JOB_FAILED = 6
+    SERVICE_ERROR = 7
+    TIMEOUT = 8
+    AUTH = 9
+    TWIN_RUNNING = 10
+    TWIN_START = 11
+    INVARIANT = 12
+    INTERRUPTED = 130
+
+    @property
+    def meaning(self) -> str:
+        return MEANINGS[self]
+
+
+MEANINGS = {
+    ExitCode.OK: "success",
+    ExitCode.UNEXPECTED: "unexpected error (rerun with `--debug`)",
+    ExitCode.USAGE: "invalid request or usage (the API answered 400)",
+    ExitCode.NOT_FOUND: "not found (unknown job)",
+    ExitCode.CONFLICT: "conflict: the job cannot do that in its current status (`wait`: it was CANCELLED), or "
+                       "`--out` would overwrite a file",
+    ExitCode.UNREACHABLE: "the API or the twin cannot be reached",
+    ExitCode.JOB_FAILED: "a job ended FAILED (the reason is printed)",
+    ExitCode.SERVICE_ERROR: "the service answered with an error (5xx)",
+    ExitCode.TIMEOUT: "timed out waiting (the job keeps running)",
+    ExitCode.AUTH: "the API refused the key (403)",
+    ExitCode.TWIN_RUNNING: "a local twin is already running",
+    ExitCode.TWIN_START: "the local twin could not start",
+    ExitCode.INVARIANT: "a chaos run (`loadtest --faults`) found an invariant broken",
+    ExitCode.INTERRUPTED: "interrupted (Ctrl-C); running jobs keep running",
+}
+
 
 class WhisperqError(Exception):
     """Base of every error whisperq raises on purpose."""
 
     status_code = 500
     code = "internal_error"
-    exit_code = 1
+    exit_code: int = ExitCode.UNEXPECTED
     retryable = False
 
     def __init__(self, message: str):
@@ -22,7 +67,7 @@ class InvalidRequest(WhisperqError):
 
     status_code = 400
     code = "invalid_request"
-    exit_code = 2
+    exit_code = ExitCode.USAGE
 
 
 class JobNotFound(WhisperqError):
@@ -30,7 +75,7 @@ class JobNotFound(WhisperqError):
 
     status_code = 404
     code = "job_not_found"
-    exit_code = 3
+    exit_code = ExitCode.NOT_FOUND
 
     def __init__(self, job_id: str):
         super().__init__(f"no job with id {job_id!r}")
@@ -42,7 +87,7 @@ class InvalidTransition(WhisperqError):
 
     status_code = 409
     code = "invalid_transition"
-    exit_code = 4
+    exit_code = ExitCode.CONFLICT
 
     def __init__(self, job_id: str, current: str, wanted: str):
         super().__init__(f"job {job_id} is {current}; it cannot become {wanted}")
@@ -55,7 +100,7 @@ class ConfigError(WhisperqError):
     """A setting or tunable is missing or out of range; raised at start, never mid-job."""
 
     code = "config_error"
-    exit_code = 2
+    exit_code = ExitCode.USAGE
 
 
 class PermanentJobError(WhisperqError):
@@ -65,7 +110,7 @@ class PermanentJobError(WhisperqError):
 
     status_code = 422
     code = "job_failed"
-    exit_code = 6
+    exit_code = ExitCode.JOB_FAILED
 
 
 class TransientError(WhisperqError):
@@ -73,7 +118,7 @@ class TransientError(WhisperqError):
 
     status_code = 503
     code = "service_unavailable"
-    exit_code = 7
+    exit_code = ExitCode.SERVICE_ERROR
     retryable = True
 
 
@@ -81,3 +126,20 @@ class InjectedFault(TransientError):
     """A failure injected on purpose by the fault settings (testing the retry and DLQ paths)."""
 
     code = "injected_fault"
+
+
+class Conflict(WhisperqError):
+    """The job's status does not allow this (a transcript before COMPLETED, a cancel after the end)."""
+
+    status_code = 409
+    code = "conflict"
+    exit_code = ExitCode.CONFLICT
+
+
+class Forbidden(WhisperqError):
+    """No valid API key came with the request."""
+
+    status_code = 403
+    code = "forbidden"
+    exit_code = ExitCode.AUTH
+

@@ -22,7 +22,7 @@ from whisperq.aws.clients import Clients
 from whisperq.aws.provision import Resources, create_bucket, provision
 from whisperq.aws.queues import Queue
 from whisperq.config import Settings
-from whisperq.core.errors import WhisperqError
+from whisperq.core.errors import ExitCode, WhisperqError
 from whisperq.local import api_process, esm, moto_process, state, xray
 from whisperq.transcriber import callbacks, reaper
 
@@ -43,13 +43,13 @@ CALLBACK_SENDERS = 4  # the callbacks' sender's concurrency on the twin (AWS: th
 class TwinAlreadyRunning(WhisperqError):
     """Another twin already runs with this state directory."""
 
-    exit_code = 10
+    exit_code = ExitCode.TWIN_RUNNING
 
 
 class TwinStartError(WhisperqError):
     """A part of the twin did not start."""
 
-    exit_code = 11
+    exit_code = ExitCode.TWIN_START
 
 
 @dataclass
