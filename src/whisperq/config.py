@@ -125,6 +125,9 @@ class Settings:
     # in AWS, Lambda workers never take CPU from S3, SQS, DynamoDB or API Gateway.
     worker_nice: int = 10
     queue: QueueConfig = field(default_factory=QueueConfig)
+    # Where each value came from ("default", "$VARIABLE", "argument", "file PATH"; queue knobs as
+    # "queue.<name>"), as from_env found it: `whisperq config show` reports this, it does not recompute it.
+    origins: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **explicit: Any) -> Settings:
@@ -132,19 +135,26 @@ class Settings:
         env = os.environ if environ is None else environ
         types = {f.name: f.type for f in fields(cls)}
         values: dict[str, Any] = {}
+        origins: dict[str, str] = {}
         for name, var in ENV_VARS.items():
             fallback = env.get(constants.AWS_DEFAULT_REGION) if name == "region" else None
             if name in explicit and explicit[name] is not None:
-                raw = explicit[name]
+                raw, origins[name] = explicit[name], "argument"
             elif env.get(var):
-                raw = env[var]
+                raw, origins[name] = env[var], f"${var}"
             elif fallback:
-                raw = fallback
+                raw, origins[name] = fallback, f"${constants.AWS_DEFAULT_REGION}"
             else:
+                origins[name] = "default"
                 continue
             values[name] = _convert(name, var, raw, types[name])
-        queue = explicit.get("queue") or queue_config.load(environ=env)
-        return cls(**values, queue=queue).validate()
+        if explicit.get("queue"):
+            queue = explicit["queue"]
+            queue_origins = {name: "argument" for name in queue.to_dict()}
+        else:
+            queue, queue_origins = queue_config.load_with_origins(environ=env)
+        origins.update({f"queue.{name}": origin for name, origin in queue_origins.items()})
+        return cls(**values, queue=queue, origins=origins).validate()
 
     def validate(self) -> Settings:
         problems = []
@@ -223,7 +233,7 @@ class Settings:
         return self.cache_dir or os.path.join(os.path.expanduser("~"), ".cache", "whisperq")
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {name: value for name, value in asdict(self).items() if name != "origins"}
 
 
 def _as_bool(raw: Any) -> bool:

@@ -38,3 +38,23 @@ def test_from_env_when_invalid_then_config_error_at_start(env, fragment):
 def test_settings_are_frozen():
     with pytest.raises(AttributeError):
         Settings.from_env({}).engine = "x"  # type: ignore[misc]
+
+
+def test_origins_when_argument_variable_file_and_default_then_each_value_says_where_it_came_from(tmp_path):
+    """One loader decides the precedence (argument > variable > file > default) and records it; `whisperq
+    config show` prints these origins instead of working them out again."""
+    from whisperq.config import Settings
+
+    file = tmp_path / "queue.json"
+    file.write_text('{"batch_size": 3, "wait_time_s": 5}')
+    settings = Settings.from_env({"WHISPERQ_MODEL": "base", "WHISPERQ_ENGINE": "synthetic",
+                                  "WHISPERQ_QUEUE_CONFIG": str(file), "WHISPERQ_QUEUE_WAIT_TIME_S": "7",
+                                  "AWS_DEFAULT_REGION": "eu-west-1"}, engine="faster-whisper")
+    assert (settings.engine, settings.origins["engine"]) == ("faster-whisper", "argument")
+    assert (settings.model, settings.origins["model"]) == ("base", "$WHISPERQ_MODEL")
+    assert (settings.region, settings.origins["region"]) == ("eu-west-1", "$AWS_DEFAULT_REGION")
+    assert settings.origins["bucket"] == "default"
+    assert (settings.queue.batch_size, settings.origins["queue.batch_size"]) == (3, f"file {file}")
+    assert (settings.queue.wait_time_s, settings.origins["queue.wait_time_s"]) == (7, "$WHISPERQ_QUEUE_WAIT_TIME_S")
+    assert settings.origins["queue.max_receive_count"] == "default"
+    assert "origins" not in settings.to_dict()

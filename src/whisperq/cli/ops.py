@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-from dataclasses import fields
 from typing import Any
 
 import click
 
-from whisperq import constants, queue_config
+from whisperq import queue_config
 from whisperq.cli.app import Context, cli
 from whisperq.cli.errors import EXIT_NOT_FOUND, EXIT_UNREACHABLE, EXIT_USAGE, CliError
-from whisperq.config import ENV_VARS, Settings
+from whisperq.config import Settings
 
 
 def operator_target(obj: Context) -> tuple[Settings, Any]:
@@ -154,22 +152,11 @@ def config_show(obj: Context, as_json: bool) -> None:
     """Every setting and queue_config knob in force, and where each came from (default or a variable)."""
     settings = Settings.from_env()
     rows: list[dict[str, Any]] = []
-    for f in fields(Settings):
-        if f.name == "queue":
-            continue
-        var = ENV_VARS.get(f.name, "")
-        value = getattr(settings, f.name)
-        if f.name == "callback_secret" and value:
+    for name, origin in settings.origins.items():
+        value = getattr(settings.queue, name[len("queue."):]) if name.startswith("queue.") else getattr(settings, name)
+        if name == "callback_secret" and value:
             value = "(set)"
-        source = f"${var}" if var and os.environ.get(var) else "default"
-        if f.name == "region" and not os.environ.get(var) and os.environ.get(constants.AWS_DEFAULT_REGION):
-            source = f"${constants.AWS_DEFAULT_REGION}"
-        rows.append({"setting": f.name, "value": value, "source": source})
-    file_path = os.environ.get(constants.QUEUE_CONFIG_FILE)
-    for name, value in settings.queue.to_dict().items():
-        var = constants.QUEUE_CONFIG_PREFIX + name.upper()
-        source = f"${var}" if var in os.environ else (f"file {file_path}" if file_path else "default")
-        rows.append({"setting": f"queue.{name}", "value": value, "source": source})
+        rows.append({"setting": name, "value": value, "source": origin})
     text = "\n".join(f"{r['setting']:<36} {str(r['value']):<28} {r['source']}" for r in rows)
     obj.emit(rows, as_json, text)
 

@@ -140,8 +140,15 @@ def load(overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] 
          target: str = "local") -> QueueConfig:
     """Build the queue_config in force (see the module docstring for the order), from the defaults of
     `target` ("local", or "aws" for the template's parameters and the planner)."""
+    return load_with_origins(overrides, environ, target)[0]
+
+
+def load_with_origins(overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None,
+                      target: str = "local") -> tuple[QueueConfig, dict[str, str]]:
+    """`load`, and where each knob's value came from: "default", "file PATH", "$VARIABLE" or "argument"."""
     env = os.environ if environ is None else environ
     config = QueueConfig.for_target(target)
+    origins = {f.name: "default" for f in fields(QueueConfig)}
     path = env.get(constants.QUEUE_CONFIG_FILE)
     if path:
         try:
@@ -152,6 +159,7 @@ def load(overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] 
         if not isinstance(from_file, dict):
             raise ConfigError(f"queue_config: {path} must hold a JSON object")
         config = config.with_overrides(from_file)
+        origins.update({name: f"file {path}" for name in from_file if name in origins})
     names = {f.name for f in fields(QueueConfig)}
     from_env = {
         name: env[constants.QUEUE_CONFIG_PREFIX + name.upper()]
@@ -159,9 +167,11 @@ def load(overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] 
         if constants.QUEUE_CONFIG_PREFIX + name.upper() in env
     }
     config = config.with_overrides(from_env)
+    origins.update({name: f"${constants.QUEUE_CONFIG_PREFIX}{name.upper()}" for name in from_env})
     if overrides:
         config = config.with_overrides(overrides)
-    return config
+        origins.update({name: "argument" for name in overrides if name in origins})
+    return config, origins
 
 
 def to_environ(config: QueueConfig) -> dict[str, str]:
