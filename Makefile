@@ -59,6 +59,7 @@ browser: $(BROWSER_STAMP)
 
 lint: venv
 	$(BIN)/ruff check src tests
+	$(BIN)/mypy
 
 # checkov lives in its own venv: its pins would fight the project's.
 $(CHECKOV_STAMP):

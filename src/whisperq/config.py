@@ -8,7 +8,7 @@ default written here.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -147,7 +147,7 @@ class Settings:
             else:
                 origins[name] = "default"
                 continue
-            values[name] = _convert(name, var, raw, types[name])
+            values[name] = _convert(name, var, raw, str(types[name]))
         if explicit.get("queue"):
             queue = explicit["queue"]
             queue_origins = {name: "argument" for name in queue.to_dict()}
@@ -248,7 +248,8 @@ def _as_bool(raw: Any) -> bool:
 
 
 def _convert(name: str, var: str, raw: Any, type_name: str) -> Any:
-    converters = {"int": (int, "an integer"), "float": (float, "a number"), "bool": (_as_bool, "true or false")}
+    converters: dict[str, tuple[Callable[[Any], Any], str]] = {
+        "int": (int, "an integer"), "float": (float, "a number"), "bool": (_as_bool, "true or false")}
     if type_name not in converters:
         return str(raw)
     convert, what = converters[type_name]

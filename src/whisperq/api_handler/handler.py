@@ -107,7 +107,7 @@ def json_body() -> Any:
     try:
         if app.current_event.is_base64_encoded:
             raw = app.current_event.decoded_body
-        body = json.loads(raw)
+        body = json.loads(raw or "")
     except RecursionError:
         raise InvalidRequest(f"the request body nests deeper than {MAX_JSON_DEPTH} levels") from None
     except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as exc:

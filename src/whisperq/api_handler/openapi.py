@@ -29,7 +29,7 @@ _OPTIONS = {
         "temperature": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
     },
 }
-_CREATE = {
+_CREATE: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
     "required": ["filename", "contentType"],

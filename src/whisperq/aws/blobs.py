@@ -54,22 +54,23 @@ class Blobs:
     def presign_put(self, key: str, content_type: str, expires_in_s: int, content_length: int) -> str:
         """A URL the client PUTs the object to; it must send the same Content-Type and Content-Length
         (both signed: S3 refuses a body of another size)."""
-        return self._s3.generate_presigned_url(
+        return str(self._s3.generate_presigned_url(
             "put_object",
             Params={"Bucket": self.bucket, "Key": key, "ContentType": content_type, "ContentLength": content_length},
             ExpiresIn=expires_in_s,
             HttpMethod="PUT",
-        )
+        ))
 
     def presign_post(self, key: str, content_type: str, max_bytes: int, expires_in_s: int) -> dict[str, Any]:
         """A form upload whose policy S3 enforces: this key, this content type, 1..max_bytes bytes."""
-        return self._s3.generate_presigned_post(
+        form: dict[str, Any] = self._s3.generate_presigned_post(
             Bucket=self.bucket,
             Key=key,
             Fields={"Content-Type": content_type},
             Conditions=[{"Content-Type": content_type}, ["content-length-range", 1, max_bytes]],
             ExpiresIn=expires_in_s,
         )
+        return form
 
     def delete(self, keys: list[str]) -> None:
         """Delete objects (missing ones are fine)."""
@@ -103,7 +104,7 @@ class Blobs:
         params: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
         if download_name:
             params["ResponseContentDisposition"] = f'attachment; filename="{download_name}"'
-        return self._s3.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_in_s)
+        return str(self._s3.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_in_s))
 
     def head(self, key: str) -> ObjectInfo | None:
         """The object's size and type, or None when it does not exist."""
@@ -226,6 +227,6 @@ class Blobs:
     def _get_text(self, key: str) -> str:
         try:
             response = self._s3.get_object(Bucket=self.bucket, Key=key)
-            return response["Body"].read().decode("utf-8")
+            return str(response["Body"].read().decode("utf-8"))
         except (ClientError, BotoCoreError) as exc:
             raise as_core_error(exc, f"reading s3://{self.bucket}/{key}") from exc

@@ -9,6 +9,7 @@ of one chunk's item, however long the job."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -94,7 +95,7 @@ class ChunksTable:
         chunks: list[ChunkRecord] = []
         while True:
             try:
-                response = self.retry.call("read chunks", lambda kw=dict(kwargs): self._ddb.query(**kw))
+                response = self.retry.call("read chunks", functools.partial(self._ddb.query, **kwargs))
             except (ClientError, BotoCoreError) as exc:
                 raise as_core_error(exc, f"reading the chunks of job {job_id}") from exc
             chunks.extend(item_to_chunk(item) for item in response.get("Items", []))
@@ -139,7 +140,7 @@ class ChunksTable:
             raise ChunkNotTaken(self._get(job_id, index))
 
         return call_conditional(self.retry, "update chunk", once, ChunkNotTaken,
-                                lambda exc: exc.chunk if landed(exc.chunk) else None)  # type: ignore[attr-defined]
+                                lambda exc: exc.chunk if landed(exc.chunk) else None)
 
     def count_done(self, job_id: str, index: int, lease: Lease, transcribe_s: float) -> Counted:
         """Mark the chunk done under our lease and add it to its job's count, in one transaction.
@@ -207,4 +208,4 @@ class ChunksTable:
             raise ChunkNotTaken(self._get(job_id, index), self.jobs.get(job_id))
 
         call_conditional(self.retry, what, once, ChunkNotTaken,
-                         lambda exc: True if landed(exc.chunk) else None)  # type: ignore[attr-defined]
+                         lambda exc: True if landed(exc.chunk) else None)

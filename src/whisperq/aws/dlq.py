@@ -126,6 +126,8 @@ class DeadLetterQueue:
             fetch = parse_fetch_message(message.body)
         except ValueError:
             fetch = None
+        key: str | None
+        job_id: str | None
         if chunk is not None:  # one chunk of a fanned-out job: replaying it resumes the job
             key, job_id = chunk.key, chunk.job_id
         elif fetch is not None:  # the fetch of a job's audio by URL: replaying it fetches again

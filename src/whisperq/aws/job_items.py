@@ -48,7 +48,8 @@ def from_dynamo(value: Any) -> Any:
 
 def serialize(value: Any) -> dict[str, Any]:
     """One value in DynamoDB's typed form."""
-    return _serializer.serialize(to_dynamo(value))
+    typed: dict[str, Any] = _serializer.serialize(to_dynamo(value))
+    return typed
 
 
 def plain(item: Mapping[str, Any]) -> dict[str, Any]:

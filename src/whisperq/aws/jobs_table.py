@@ -5,6 +5,7 @@ build their expressions with aws/expressions.py and read items through aws/job_i
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -105,7 +106,8 @@ class JobsTable:
             raise as_core_error(exc, f"reading job {job_id}") from exc
         if "Item" not in response:
             raise JobNotFound(job_id)
-        return response["Item"]
+        item: dict[str, Any] = response["Item"]
+        return item
 
     def list_by_owner(self, owner: str, limit: int, status: JobStatus | None = None,
                       cursor: str | None = None, index: str = OWNER_INDEX) -> tuple[list[Job], str | None]:
@@ -131,7 +133,7 @@ class JobsTable:
             if start:
                 kwargs["ExclusiveStartKey"] = {k: {"S": v} for k, v in start.items()}
             try:
-                response = self.retry.call("list jobs", lambda kw=kwargs: self._ddb.query(**kw))
+                response = self.retry.call("list jobs", functools.partial(self._ddb.query, **kwargs))
             except (ClientError, BotoCoreError) as exc:
                 raise as_core_error(exc, "listing jobs") from exc
             jobs.extend(item_to_job(item) for item in response.get("Items", []))
@@ -157,7 +159,7 @@ class JobsTable:
         }
         while True:
             try:
-                response = self.retry.call("list open jobs", lambda kw=dict(kwargs): self._ddb.query(**kw))
+                response = self.retry.call("list open jobs", functools.partial(self._ddb.query, **kwargs))
             except (ClientError, BotoCoreError) as exc:
                 raise as_core_error(exc, "listing open jobs") from exc
             for item in response.get("Items", []):
@@ -174,7 +176,7 @@ class JobsTable:
                                   "ProjectionExpression": "jobId"}
         while True:
             try:
-                response = self.retry.call("scan open jobs", lambda kw=dict(kwargs): self._ddb.scan(**kw))
+                response = self.retry.call("scan open jobs", functools.partial(self._ddb.scan, **kwargs))
             except (ClientError, BotoCoreError) as exc:
                 raise as_core_error(exc, "scanning the open jobs") from exc
             found.extend(item["jobId"]["S"] for item in response.get("Items", []))
@@ -271,8 +273,10 @@ class JobsTable:
         """`apply` with the retry policy. A retry refused because the first try landed (its answer was
         lost) returns the job when `landed` recognises that try in it: a mark only that try could have
         left (its lease id, its key), never just a status another writer could have set."""
-        return call_conditional(self.retry, wanted, lambda: self.apply(job_id, wanted, update), ConditionFailed,
-                                lambda exc: exc.job if landed(exc.job) else None)  # type: ignore[attr-defined]
+        def ours(exc: ConditionFailed) -> Job | None:
+            return exc.job if landed(exc.job) else None
+
+        return call_conditional(self.retry, wanted, lambda: self.apply(job_id, wanted, update), ConditionFailed, ours)
 
     def apply(self, job_id: str, wanted: str, update: Update) -> Job:
         """One conditional UpdateItem (not retried) and the job after it; ConditionFailed with the job as

@@ -53,7 +53,8 @@ class Queue:
 
     def attributes(self, names: list[str] | None = None) -> dict[str, str]:
         try:
-            return self._sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=names or ["All"])["Attributes"]
+            found = self._sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=names or ["All"])
+            return {str(k): str(v) for k, v in found["Attributes"].items()}
         except (ClientError, BotoCoreError) as exc:
             raise as_core_error(exc, f"reading attributes of {self.url}") from exc
 
@@ -150,7 +151,7 @@ class Queue:
             response = self._sqs.send_message(QueueUrl=self.url, MessageBody=body, MessageAttributes=attributes or {})
         except (ClientError, BotoCoreError) as exc:
             raise as_core_error(exc, f"sending to {self.url}") from exc
-        return response["MessageId"]
+        return str(response["MessageId"])
 
     def send_batch(self, bodies: list[str]) -> None:
         """Send messages, ten to a call; what SQS refuses (or a retryable error) is sent again."""

@@ -15,6 +15,7 @@ import tenacity
 from whisperq.aws.errors import is_retryable
 
 T = TypeVar("T")
+E = TypeVar("E", bound=Exception)
 
 
 @dataclass(frozen=True)
@@ -30,8 +31,9 @@ class RetryPolicy:
         """Run `fn`, retrying retryable errors; the last error is re-raised unchanged."""
 
         def before_sleep(state: tenacity.RetryCallState) -> None:
-            if self.on_retry and state.outcome is not None:
-                self.on_retry(what, state.outcome.exception(), state.attempt_number)
+            error = state.outcome.exception() if state.outcome is not None else None
+            if self.on_retry and error is not None:
+                self.on_retry(what, error, state.attempt_number)
 
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(self.attempts),
@@ -46,8 +48,8 @@ class RetryPolicy:
 
 
 
-def call_conditional(policy: RetryPolicy, what: str, write: Callable[[], T], refused: type[Exception],
-                     landed: Callable[[Exception], T | None]) -> T:
+def call_conditional(policy: RetryPolicy, what: str, write: Callable[[], T], refused: type[E],
+                     landed: Callable[[E], T | None]) -> T:
     """A conditional write, retried by `policy`. When a retry is refused (`refused` raised) because an
     earlier try landed and only its answer was lost, `landed` recognises that try from the refusal and
     returns its result; None means the refusal is real, and it is raised."""

@@ -22,4 +22,4 @@ class CliError(click.ClickException):
 
     def __init__(self, message: str, exit_code: int = EXIT_UNEXPECTED):
         super().__init__(message)
-        self.exit_code = exit_code
+        self.exit_code = exit_code  # type: ignore[misc]  # click's is a class attribute; each error has its own

@@ -3,6 +3,7 @@ list and cancel jobs."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import click
@@ -14,7 +15,7 @@ from whisperq.client import Client
 from whisperq.core.jobs import JobStatus
 
 
-def _job_table(jobs: list[dict[str, Any]]) -> Any:
+def _job_table(jobs: Sequence[Mapping[str, Any]]) -> Any:
     from rich.table import Table
 
     table = Table(box=None, header_style="bold")

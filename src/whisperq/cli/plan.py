@@ -19,11 +19,20 @@ from whisperq.planner.simulate import Pipeline, simulate
 TEMPLATE_MEMORY_MB = 3008  # infra/template.yaml's TranscriberMemoryMb default (a test keeps them equal)
 
 
+def _values(figures: dict[str, calibration.Figure]) -> dict[str, Any]:
+    return {name: figure.value for name, figure in figures.items()}
+
+
+def _with(pipeline: Pipeline, name: str, value: Any) -> Pipeline:
+    changes: dict[str, Any] = {name: value}
+    return replace(pipeline, **changes)
+
+
 def _pipeline(figures: dict[str, calibration.Figure], **settings: Any) -> Pipeline:
     config = queue_config.load(target="aws")  # an AWS deployment's (the template's defaults)
     base = Pipeline(max_concurrency=config.max_concurrency, visibility_timeout_s=config.visibility_timeout_s,
                     max_receive_count=config.max_receive_count, fanout_min_duration_s=config.fanout_min_duration_s,
-                    chunk_s=config.chunk_s, **{name: figure.value for name, figure in figures.items()})
+                    chunk_s=config.chunk_s, **_values(figures))
     return replace(base, **{k: v for k, v in settings.items() if v is not None})
 
 
@@ -107,7 +116,7 @@ def plan(obj: Context, jobs_per_day: int, hours: float, burst: str | None, trace
         result = run_plan(arrivals, pipeline, Prices())
         obj.emit(result, as_json, _human(result))
         return
-    rows = [{"setting": name, "value": value, **run_plan(arrivals, replace(pipeline, **{name: value}), Prices())}
+    rows = [{"setting": name, "value": value, **run_plan(arrivals, _with(pipeline, name, value), Prices())}
             for name, value in sweep]
     if plot:
         from whisperq.planner.plots import sweep_plot

@@ -8,6 +8,7 @@ soon as it and those before it are done; --out never overwrites a file."""
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import os
 import threading
 from collections.abc import Callable
@@ -61,8 +62,8 @@ class Reporter:
         self.progress.__enter__()
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.progress.__exit__(*exc)
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: Any) -> None:
+        self.progress.__exit__(kind, error, trace)
 
     def task(self, name: str, size: int) -> Any:
         task = self.progress.add_task(f"{name}: uploading", total=size, amount="")
@@ -299,8 +300,8 @@ def transcribe(obj: Context, files: tuple[str, ...], fmt: str, out_dir: str | No
     label = len(files) > 1 and obj.out.is_terminal and not as_json
     try:
         with Reporter(obj) as reporter:
-            futures = [_start(lambda run=run: run_file(client, reporter, run, options, not no_wait, timeout_s,
-                                                       save if run.target else None), slots) for run in runs]
+            futures = [_start(functools.partial(run_file, client, reporter, run, options, not no_wait, timeout_s,
+                                                save if run.target else None), slots) for run in runs]
             for run, future in zip(runs, futures, strict=True):
                 while not future.done():  # short waits: Ctrl-C reaches this thread at once
                     concurrent.futures.wait([future], timeout=0.2)

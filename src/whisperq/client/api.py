@@ -32,7 +32,7 @@ RETRY_STATUSES = frozenset({429, 502, 503, 504})
 Options = Mapping[str, Any] | TranscribeOptions | None
 
 
-class Job(dict):  # type: ignore[type-arg]
+class Job(dict[str, Any]):
     """A job as the API shows it: the JSON object itself (so it prints and serialises as one), with
     typed attributes for what programs read most."""
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 
 from whisperq.core.errors import InvalidRequest
@@ -135,6 +135,15 @@ class RunStats:
     language: str | None = None
     language_probability: float | None = None
     retries: int | None = None
+
+    def with_timings(self, timings: Mapping[str, float]) -> RunStats:
+        """These stats with the stage times measured (seconds by field name: download_s, decode_s...)."""
+        known = {f.name for f in fields(self)}
+        unknown = sorted(set(timings) - known)
+        if unknown:
+            raise ValueError(f"not stage times of a run: {', '.join(unknown)}")
+        rounded: dict[str, object] = {name: round(value, 4) for name, value in timings.items()}
+        return replace(self, **rounded)  # type: ignore[arg-type]  # each a float field, checked above
 
 
 @dataclass(frozen=True)

@@ -328,8 +328,8 @@ def job_row(record: JobRecord) -> dict[str, Any]:
         "enqueuedAt": _ts(d.get("enqueuedAt")), "startedAt": _ts(d.get("startedAt")),
         "modelReadyAt": _ts(d.get("modelReadyAt")), "transcribedAt": _ts(d.get("transcribedAt")), "endedAt": ended,
         "latencyS": round(ended - record.uploaded_at, 3) if ended and record.uploaded_at else None,
-        "uploadToStartS": (round(_ts(d["startedAt"]) - record.uploaded_at, 3)
-                           if d.get("startedAt") and record.uploaded_at else None),
+        "uploadToStartS": (round(started - record.uploaded_at, 3)
+                           if (started := _ts(d.get("startedAt"))) and record.uploaded_at else None),
         **{k: d.get(k) for k in ("queueWaitS", "downloadS", "decodeS", "transcribeS", "uploadS", "modelLoadS",
                                  "coldStart", "audioDurationS", "realTimeFactor", "retries", "engine", "model",
                                  "deadLettered", "chunks", "chunksDone")},

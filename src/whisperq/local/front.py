@@ -177,7 +177,7 @@ class ApiFront:
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host.decode() if isinstance(host, bytes) else host}:{port}"
 
     def _call(self, event: dict[str, Any]) -> dict[str, Any]:
         if getattr(self._handler, "runs_invocations", False):

@@ -137,9 +137,9 @@ def make_receipts_strict() -> None:
     from moto.sqs import models
 
     if not getattr(models.Queue.delete_message, "whisperq_strict", False):
-        models.Queue.delete_message = _latest_receipt_delete(models.Queue.delete_message)
+        models.Queue.delete_message = _latest_receipt_delete(models.Queue.delete_message)  # type: ignore[method-assign]
     if not getattr(models.SQSBackend.change_message_visibility, "whisperq_strict", False):
-        models.SQSBackend.change_message_visibility = _latest_receipt_visibility(
+        models.SQSBackend.change_message_visibility = _latest_receipt_visibility(  # type: ignore[method-assign]
             models.SQSBackend.change_message_visibility)
 
 
@@ -171,11 +171,11 @@ def apply() -> str:
     if not _applied:
         models.unix_time = _fast_unix_time(models.unix_time)
         models.unix_time_millis = _fast_unix_time_millis(models.unix_time_millis)
-        models.SQSBackend.is_message_valid_based_on_retention_period = _retention_check
-        models.SQSBackend.get_queue_attributes = functools.wraps(models.SQSBackend.get_queue_attributes)(
+        models.SQSBackend.is_message_valid_based_on_retention_period = _retention_check  # type: ignore[method-assign]
+        models.SQSBackend.get_queue_attributes = functools.wraps(models.SQSBackend.get_queue_attributes)(  # type: ignore[method-assign]
             _queue_attributes)
         dispatcher = werkzeug_app.DomainDispatcherApplication
-        dispatcher.get_backend_for_host = _remembered_backends(dispatcher.get_backend_for_host)
+        dispatcher.get_backend_for_host = _remembered_backends(dispatcher.get_backend_for_host)  # type: ignore[method-assign]
         _applied = True
     return f"{strict}; moto {PATCHED_VERSION} patches applied (cheap clock, direct retention check, queue " \
            "attributes computed once, services remembered by host)"

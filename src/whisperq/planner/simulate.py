@@ -15,6 +15,7 @@ import math
 import random
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 LAMBDA_VCPU_MB = 1769.0  # Lambda gives one vCPU per 1,769 MB, up to 6 vCPUs at 10,240 MB
 ESM_START = 5
@@ -111,10 +112,10 @@ def simulate(arrivals: list[tuple[float, float]], pipeline: Pipeline, seed: int 
     chooser = random.Random(seed)
     p = pipeline
     rtf, cap = p.rtf, p.cap
-    events: list[tuple[float, int, int, object]] = []
+    events: list[tuple[float, int, int, Any]] = []
     seq = 0
 
-    def push(t: float, kind: int, payload: object) -> None:
+    def push(t: float, kind: int, payload: Any) -> None:
         nonlocal seq
         seq += 1
         heapq.heappush(events, (t, seq, kind, payload))

@@ -157,8 +157,8 @@ def build(settings: Settings, clients: Any, log: Any = logger) -> Callable[[dict
 
     def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
         processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-        return process_partial_response(event=event, record_handler=record_handler, processor=processor,
-                                        context=context)
+        return dict(process_partial_response(event=event, record_handler=record_handler, processor=processor,
+                                             context=context))
 
     return handle
 

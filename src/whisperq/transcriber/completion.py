@@ -81,5 +81,4 @@ def run_stats(context: WorkerContext, transcript: Transcript, duration_s: float,
         cold_start=context.take_cold_start(),
         language=transcript.language,
         language_probability=transcript.language_probability,
-        **{name: round(value, 4) for name, value in timings.items()},
-    )
+    ).with_timings(timings)

@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import IO, Any
 from urllib.parse import urljoin, urlsplit
 
 from whisperq.core.addresses import is_private_host, is_public
@@ -115,7 +115,7 @@ class GuardedClient:
 
     def request(self, method: str, url: str, body: bytes | None = None, headers: Mapping[str, str] | None = None,
                 deadline_s: float = 10.0, max_bytes: int = 64 * 1024, max_redirects: int = 0,
-                sink: BinaryIO | None = None) -> Reply:
+                sink: IO[bytes] | None = None) -> Reply:
         """One exchange (following up to `max_redirects` redirects). With `sink`, a 2xx answer's body is
         written there (the reply's body is then empty) and the connection is read to its end."""
         deadline = time.monotonic() + deadline_s
@@ -178,7 +178,7 @@ class GuardedClient:
         return list(answer[0])
 
     def _once(self, method: str, url: str, body: bytes | None, headers: Mapping[str, str], deadline: float,
-              max_bytes: int, sink: BinaryIO | None = None) -> Reply:
+              max_bytes: int, sink: IO[bytes] | None = None) -> Reply:
         host, port, addresses = self.check(url, deadline)
         parts = urlsplit(url)
         left = deadline - time.monotonic()
@@ -218,7 +218,7 @@ class GuardedClient:
             connection.close()
 
 
-def _stream(response: http.client.HTTPResponse, sink: BinaryIO, max_bytes: int) -> int:
+def _stream(response: http.client.HTTPResponse, sink: IO[bytes], max_bytes: int) -> int:
     """Copy a response's body into `sink`, keeping count; the bytes written."""
     announced = response.length  # None: chunked, or no Content-Length
     if announced is not None and announced > max_bytes:

@@ -89,7 +89,7 @@ class FanOut:
         try:
             state = FanOutState(chunks=len(plan), chunk_plan_id=plan_id, fanned_out_at=iso(utc_now()))
             context.leases.record_plan(job_id, attempt.held, state,
-                                       RunStats(audio_duration_s=round(fetched.duration_s, 3), **timings))
+                                       RunStats(audio_duration_s=round(fetched.duration_s, 3)).with_timings(timings))
         except ConditionFailed as exc:
             return attempt.refused(exc)
         return plan_id, plan

@@ -135,4 +135,5 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         record = SQSRecord(raw)
         runtime.mark_queued(record.body, _delivery(record))
         runtime.note_last_call(record.body, _delivery(record))  # its last delivery: noted before anything runs
-    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+    return dict(process_partial_response(event=event, record_handler=record_handler, processor=processor,
+                                         context=context))

@@ -121,7 +121,7 @@ class Reaper:
         fanned_out = job.fanout is not None and job.fanout.chunks_sent_at is not None
         calls: list[tuple[LastCall, str, Where]] = []
         if job.last_call is not None and (not fanned_out or job.last_call.message_id == merging):
-            fetching = job.status is JobStatus.UPLOADING and bool(job.source) and not job.source.startswith("s3://")
+            fetching = job.status is JobStatus.UPLOADING and not (job.source or "s3://").startswith("s3://")
             what = "the merge" if fanned_out else "the fetch of its audio" if fetching else "the transcription"
             calls.append((job.last_call, what, Where(None, False)))
         if fanned_out:

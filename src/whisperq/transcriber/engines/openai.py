@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -40,7 +41,7 @@ class OpenAIWhisperEngine:
         import whisper
 
         temperature = _FALLBACK_TEMPERATURES if options.temperature is None else (options.temperature,)
-        kwargs = {
+        kwargs: dict[str, Any] = {
             "language": options.language,
             "task": options.task,
             "temperature": temperature,
@@ -98,7 +99,7 @@ class OpenAIWhisperEngine:
         return Transcript((), options.language or "en", 0.0, round(audio.size / 16000, 3), self.name, self.model_name)
 
 
-def _speech_only(audio: np.ndarray) -> tuple[np.ndarray, object]:
+def _speech_only(audio: np.ndarray) -> tuple[np.ndarray, Any]:
     """The speech in `audio` joined together, and the map back to original times, as faster-whisper
     does it (Silero VAD, bundled, offline). openai-whisper's own clip_timestamps can loop forever."""
     from faster_whisper.vad import SpeechTimestampsMap, VadOptions, collect_chunks, get_speech_timestamps
