@@ -3,7 +3,8 @@ import json
 import pytest
 
 from tests.conftest import load_event
-from whisperq.transcriber.messages import UnprocessableMessage, parse_s3_notification
+from whisperq.aws.s3_events import parse_s3_notification
+from whisperq.core.errors import UnprocessableMessage
 
 
 def test_parse_when_test_event_then_nothing_to_do():

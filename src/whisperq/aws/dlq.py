@@ -13,7 +13,6 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import unquote_plus
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -21,6 +20,7 @@ from whisperq.aws.clients import Clients
 from whisperq.aws.errors import as_core_error, error_code
 from whisperq.aws.jobs_table import JobsTable
 from whisperq.aws.queues import Message, Queue
+from whisperq.aws.s3_events import first_key
 from whisperq.core.errors import InvalidTransition, JobNotFound, WhisperqError
 from whisperq.core.fanout import parse_chunk_message
 from whisperq.core.keys import job_id_from_audio_key
@@ -43,14 +43,6 @@ class DeadLetter:
         return {"messageId": self.message_id, "jobId": self.job_id, "key": self.key,
                 "receiveCount": self.receive_count, "ageS": round(self.age_s, 1), "jobStatus": self.job_status,
                 "error": self.error, "body": self.body}
-
-
-def _key_of(body: str) -> str | None:
-    try:
-        record = json.loads(body)["Records"][0]
-        return unquote_plus(record["s3"]["object"]["key"])
-    except (ValueError, KeyError, IndexError, TypeError):
-        return None
 
 
 @dataclass
@@ -133,7 +125,7 @@ class DeadLetterQueue:
         elif fetch is not None:  # the fetch of a job's audio by URL: replaying it fetches again
             key, job_id = None, fetch
         else:
-            key = _key_of(message.body)
+            key = first_key(message.body)
             job_id = job_id_from_audio_key(key) if key else None
         error = status = None
         if job_id:

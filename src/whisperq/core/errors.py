@@ -143,3 +143,10 @@ class Forbidden(WhisperqError):
     code = "forbidden"
     exit_code = ExitCode.AUTH
 
+
+class UnprocessableMessage(WhisperqError):
+    """A queue message that is neither an S3 event nor one of whisperq's own; it is failed so that it ends
+    in the DLQ for a person."""
+
+    code = "unprocessable_message"
+

@@ -147,11 +147,11 @@ def build(settings: Settings, clients: Any, log: Any = logger) -> Callable[[dict
                     GuardedClient(allow_private=settings.allow_private_callbacks), log)
 
     def record_handler(record: SQSRecord) -> str:
-        count = int(record.raw_event.get("attributes", {}).get("ApproximateReceiveCount") or 1)
+        count = int(record.attributes.approximate_receive_count)
         try:
             return sender.send(record.body, count)
         except RetryLater:
-            queue(record.raw_event["eventSourceARN"]).change_visibility_by_handle(record.receipt_handle,
+            queue(record.event_source_arn).change_visibility_by_handle(record.receipt_handle,
                                                                                  sender.backoff_s(count))
             raise
 

@@ -99,14 +99,14 @@ def reset(runtime: Transcriber | None = None) -> None:
 
 
 def _delivery(record: SQSRecord, deadline: float | None = None) -> Delivery:
-    attrs = record.raw_event.get("attributes") or {}
-    sent = attrs.get("SentTimestamp")
+    attributes = record.attributes
+    sent = attributes.get("SentTimestamp")
     return Delivery(
         message_id=record.message_id,
-        receive_count=int(attrs.get("ApproximateReceiveCount") or 1),
+        receive_count=int(attributes.approximate_receive_count),
         sent_timestamp_ms=int(sent) if sent else None,
-        receipt_handle=record.raw_event.get("receiptHandle"),
-        queue_arn=record.raw_event.get("eventSourceARN"),
+        receipt_handle=record.receipt_handle,
+        queue_arn=record.event_source_arn,
         deadline=deadline,
     )
 

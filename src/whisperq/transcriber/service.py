@@ -10,20 +10,15 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from whisperq.core.errors import InvalidTransition, JobNotFound, WhisperqError
+from whisperq.aws.s3_events import ObjectEvent, parse_s3_notification
+from whisperq.core.errors import InvalidTransition, JobNotFound, UnprocessableMessage, WhisperqError
 from whisperq.core.fanout import parse_chunk_message
 from whisperq.core.keys import job_id_from_audio_key
 from whisperq.core.sources import in_inbox, parse_fetch_message
 from whisperq.transcriber.context import WorkerContext
 from whisperq.transcriber.fanout import FanOut
 from whisperq.transcriber.last_call import last_call, note_ahead
-from whisperq.transcriber.messages import (
-    Delivery,
-    ObjectEvent,
-    UnprocessableMessage,
-    iso_from_ms,
-    parse_s3_notification,
-)
+from whisperq.transcriber.messages import Delivery, iso_from_ms
 from whisperq.transcriber.sources import Fetcher, Inbox
 from whisperq.transcriber.whole_file import WholeFile
 

@@ -21,6 +21,7 @@ import tempfile
 import time
 
 from whisperq.aws.jobs_table import JobIdTaken
+from whisperq.aws.s3_events import ObjectEvent
 from whisperq.core.audio import content_type_for
 from whisperq.core.errors import (
     InvalidRequest,
@@ -38,7 +39,7 @@ from whisperq.tracing import stage
 from whisperq.transcriber.context import WorkerContext
 from whisperq.transcriber.egress import EgressFailed, EgressRefused, GuardedClient
 from whisperq.transcriber.endings import notify
-from whisperq.transcriber.messages import Delivery, ObjectEvent
+from whisperq.transcriber.messages import Delivery
 
 # The time a fetch leaves its invocation for writing to S3 and ending; a fetch is not started in less.
 FETCH_MARGIN_S = 15.0

@@ -3,6 +3,7 @@ fan-out (whisperq.core.fanout.choose_cut decides), and finish under the lease (c
 
 from __future__ import annotations
 
+from whisperq.aws.s3_events import ObjectEvent
 from whisperq.core.errors import (
     InjectedFault,
     InvalidRequest,
@@ -19,7 +20,7 @@ from whisperq.transcriber import completion, stages
 from whisperq.transcriber.attempts import Attempt, JobLessor, LeaseLost
 from whisperq.transcriber.context import WorkerContext
 from whisperq.transcriber.fanout import FanOut
-from whisperq.transcriber.messages import Delivery, ObjectEvent
+from whisperq.transcriber.messages import Delivery
 
 
 class WholeFile:
