@@ -95,3 +95,19 @@ def test_no_module_imports_itself_back_through_others():
     cycles = [c for c in cycles if not any(part in paths and paths[part].name == "__init__.py"
                                            for part in c.split(" -> "))]
     assert cycles == []
+
+
+def test_boto3_when_imported_then_only_under_aws():
+    """The adapters are the only code that drives AWS: the rest names aws/ (X-Ray reads, API keys, bucket
+    versions have adapters there). faults.py alone is let through: it raises botocore's own errors from
+    botocore's event hooks, which is what it is for."""
+    offenders = []
+    for path in PACKAGE.rglob("*.py"):
+        relative = path.relative_to(PACKAGE)
+        if relative.parts[0] == "aws" or relative.as_posix() == "faults.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else \
+                [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
+            offenders += [f"{relative} imports {name}" for name in names if name.split(".")[0] in ("boto3", "botocore")]
+    assert offenders == []

@@ -167,6 +167,16 @@ class Blobs:
 
         self.retry.call("write object", once)
 
+    def keep_versions(self) -> None:
+        """Turn versioning on: every write of every object is kept (a chaos run compares them)."""
+        self._s3.put_bucket_versioning(Bucket=self.bucket, VersioningConfiguration={"Status": "Enabled"})
+
+    def versions_under(self, prefix: str) -> Iterator[tuple[str, str, bool]]:
+        """(key, ETag, is the current version) of every version of every object under `prefix`."""
+        for page in self._s3.get_paginator("list_object_versions").paginate(Bucket=self.bucket, Prefix=prefix):
+            for version in page.get("Versions", []):
+                yield str(version["Key"]), str(version["ETag"]), bool(version.get("IsLatest"))
+
     def list_under(self, prefix: str) -> Iterator[ObjectInfo]:
         """Every object under `prefix`, a page (1,000) at a time, in key order."""
         pages = self._s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)

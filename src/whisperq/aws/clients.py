@@ -68,3 +68,9 @@ class Clients:
     @property
     def dynamodb(self) -> Any:
         return self.get("dynamodb")
+
+
+def credentials_found() -> bool:
+    """Whether boto3's usual chain (variables, profile, instance role...) finds AWS credentials here."""
+    return boto3.Session().get_credentials() is not None
+

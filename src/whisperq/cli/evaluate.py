@@ -41,12 +41,9 @@ def _environ(setting: dict[str, str]) -> dict[str, str]:
 
 def _run_on_twin(obj: Context, spec: Any, out_dir: Path, setting: dict[str, str],
                  fault_spec: Any = None) -> dict[str, Any]:
-    from whisperq.aws.blobs import Blobs
     from whisperq.aws.clients import Clients
-    from whisperq.aws.jobs_table import JobsTable
-    from whisperq.aws.queues import Queue
     from whisperq.client import Client
-    from whisperq.evaluation.loadtest import LoadTest
+    from whisperq.evaluation import runs
     from whisperq.faults import ENV as FAULTS_ENV
     from whisperq.faults import POISON_MARK
     from whisperq.local.twin import LOCAL_CREDENTIALS, Twin
@@ -61,46 +58,28 @@ def _run_on_twin(obj: Context, spec: Any, out_dir: Path, setting: dict[str, str]
     obj.err.print(f"{out_dir.name}: starting a twin with {setting or 'the defaults'}")
     with twin:
         assert twin.settings is not None and twin.resources is not None
-        clients = Clients(twin.settings, LOCAL_CREDENTIALS)
         config = {"target": "local twin", "engine": twin.settings.engine, "model": twin.settings.model,
-                  "cpuThreads": twin.settings.cpu_threads, "workers": len(twin._workers),
+                  "cpuThreads": twin.settings.cpu_threads, "workers": twin.worker_count,
                   "queueConfig": twin.settings.queue.to_dict(), "setting": setting}
-        test = LoadTest(spec, out_dir, Client(twin.api_url, api_key=twin.api_key),
-                        JobsTable(clients, twin.settings.table), Blobs(clients, twin.settings.bucket),
-                        Queue(clients, twin.resources.queue_url), Queue(clients, twin.resources.dlq_url), config,
-                        log=lambda message: obj.err.print(f"{out_dir.name}: {message}"), owner=twin.api_key_id,
-                        xray=clients.get("xray"), faults=fault_spec)
-        if fault_spec is None:
-            return test.run()
-        from whisperq.evaluation import chaos
-
-        return chaos.run(twin, test, clients, test.log)
+        target = runs.Target(Client(twin.api_url, api_key=twin.api_key), twin.settings,
+                             Clients(twin.settings, LOCAL_CREDENTIALS), twin.api_key_id, config,
+                             twin.resources.queue_url, twin.resources.dlq_url, twin=twin)
+        return runs.run(spec, out_dir, target, lambda message: obj.err.print(f"{out_dir.name}: {message}"),
+                        fault_spec)
 
 
 # AWS's X-Ray indexes annotations: the traces with a job id are whisperq's stages.
 AWS_TRACE_FILTER = "annotation.jobId"
 
 
-def _stack_key_id(clients: Any, api_key: str) -> str:
-    """The id API Gateway gives the key (jobs are owned by it): looked up by value."""
-    paginator = clients.get("apigateway").get_paginator("get_api_keys")
-    for page in paginator.paginate(includeValues=True):
-        for item in page.get("items", []):
-            if item.get("value") == api_key:
-                return str(item["id"])
-    raise CliError("the API key is not one of this account's API Gateway keys (is the region right?)", EXIT_USAGE)
-
-
 def _run_on_stack(obj: Context, spec: Any, out_dir: Path, trace_filter: str | None) -> dict[str, Any]:
     """One run against a deployed stack: its API (--api-url, --api-key), and its queue, table and
     bucket by the names in the environment (WHISPERQ_QUEUE_NAME, ...), through boto3's usual
     credentials."""
-    from whisperq.aws.blobs import Blobs
+    from whisperq.aws.api_keys import ApiKeys
     from whisperq.aws.clients import Clients
-    from whisperq.aws.jobs_table import JobsTable
-    from whisperq.aws.queues import Queue
     from whisperq.config import Settings
-    from whisperq.evaluation.loadtest import LoadTest
+    from whisperq.evaluation import runs
 
     if not obj.api_key:
         raise CliError("--stack needs the stack's API URL and key (--api-url, --api-key or WHISPERQ_API_URL, "
@@ -108,15 +87,11 @@ def _run_on_stack(obj: Context, spec: Any, out_dir: Path, trace_filter: str | No
     settings = Settings.from_env(endpoint_url=obj.endpoint_url)
     clients = Clients(settings)
     api = obj.client()
-    owner = "loadtest" if spec.direct else _stack_key_id(clients, obj.api_key)
+    owner = "loadtest" if spec.direct else ApiKeys(clients).id_of(obj.api_key)
     config = {"target": "deployed stack", "apiUrl": api.base_url, "region": settings.region,
               "queue": settings.queue_name, "queueConfig": settings.queue.to_dict()}
-    out_dir.mkdir(parents=True, exist_ok=True)
-    test = LoadTest(spec, out_dir, api, JobsTable(clients, settings.table), Blobs(clients, settings.bucket),
-                    Queue.by_name(clients, settings.queue_name), Queue.by_name(clients, settings.dlq_name), config,
-                    log=lambda message: obj.err.print(f"{out_dir.name}: {message}"), owner=owner,
-                    xray=clients.get("xray"), trace_filter=trace_filter or None)
-    return test.run()
+    target = runs.Target(api, settings, clients, owner, config, trace_filter=trace_filter or None)
+    return runs.run(spec, out_dir, target, lambda message: obj.err.print(f"{out_dir.name}: {message}"))
 
 
 @cli.command()

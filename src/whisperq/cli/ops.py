@@ -31,9 +31,9 @@ def operator_target(obj: Context) -> tuple[Settings, Any]:
         return settings, Clients(settings, LOCAL_CREDENTIALS)
     settings = Settings.from_env(endpoint_url=obj.endpoint_url)
     if not obj.endpoint_url:
-        import boto3
+        from whisperq.aws.clients import credentials_found
 
-        if boto3.Session().get_credentials() is None:
+        if not credentials_found():
             raise CliError(
                 f"no local twin runs (state dir {obj.state_dir}) and no AWS credentials were found: start the twin "
                 "with `whisperq local up`, or give the credentials of the deployed stack's account (AWS_PROFILE, "

@@ -59,7 +59,7 @@ def local_up(obj: Context, port: int, workers: int | None, extra_api_keys: tuple
             "whisperq local twin is up",
             f"  API        {twin.api_url}  (the CLI finds it and its key; `whisperq local env` prints both)",
             f"  AWS (moto) {twin.endpoint_url}  (DynamoDB: {twin.dynamodb_endpoint_url})",
-            f"  workers    {len(twin._workers)} x {settings.engine} {settings.model} "
+            f"  workers    {twin.worker_count} x {settings.engine} {settings.model} "
             f"(batch {q.batch_size}, window {q.max_batching_window_s} s, "
             f"visibility {q.visibility_timeout_s} s, maxReceiveCount {q.max_receive_count})",
             f"  sources    s3://{', s3://'.join(settings.granted_buckets) or '(none granted)'}  "

@@ -24,6 +24,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from whisperq.aws.blobs import Blobs
 from whisperq.core.jobs import JobStatus
 from whisperq.core.keys import transcript_key
 
@@ -57,24 +58,17 @@ class Verdict:
         return {"ok": self.ok, "checks": [c.to_dict() for c in self.checks], "facts": self.facts}
 
 
-def enable_versioning(s3: Any, bucket: str) -> None:
-    """Keep every write of every object for the run, so that invariant 5 can compare them."""
-    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
-
-
-def transcript_versions(s3: Any, bucket: str, job_ids: set[str]) -> tuple[dict[str, list[str]], set[str]]:
+def transcript_versions(blobs: Blobs, job_ids: set[str]) -> tuple[dict[str, list[str]], set[str]]:
     """The ETag of every version (every write) of every transcript of the given jobs, by key; and
     the keys whose current version is an object (not deleted)."""
     etags: dict[str, list[str]] = defaultdict(list)
     current: set[str] = set()
-    paginator = s3.get_paginator("list_object_versions")
-    for page in paginator.paginate(Bucket=bucket, Prefix="transcripts/"):
-        for version in page.get("Versions", []):
-            job_id = version["Key"].split("/")[1] if version["Key"].count("/") >= 2 else ""
-            if job_id in job_ids:
-                etags[version["Key"]].append(version["ETag"])
-                if version.get("IsLatest"):
-                    current.add(version["Key"])
+    for key, etag, latest in blobs.versions_under("transcripts/"):
+        job_id = key.split("/")[1] if key.count("/") >= 2 else ""
+        if job_id in job_ids:
+            etags[key].append(etag)
+            if latest:
+                current.add(key)
     return etags, current
 
 
@@ -158,8 +152,7 @@ def run(twin: Any, test: Any, clients: Any, log: Any, replay_timeout_s: float = 
     from whisperq.aws.queues import Queue
     from whisperq.evaluation.loadtest import job_row
 
-    bucket = twin.settings.bucket
-    enable_versioning(clients.s3, bucket)
+    test.blobs.keep_versions()  # every write of every object, so that invariant 5 can compare them
     summary = test.run()
     # A job can end FAILED while its message still waits out a visibility timeout before SQS moves
     # it to the DLQ: let the queue settle (every message deleted or dead-lettered) before judging.
@@ -171,7 +164,7 @@ def run(twin: Any, test: Any, clients: Any, log: Any, replay_timeout_s: float = 
     dlq = DeadLetterQueue(clients, Queue(clients, twin.resources.dlq_url), Queue(clients, twin.resources.queue_url),
                           test.jobs)
     dead = {letter.job_id for letter in dlq.peek(limit=10_000) if letter.job_id}
-    versions, existing = transcript_versions(clients.s3, bucket, job_ids)
+    versions, existing = transcript_versions(test.blobs, job_ids)
     verdict = check_after_faults(rows, dead, versions, existing)
     verdict.facts = {
         "jobs": len(rows), "kinds": {k: sum(r["kind"] == k for r in rows) for k in ("audio", "poison", "corrupt")},

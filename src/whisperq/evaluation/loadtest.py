@@ -24,6 +24,7 @@ from whisperq.aws.blobs import Blobs
 from whisperq.aws.job_items import job_attributes
 from whisperq.aws.jobs_table import JobsTable
 from whisperq.aws.queues import Queue
+from whisperq.aws.traces import Traces
 from whisperq.client import Client
 from whisperq.core.audio import content_type_for
 from whisperq.core.jobs import Job, JobStatus, iso, new_job_id, parse_iso, utc_now
@@ -91,7 +92,7 @@ class LoadTest:
 
     def __init__(self, spec: LoadSpec, out_dir: Path, api: Client | None, jobs: JobsTable, blobs: Blobs,
                  queue: Queue, dlq: Queue, config: dict[str, Any], log: Any = None, owner: str = "loadtest",
-                 xray: Any = None, trace_filter: str | None = None, faults: Any = None):
+                 traces: Traces | None = None, trace_filter: str | None = None, faults: Any = None):
         self.spec = spec.validate()
         # Whose jobs these are in the owner index: the API key's id, or "loadtest" for direct jobs.
         self.owner = "loadtest" if spec.direct else owner
@@ -103,8 +104,8 @@ class LoadTest:
         self.dlq = dlq
         self.config = config
         self.log = log or (lambda message: None)
-        # Where traces are read back (an X-Ray client), and a filter expression for AWS's X-Ray.
-        self.xray = xray
+        # Where traces are read back (X-Ray), and a filter expression for AWS's X-Ray.
+        self.traces = traces
         self.trace_filter = trace_filter
         self.trace_rows: list[dict[str, Any]] = []
         # A chaos run's whisperq.faults.FaultSpec: its poison and corrupt shares pick uploads.
@@ -259,14 +260,14 @@ class LoadTest:
         return depth["visible"] == 0 and depth["in_flight"] == 0 and depth.get("delayed", 0) == 0
 
     def _read_traces(self, started: float) -> None:
-        if self.xray is None:
+        if self.traces is None:
             return
-        from whisperq.evaluation import traces
+        from whisperq.evaluation.traces import collect
 
         completed = {r.job_id for r in self.records if r.status == JobStatus.COMPLETED.value}
         try:
-            self.trace_rows = traces.collect(self.xray, math.floor(started) - 1, math.ceil(time.time()) + 60,
-                                             {r.job_id for r in self.records}, completed, self.trace_filter)
+            self.trace_rows = collect(self.traces, math.floor(started) - 1, math.ceil(time.time()) + 60,
+                                      {r.job_id for r in self.records}, completed, self.trace_filter)
         except Exception as exc:  # noqa: BLE001 - the run's own results stand without its traces
             self.log(f"could not read traces: {exc}")
             return
@@ -275,7 +276,7 @@ class LoadTest:
     # --- results ---------------------------------------------------------------------
     def summarise(self, started: float) -> dict[str, Any]:
         summary = summarise(self.records, self.samples, started, self.config, asdict(self.spec))
-        if self.xray is not None:
+        if self.traces is not None:
             summary["traces"] = trace_summary(self.trace_rows, summary["completed"])
         if self.probe_rows:
             summary["probe"] = probe_summary(self.probe_rows)
@@ -288,7 +289,7 @@ class LoadTest:
         _write_jsonl(self.out_dir / "samples.jsonl", self.samples)
         if self.probe_rows:
             _write_jsonl(self.out_dir / "probe.jsonl", self.probe_rows)
-        if self.xray is not None:
+        if self.traces is not None:
             _write_jsonl(self.out_dir / "traces.jsonl", self.trace_rows)
         (self.out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
 

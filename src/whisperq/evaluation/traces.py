@@ -11,46 +11,16 @@ What a job's trace holds, as Lambda and the functions write it:
 
 from __future__ import annotations
 
-import json
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from whisperq.aws.traces import Traces
+
 # The stages the report shows from traces, in pipeline order; "modelLoad" is the cold start's
 # Initialization, shared by the jobs of the invocation that paid for it.
 TRACE_STAGES = ("api", "download", "decode", "modelLoad", "transcribe", "upload", "status-update")
-# GetTraceSummaries takes at most 6 hours per call; BatchGetTraces at most 5 ids.
-_WINDOW_S = 6 * 3600
-_BATCH = 5
-
-
-def fetch_documents(xray: Any, start: float, end: float, filter_expression: str | None = None) -> list[dict[str, Any]]:
-    """Every segment document of the traces in [start, end] (epoch seconds)."""
-    trace_ids: list[str] = []
-    window_start = start
-    while window_start < end:
-        window_end = min(end, window_start + _WINDOW_S)
-        kwargs: dict[str, Any] = {"StartTime": window_start, "EndTime": window_end}
-        if filter_expression:
-            kwargs["FilterExpression"] = filter_expression
-        while True:
-            page = xray.get_trace_summaries(**kwargs)
-            trace_ids += [summary["Id"] for summary in page.get("TraceSummaries", [])]
-            if not page.get("NextToken"):
-                break
-            kwargs["NextToken"] = page["NextToken"]
-        window_start = window_end
-    documents = []
-    unique = list(dict.fromkeys(trace_ids))
-    for index in range(0, len(unique), _BATCH):
-        response = xray.batch_get_traces(TraceIds=unique[index:index + _BATCH])
-        for trace in response.get("Traces", []):
-            for segment in trace.get("Segments", []):
-                documents.append(json.loads(segment["Document"]))
-    return documents
-
-
 def _walk(document: dict[str, Any], trace_id: str) -> Iterator[dict[str, Any]]:
     """The document and every subsegment in it, flattened, each with its trace id."""
     yield {**document, "trace_id": trace_id}
@@ -97,14 +67,14 @@ def stage_means(jobs: dict[str, dict[str, float]], job_ids: Iterable[str] | None
     return {stage: sum(j.get(stage, 0.0) for j in chosen) / len(chosen) if chosen else 0.0 for stage in TRACE_STAGES}
 
 
-def collect(xray: Any, start: float, end: float, job_ids: set[str], completed: set[str],
+def collect(traces: Traces, start: float, end: float, job_ids: set[str], completed: set[str],
             filter_expression: str | None = None, settle_s: float = 10.0, poll_s: float = 1.0) -> list[dict[str, Any]]:
     """The stage rows of the run's jobs (`job_ids`). Segments reach the API a moment after a job
     ends (UDP, then a daemon that sends in batches), so read until every completed job shows its
     upload stage, or until `settle_s` passes."""
     deadline = time.monotonic() + settle_s
     while True:
-        rows = stage_rows(fetch_documents(xray, start, end, filter_expression), job_ids)
+        rows = stage_rows(traces.documents(start, end, filter_expression), job_ids)
         uploaded = {row["jobId"] for row in rows if row["stage"] == "upload"}
         if completed <= uploaded or time.monotonic() >= deadline:
             return rows

@@ -18,9 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from whisperq import constants, faults, queue_config
+from whisperq.aws.api_keys import ApiKeys
 from whisperq.aws.clients import Clients
 from whisperq.aws.provision import Resources, create_bucket, provision
 from whisperq.aws.queues import Queue
+from whisperq.aws.traces import Traces
 from whisperq.config import Settings
 from whisperq.core.errors import ExitCode, WhisperqError
 from whisperq.local import api_process, esm, moto_process, state, xray
@@ -68,9 +70,9 @@ class Twin:
 
     def __post_init__(self) -> None:
         self._ctx = multiprocessing.get_context("spawn")
-        self._moto: Any = None
-        self._moto_dynamodb: Any = None
-        self._front: Any = None
+        # What runs besides the workers, in the order it started (moto's two servers, the X-Ray
+        # collector, the API front): stop() ends them in the reverse order.
+        self._parts: list[_Process | xray.Collector] = []
         self._collector: xray.Collector | None = None
         self._api_url = ""
         self._workers: list[Any] = []
@@ -133,25 +135,11 @@ class Twin:
         """Stop workers (they finish or release what they hold), the front, then moto."""
         self._stop_supervisor()
         self.stop_workers()
-        self._end("_front")
-        if self._collector is not None:
-            self._collector.stop()  # forwards what the functions sent last
-            self._collector = None
-        self._end("_moto")
-        self._end("_moto_dynamodb")
+        while self._parts:  # the front first, the collector (it forwards what came last) before moto
+            self._parts.pop().stop()
+        self._collector = None
         if self.state_directory is not None:
             state.remove_state(self.state_directory, os.getpid())
-
-    def _end(self, attribute: str) -> None:
-        """Stop the service process kept in `attribute`: SIGTERM, then SIGKILL if it outlives 10 s."""
-        process = getattr(self, attribute)
-        if process is not None:
-            process.terminate()
-            process.join(timeout=10)
-            if process.is_alive():
-                process.kill()
-                process.join(timeout=5)
-            setattr(self, attribute, None)
 
     def stop_workers(self) -> None:
         """SIGTERM every worker: each stops polling, finishes its batch (or gives back, at visibility
@@ -261,15 +249,14 @@ class Twin:
         self.stop()
 
     # --- parts -------------------------------------------------------------------------
-    def _start_service(self, attribute: str, target: Any, args: tuple[Any, ...], name: str,
-                       daemon: bool = True) -> Any:
-        """Start one child process, kept in `attribute` (so that stop() ends it even if its start
+    def _start_service(self, target: Any, args: tuple[Any, ...], name: str, daemon: bool = True) -> Any:
+        """Start one child process, kept among the twin's parts (so that stop() ends it even if its start
         fails), and wait for its ("ok", value) or ("error", reason) answer."""
         parent_conn, child_conn = self._ctx.Pipe(duplex=False)
         process = self._ctx.Process(target=target, args=(child_conn, *args), name=name, daemon=daemon)
         process.start()
         child_conn.close()
-        setattr(self, attribute, process)
+        self._parts.append(_Process(process))
         if not parent_conn.poll(60):
             raise TwinStartError(f"{name} did not start within 60 s")
         outcome, value = parent_conn.recv()
@@ -281,20 +268,18 @@ class Twin:
         """Two moto servers, as AWS's services are apart: DynamoDB in a process of its own, S3, SQS
         and the rest in another (S3 delivers its events to SQS inside moto, so those two stay
         together). Each is CPU-bound in one interpreter: apart, they use two cores, not one."""
-        port = self._start_service("_moto", moto_process.serve, (os.getpid(), self.log_path), "whisperq-moto")
+        port = self._start_service(moto_process.serve, (os.getpid(), self.log_path), "whisperq-moto")
         self.endpoint_url = f"http://127.0.0.1:{port}"
-        port = self._start_service("_moto_dynamodb", moto_process.serve, (os.getpid(), self.log_path),
-                                   "whisperq-moto-dynamodb")
+        port = self._start_service(moto_process.serve, (os.getpid(), self.log_path), "whisperq-moto-dynamodb")
         self.dynamodb_endpoint_url = f"http://127.0.0.1:{port}"
 
     def _start_collector(self) -> None:
         if not self.tracing:
             return
-        xray_client = Clients(Settings.from_env({constants.AWS_ENDPOINT_URL: self.endpoint_url,
-                                                  constants.AWS_REGION: "us-east-1"}), LOCAL_CREDENTIALS).get("xray")
-        self._collector = xray.Collector(
-            lambda documents: xray_client.put_trace_segments(TraceSegmentDocuments=documents)
-        ).start()
+        traces = Traces(Clients(Settings.from_env({constants.AWS_ENDPOINT_URL: self.endpoint_url,
+                                                    constants.AWS_REGION: "us-east-1"}), LOCAL_CREDENTIALS))
+        self._collector = xray.Collector(traces.put).start()
+        self._parts.append(self._collector)
 
     @property
     def xray_daemon_address(self) -> str | None:
@@ -322,10 +307,9 @@ class Twin:
         """The API keys in moto's API Gateway, as a deployed stack has them: a key's id (which owns its
         jobs) is API Gateway's, and `whisperq loadtest --stack` finds it the same way on both."""
         assert self.settings is not None
-        gateway = Clients(self.settings, LOCAL_CREDENTIALS).get("apigateway")
+        keys = ApiKeys(Clients(self.settings, LOCAL_CREDENTIALS))
         for index, key in enumerate([self.api_key, *self.extra_api_keys]):
-            created = gateway.create_api_key(name=f"whisperq-local-{index}", value=key, enabled=True)
-            self.api_key_ids[key] = created["id"]
+            self.api_key_ids[key] = keys.create(f"whisperq-local-{index}", key)
         # Files dropped in the inbox become jobs of the twin's user (unless the environment names another).
         if not os.environ.get(constants.INBOX_OWNER):
             self._child_env.setdefault(constants.INBOX_OWNER, self.api_key_id)
@@ -338,7 +322,7 @@ class Twin:
         keys = self.api_key_ids
         env = {**self._child_env, **xray.lambda_environment(API_FUNCTION, self.xray_daemon_address)}
         self._api_url = self._start_service(
-            "_front", api_process.serve, (os.getpid(), env, keys, self.api_port, self.log_path, API_FUNCTION),
+            api_process.serve, (os.getpid(), env, keys, self.api_port, self.log_path, API_FUNCTION),
             API_FUNCTION, daemon=False,  # its function's containers are processes of its own
         )
 
@@ -394,6 +378,10 @@ class Twin:
     def api_url(self) -> str:
         return self._api_url
 
+    @property
+    def worker_count(self) -> int:
+        return len(self._workers)
+
     def describe(self) -> dict[str, Any]:
         assert self.settings is not None and self.resources is not None
         return {
@@ -415,3 +403,19 @@ class Twin:
             "logPath": self.log_path,
             "startedAt": datetime.now(UTC).isoformat(timespec="seconds"),
         }
+
+
+class _Process:
+    """A child process of the twin (a moto server, the API front), as stop() ends it."""
+
+    def __init__(self, process: Any):
+        self.process = process
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL if it outlives 10 s."""
+        self.process.terminate()
+        self.process.join(timeout=10)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join(timeout=5)
+
