@@ -14,8 +14,8 @@ import heapq
 import math
 import random
 from collections import deque
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 LAMBDA_VCPU_MB = 1769.0  # Lambda gives one vCPU per 1,769 MB, up to 6 vCPUs at 10,240 MB
 ESM_START = 5
@@ -99,117 +99,132 @@ class _Job:
     failed: bool = False
 
 
-@dataclass
-class _State:
-    queue: deque = field(default_factory=deque)  # visible messages: (job, chunk index or -1, receives)
-    running: int = 0
-    warm: deque = field(default_factory=deque)  # idle environments by when they were last used, oldest first
-    limit: float = 0.0
+# A message on the queue: the job, its chunk (-1: the whole file), and how often it was received.
+_Message = tuple["_Job", int, int]
+
+
+class _Attempt(NamedTuple):
+    """One invocation's work on a message: when it was received, and whether it will succeed."""
+
+    job: _Job
+    chunk: int
+    receives: int
+    received_at: float
+    ok: bool
+
+
+class _Simulation:
+    """The event loop of `simulate`: a heap of timed events, the visible messages, the environments."""
+
+    def __init__(self, arrivals: list[tuple[float, float]], pipeline: Pipeline, seed: int):
+        self.pipeline = pipeline
+        self.chooser = random.Random(seed)
+        self.rtf, self.cap = pipeline.rtf, pipeline.cap
+        self.events: list[tuple[float, int, int, Any]] = []
+        self.sequence = 0
+        self.visible: deque[_Message] = deque()
+        self.running = 0
+        self.warm: deque[float] = deque()  # idle environments by when they were last used, oldest first
+        self.limit = 0.0 if pipeline.ramp else float(self.cap)  # the event source mapping's concurrency now
+        self.ramping = False
+        jobs = [_Job(t, d) for t, d in arrivals]
+        for job in jobs:
+            self.push(job.arrival, ARRIVE, job)
+        self.out = Outcome(len(jobs), 0, 0, 0.0, [], 0, 0, 0, 0, 0, 0, 0.0, sum(d for _, d in arrivals))
+
+    def push(self, at: float, kind: int, payload: Any) -> None:
+        self.sequence += 1
+        heapq.heappush(self.events, (at, self.sequence, kind, payload))
+
+    def run(self) -> Outcome:
+        while self.events:
+            now, _, kind, payload = heapq.heappop(self.events)
+            if kind == ARRIVE:
+                self.out.messages += 1
+                self.visible.append((payload, -1, 0))
+            elif kind == VISIBLE:
+                self.visible.append(payload)
+            elif kind == RAMP:
+                self.ramping = False
+                if self.visible:
+                    self.limit = min(self.cap, self.limit + ESM_STEP_PER_S)
+            else:
+                self.ended(payload, now)
+            self.start(now)
+        return self.out
+
+    def start(self, now: float) -> None:
+        """Hand visible messages to environments, as many as the event source mapping's limit allows."""
+        pipeline, out = self.pipeline, self.out
+        if not self.visible:
+            return
+        if pipeline.ramp and self.limit < ESM_START:
+            self.limit = min(self.cap, ESM_START)
+        while self.visible and self.running < int(self.limit):
+            job, chunk, receives = self.visible.popleft()
+            self.running += 1
+            out.attempts += 1
+            out.peak_concurrency = max(out.peak_concurrency, self.running)
+            while self.warm and now - self.warm[0] > pipeline.keep_warm_s:
+                self.warm.popleft()  # reclaimed by Lambda after idling
+            service_s = self.work(job, chunk)
+            if self.warm:
+                self.warm.pop()
+            else:
+                service_s += pipeline.cold_start_s
+                out.cold_starts += 1
+            out.busy_s += service_s
+            fails = bool(pipeline.failure_rate) and self.chooser.random() < pipeline.failure_rate
+            took_s = service_s * self.chooser.random() if fails else service_s
+            self.push(now + took_s, DONE, _Attempt(job, chunk, receives + 1, now, not fails))
+        if pipeline.ramp and self.visible and not self.ramping and self.limit < self.cap:
+            self.ramping = True
+            self.push(now + 1.0, RAMP, None)
+
+    def work(self, job: _Job, chunk: int) -> float:
+        """Seconds an environment spends on a message: a chunk, a split, or a whole file."""
+        pipeline = self.pipeline
+        if chunk >= 0:
+            length_s = min(pipeline.chunk_s, job.duration_s - chunk * pipeline.chunk_s)
+            return pipeline.overhead_s + length_s / self.rtf
+        if not job.chunks_left and pipeline.fanout_min_duration_s and \
+                job.duration_s > pipeline.fanout_min_duration_s and len(self.visible) < pipeline.max_concurrency:
+            job.chunks_left = math.ceil(job.duration_s / pipeline.chunk_s)
+        if job.chunks_left:  # a split (or a split an earlier attempt began: always finished, as in the worker)
+            return pipeline.overhead_s + job.duration_s * pipeline.split_s_per_audio_s
+        return pipeline.overhead_s + job.duration_s / self.rtf
+
+    def ended(self, attempt: _Attempt, now: float) -> None:
+        """An invocation ended: a retry or a dead letter, a split's chunks queued, a chunk or a job done."""
+        pipeline, out, job = self.pipeline, self.out, attempt.job
+        self.running -= 1
+        self.warm.append(now)
+        if not attempt.ok:
+            if attempt.receives >= pipeline.max_receive_count:
+                out.dead_lettered += 1
+                job.failed = True
+            else:
+                self.push(max(now, attempt.received_at + pipeline.visibility_timeout_s), VISIBLE,
+                          (job, attempt.chunk, attempt.receives))
+        elif attempt.chunk < 0 and job.chunks_left and not job.split:
+            job.split = True  # the split's chunks, one message each, behind what waits already
+            out.fanned_out += 1
+            out.chunks += job.chunks_left
+            out.messages += job.chunks_left
+            self.visible.extend((job, index, 0) for index in range(job.chunks_left))
+        elif attempt.chunk >= 0:
+            job.chunks_left -= 1
+            if job.chunks_left == 0 and not job.failed:
+                out.busy_s += pipeline.merge_s
+                finish(job, now + pipeline.merge_s, out)
+        elif not job.failed and not job.split:
+            finish(job, now, out)
 
 
 def simulate(arrivals: list[tuple[float, float]], pipeline: Pipeline, seed: int = 1) -> Outcome:
     """`arrivals`: (time s, audio duration s) per job. Every job is followed to its end."""
-    chooser = random.Random(seed)
-    p = pipeline
-    rtf, cap = p.rtf, p.cap
-    events: list[tuple[float, int, int, Any]] = []
-    seq = 0
-
-    def push(t: float, kind: int, payload: Any) -> None:
-        nonlocal seq
-        seq += 1
-        heapq.heappush(events, (t, seq, kind, payload))
-
-    jobs = [_Job(t, d) for t, d in arrivals]
-    for job in jobs:
-        push(job.arrival, ARRIVE, job)
-    s = _State(limit=0.0 if p.ramp else float(cap))
-    out = Outcome(len(jobs), 0, 0, 0.0, [], 0, 0, 0, 0, 0, 0, 0.0, sum(d for _, d in arrivals))
+    out = _Simulation(arrivals, pipeline, seed).run()
     first = min((t for t, _ in arrivals), default=0.0)
-    ramping = False
-
-    queue, warm = s.queue, s.warm
-    keep_warm_s, cold_start_s, failure_rate, ramp = p.keep_warm_s, p.cold_start_s, p.failure_rate, p.ramp
-    heappush = heapq.heappush
-
-    def start(now: float) -> None:
-        nonlocal ramping, seq
-        if not queue:
-            return
-        if ramp and s.limit < ESM_START:
-            s.limit = min(cap, ESM_START)
-        limit = int(s.limit)
-        while queue and s.running < limit:
-            job, chunk, receives = queue.popleft()
-            s.running += 1
-            out.attempts += 1
-            if s.running > out.peak_concurrency:
-                out.peak_concurrency = s.running
-            while warm and now - warm[0] > keep_warm_s:
-                warm.popleft()  # reclaimed by Lambda after idling
-            if warm:
-                warm.pop()
-                service = work(job, chunk)
-            else:
-                service = cold_start_s + work(job, chunk)
-                out.cold_starts += 1
-            out.busy_s += service
-            seq += 1
-            if failure_rate and chooser.random() < failure_rate:
-                heappush(events, (now + service * chooser.random(), seq, DONE, (job, chunk, receives + 1, now, False)))
-            else:
-                heappush(events, (now + service, seq, DONE, (job, chunk, receives + 1, now, True)))
-        if ramp and queue and not ramping and s.limit < cap:
-            ramping = True
-            push(now + 1.0, RAMP, None)
-
-    def work(job: _Job, chunk: int) -> float:
-        if chunk >= 0:
-            length = min(p.chunk_s, job.duration_s - chunk * p.chunk_s)
-            return p.overhead_s + length / rtf
-        if not job.chunks_left and p.fanout_min_duration_s and job.duration_s > p.fanout_min_duration_s \
-                and len(queue) < p.max_concurrency:
-            job.chunks_left = math.ceil(job.duration_s / p.chunk_s)
-        if job.chunks_left:  # a split (or a split an earlier attempt began: always finished, as in the worker)
-            return p.overhead_s + job.duration_s * p.split_s_per_audio_s
-        return p.overhead_s + job.duration_s / rtf
-
-    while events:
-        now, _, kind, payload = heapq.heappop(events)
-        if kind == ARRIVE:
-            out.messages += 1
-            queue.append((payload, -1, 0))
-        elif kind == VISIBLE:
-            queue.append(payload)
-        elif kind == RAMP:
-            ramping = False
-            if queue:
-                s.limit = min(cap, s.limit + ESM_STEP_PER_S)
-        else:
-            job, chunk, receives, received_at, ok = payload
-            s.running -= 1
-            warm.append(now)
-            if not ok:
-                if receives >= p.max_receive_count:
-                    out.dead_lettered += 1
-                    job.failed = True
-                else:
-                    push(max(now, received_at + p.visibility_timeout_s), VISIBLE, (job, chunk, receives))
-            elif chunk < 0 and job.chunks_left and not job.split:
-                job.split = True  # the split's chunks, one message each, behind what waits already
-                out.fanned_out += 1
-                out.chunks += job.chunks_left
-                out.messages += job.chunks_left
-                for index in range(job.chunks_left):
-                    queue.append((job, index, 0))
-            elif chunk >= 0:
-                job.chunks_left -= 1
-                if job.chunks_left == 0 and not job.failed:
-                    out.busy_s += p.merge_s
-                    finish(job, now + p.merge_s, out)
-            elif not job.failed and not job.split:
-                finish(job, now, out)
-        start(now)
     out.drain_s = max(0.0, out.drain_s - first) if out.completed else 0.0
     return out
 
