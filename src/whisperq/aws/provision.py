@@ -43,21 +43,30 @@ CALLBACKS_QUEUE = {"VisibilityTimeout": "30", "MessageRetentionPeriod": "86400"}
 
 
 def provision(clients: Clients, settings: Settings) -> Resources:
-    """Bucket with an ObjectCreated notification (prefix audio/) to the queue, queue + DLQ with a
-    redrive policy, the jobs table and the chunks table."""
-    config = settings.queue
-    sqs, s3, ddb = clients.sqs, clients.s3, clients.dynamodb
+    """Bucket with an ObjectCreated notification (prefix audio/, and the drop folder's) to the queue, queue +
+    DLQ with a redrive policy, the callbacks' queue, the jobs table and the chunks table."""
+    queues = _queues(clients, settings)
+    create_bucket(clients, settings.bucket, settings.region)
+    _notify(clients, settings, queues["queue_arn"])
+    _tables(clients, settings)
+    return Resources(settings.bucket, settings.table, settings.chunks_table, **queues)
+
+
+def _queues(clients: Clients, settings: Settings) -> dict[str, str]:
+    """The queue, its DLQ and the callbacks' queue (URLs and ARNs, by Resources' names); the queue lets
+    the bucket send to it."""
+    sqs, config = clients.sqs, settings.queue
+
+    def arn_of(url: str) -> str:
+        return str(sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"])
 
     dlq_url = sqs.create_queue(QueueName=settings.dlq_name, Attributes=config.dlq_attributes())["QueueUrl"]
-    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     callbacks_url = sqs.create_queue(QueueName=settings.callbacks_queue_name, Attributes=CALLBACKS_QUEUE)["QueueUrl"]
-    callbacks_arn = sqs.get_queue_attributes(QueueUrl=callbacks_url,
-                                             AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     queue_url = sqs.create_queue(QueueName=settings.queue_name)["QueueUrl"]
     # Set (rather than create with) the attributes so that a second provisioning with other
     # values updates the queue instead of failing with QueueAlreadyExists.
-    sqs.set_queue_attributes(QueueUrl=queue_url, Attributes=config.queue_attributes(dlq_arn))
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sqs.set_queue_attributes(QueueUrl=queue_url, Attributes=config.queue_attributes(arn_of(dlq_url)))
+    queue_arn = arn_of(queue_url)
     policy = {
         "Version": "2012-10-17",
         "Statement": [
@@ -72,14 +81,17 @@ def provision(clients: Clients, settings: Settings) -> Resources:
         ],
     }
     sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"Policy": json.dumps(policy)})
+    return {"queue_url": queue_url, "queue_arn": queue_arn, "dlq_url": dlq_url, "dlq_arn": arn_of(dlq_url),
+            "callbacks_queue_url": callbacks_url, "callbacks_queue_arn": arn_of(callbacks_url)}
 
-    create_bucket(clients, settings.bucket, settings.region)
-    # Setting the notification makes S3 send an s3:TestEvent to the queue, as AWS does. Uploads (audio/)
-    # and, when the drop folder is on, files dropped under its prefix go to the same queue.
+
+def _notify(clients: Clients, settings: Settings, queue_arn: str) -> None:
+    """Setting the notification makes S3 send an s3:TestEvent to the queue, as AWS does. Uploads (audio/)
+    and, when the drop folder is on, files dropped under its prefix go to the same queue."""
     prefixes = {"whisperq-audio-uploaded": AUDIO_PREFIX}
     if settings.inbox:
         prefixes["whisperq-inbox-dropped"] = settings.inbox
-    s3.put_bucket_notification_configuration(
+    clients.s3.put_bucket_notification_configuration(
         Bucket=settings.bucket,
         NotificationConfiguration={
             "QueueConfigurations": [
@@ -94,6 +106,9 @@ def provision(clients: Clients, settings: Settings) -> Resources:
         },
     )
 
+
+def _tables(clients: Clients, settings: Settings) -> None:
+    ddb = clients.dynamodb
     _create_table(ddb, settings.table, dict(
         # The same table as infra/template.yaml: key, the owner and open-jobs indexes, the TTL attribute.
         AttributeDefinitions=[
@@ -128,8 +143,6 @@ def provision(clients: Clients, settings: Settings) -> Resources:
                               {"AttributeName": "chunk", "AttributeType": "N"}],
         KeySchema=[{"AttributeName": "jobId", "KeyType": "HASH"}, {"AttributeName": "chunk", "KeyType": "RANGE"}],
     ))
-    return Resources(settings.bucket, settings.table, settings.chunks_table, queue_url, queue_arn, dlq_url, dlq_arn,
-                     callbacks_url, callbacks_arn)
 
 
 def create_bucket(clients: Clients, name: str, region: str) -> None:
