@@ -278,23 +278,7 @@ def transcribe(obj: Context, files: tuple[str, ...], fmt: str, out_dir: str | No
     options = _options(language, translate, word_timestamps, prompt)
     runs = [FileRun(path, target) for path, target in zip(files, targets, strict=True)]
     lock = threading.Lock()
-
-    def save(run: FileRun) -> None:  # --out: written as soon as its job completed, whole or not at all
-        assert run.job is not None and run.target is not None
-        partial = run.target.with_name(f".{run.target.name}.{os.getpid()}.part")
-        try:
-            client.download(run.job["transcriptUrls"][fmt], str(partial))
-            if overwrite:
-                os.replace(partial, run.target)
-            else:
-                os.link(partial, run.target)  # refuses a file that appeared since the check
-        except FileExistsError:
-            raise OSError(f"{run.target} appeared meanwhile; it was left as it is") from None
-        finally:
-            partial.unlink(missing_ok=True)
-        run.delivered = True
-        with lock:
-            obj.err.print(f"wrote {run.target}")
+    save = functools.partial(_save, obj, client, fmt, overwrite, lock)
 
     slots = threading.Semaphore(concurrency)
     label = len(files) > 1 and obj.out.is_terminal and not as_json
@@ -321,6 +305,30 @@ def transcribe(obj: Context, files: tuple[str, ...], fmt: str, out_dir: str | No
     except KeyboardInterrupt:
         _interrupted(obj, runs, fmt)
         raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
+    _finish(obj, runs, no_wait, as_json, label)
+
+
+def _save(obj: Context, client: Client, fmt: str, overwrite: bool, lock: threading.Lock, run: FileRun) -> None:
+    """--out: a transcript written as soon as its job completed, whole or not at all."""
+    assert run.job is not None and run.target is not None
+    partial = run.target.with_name(f".{run.target.name}.{os.getpid()}.part")
+    try:
+        client.download(run.job["transcriptUrls"][fmt], str(partial))
+        if overwrite:
+            os.replace(partial, run.target)
+        else:
+            os.link(partial, run.target)  # refuses a file that appeared since the check
+    except FileExistsError:
+        raise OSError(f"{run.target} appeared meanwhile; it was left as it is") from None
+    finally:
+        partial.unlink(missing_ok=True)
+    run.delivered = True
+    with lock:
+        obj.err.print(f"wrote {run.target}")
+
+
+def _finish(obj: Context, runs: list[FileRun], no_wait: bool, as_json: bool, label: bool) -> None:
+    """What the command prints at the end (job ids, or the jobs as JSON), and its error if any file failed."""
     jobs = [run.job or {"file": run.name, "jobId": run.job_id, "error": run.error} for run in runs]
     if no_wait:
         obj.emit(jobs, as_json, "\n".join(f"{run.job_id}  {run.name}" if label else str(run.job_id)
