@@ -105,63 +105,9 @@ class ApiFront:
         # One request at a time through the handler, as one Lambda container would take them.
         self._invoke_lock = threading.Lock()
         self._daemon_address = os.environ.get(xray.DAEMON_ADDRESS_ENV)
-        front = self
-
-        class RequestHandler(BaseHTTPRequestHandler):
-            server_version = "whisperq-local-front"
-            protocol_version = "HTTP/1.1"
-            # Headers and body go out in separate writes: with Nagle's algorithm on, the body waits for
-            # the client's delayed ACK, 40 ms added to every answer on a kept-alive connection.
-            disable_nagle_algorithm = True
-            # A client that announces more body than it sends (or stalls) is dropped after this, as API
-            # Gateway drops it, instead of holding a thread of the front for ever.
-            timeout = BODY_TIMEOUT_S
-
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-                pass
-
-            def _serve(self) -> None:
-                raw = self.headers.get("Content-Length") or "0"
-                if not (raw.isascii() and raw.isdigit()):
-                    self.close_connection = True
-                    message = f"Content-Length must be a whole number of bytes, not {raw[:20]!r}"
-                    self._reply(400, {"Content-Type": "application/json"},
-                                error_json("invalid_request", message).encode())
-                    return
-                length = int(raw)
-                if length > MAX_PAYLOAD_BYTES:
-                    self._reply(413, {"Content-Type": "application/json"}, error_json(
-                        "payload_too_large", "request bodies are limited to 10 MB: upload large audio with "
-                                             "POST /jobs and its pre-signed form").encode())
-                    return
-                body = self.rfile.read(length) if length else b""
-                event = to_proxy_event(self.command, self.path, list(self.headers.items()), body,
-                                       self.client_address[0])
-                if not front.authorise(event, api_key_of(self.headers)):
-                    self._reply(403, {"Content-Type": "application/json"}, error_json(
-                        "forbidden", "a valid API key is required (x-api-key or Authorization: Bearer)").encode())
-                    return
-                status, headers, payload = front.invoke(event)
-                self._reply(status, headers, payload)
-
-            def _reply(self, status: int, headers: dict[str, str], payload: bytes) -> None:
-                self.send_response(status)
-                for name, value in headers.items():
-                    if name.lower() not in ("content-length", "connection"):
-                        self.send_header(name, value)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(payload)
-
-            def __getattr__(self, name: str) -> Any:
-                # Every method reaches the handler (API Gateway forwards them; the handler answers 405),
-                # rather than http.server's HTML 501 for the ones it does not know.
-                if name.startswith("do_"):
-                    return self._serve
-                raise AttributeError(name)
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), RequestHandler)
+        # Each front's requests reach it through a handler class of its own.
+        handler_class = type("RequestHandler", (_Requests,), {"front": self})
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), handler_class)
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
 
@@ -214,3 +160,62 @@ class ApiFront:
         self._server.server_close()
         if self._thread:
             self._thread.join(timeout=5)
+
+
+class _Requests(BaseHTTPRequestHandler):
+    """The HTTP side of a front: each request becomes an API Gateway proxy event for its handler."""
+
+    front: Any  # the ApiFront whose requests these are (set by a subclass per front)
+
+    server_version = "whisperq-local-front"
+    protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes: with Nagle's algorithm on, the body waits for
+    # the client's delayed ACK, 40 ms added to every answer on a kept-alive connection.
+    disable_nagle_algorithm = True
+    # A client that announces more body than it sends (or stalls) is dropped after this, as API
+    # Gateway drops it, instead of holding a thread of the front for ever.
+    timeout = BODY_TIMEOUT_S
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        pass
+
+    def _serve(self) -> None:
+        raw = self.headers.get("Content-Length") or "0"
+        if not (raw.isascii() and raw.isdigit()):
+            self.close_connection = True
+            message = f"Content-Length must be a whole number of bytes, not {raw[:20]!r}"
+            self._reply(400, {"Content-Type": "application/json"},
+                        error_json("invalid_request", message).encode())
+            return
+        length = int(raw)
+        if length > MAX_PAYLOAD_BYTES:
+            self._reply(413, {"Content-Type": "application/json"}, error_json(
+                "payload_too_large", "request bodies are limited to 10 MB: upload large audio with "
+                                     "POST /jobs and its pre-signed form").encode())
+            return
+        body = self.rfile.read(length) if length else b""
+        event = to_proxy_event(self.command, self.path, list(self.headers.items()), body,
+                               self.client_address[0])
+        if not self.front.authorise(event, api_key_of(self.headers)):
+            self._reply(403, {"Content-Type": "application/json"}, error_json(
+                "forbidden", "a valid API key is required (x-api-key or Authorization: Bearer)").encode())
+            return
+        status, headers, payload = self.front.invoke(event)
+        self._reply(status, headers, payload)
+
+    def _reply(self, status: int, headers: dict[str, str], payload: bytes) -> None:
+        self.send_response(status)
+        for name, value in headers.items():
+            if name.lower() not in ("content-length", "connection"):
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(payload)
+
+    def __getattr__(self, name: str) -> Any:
+        # Every method reaches the handler (API Gateway forwards them; the handler answers 405),
+        # rather than http.server's HTML 501 for the ones it does not know.
+        if name.startswith("do_"):
+            return self._serve
+        raise AttributeError(name)
