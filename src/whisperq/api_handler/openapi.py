@@ -7,9 +7,16 @@ from typing import Any
 from whisperq import __version__
 from whisperq.api_handler.openapi_openai import paths as openai_paths
 from whisperq.api_handler.openapi_page import paths as page_paths
+from whisperq.api_handler.service import MAX_IDEMPOTENCY_KEY_CHARS, MAX_PAGE_SIZE
 from whisperq.core.audio import AUDIO_CONTENT_TYPES
+from whisperq.core.callbacks import MAX_URL_CHARS
 from whisperq.core.jobs import JobStatus
+from whisperq.core.keys import MAX_FILENAME_CHARS
+from whisperq.core.options import MAX_BEAM_SIZE, MAX_PROMPT_CHARS
+from whisperq.core.sources import MAX_SOURCE_CHARS
 from whisperq.core.writers import WRITERS
+
+# Every limit below is the one the code enforces, named where it is enforced: never a second copy.
 
 _JOB_ID = {
     "type": "string",
@@ -22,10 +29,10 @@ _OPTIONS = {
     "properties": {
         "language": {"type": ["string", "null"], "description": "a Whisper language code, or 'auto'"},
         "task": {"type": "string", "enum": ["transcribe", "translate"]},
-        "initialPrompt": {"type": ["string", "null"], "maxLength": 1000},
+        "initialPrompt": {"type": ["string", "null"], "maxLength": MAX_PROMPT_CHARS},
         "wordTimestamps": {"type": "boolean"},
         "vadFilter": {"type": "boolean"},
-        "beamSize": {"type": "integer", "minimum": 1, "maximum": 10},
+        "beamSize": {"type": "integer", "minimum": 1, "maximum": MAX_BEAM_SIZE},
         "temperature": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
     },
 }
@@ -34,13 +41,14 @@ _CREATE: dict[str, Any] = {
     "additionalProperties": False,
     "required": ["filename", "contentType"],
     "properties": {
-        "filename": {"type": "string", "minLength": 1, "maxLength": 255, "description": "a bare file name"},
+        "filename": {"type": "string", "minLength": 1, "maxLength": MAX_FILENAME_CHARS,
+                     "description": "a bare file name"},
         "contentType": {"type": "string", "enum": sorted(AUDIO_CONTENT_TYPES)},
         "options": {"$ref": "#/components/schemas/Options"},
         "callbackUrl": {
             "type": "string",
             "format": "uri",
-            "maxLength": 2048,
+            "maxLength": MAX_URL_CHARS,
             "description": "POSTed the final job, signed (X-Whisperq-Signature), on COMPLETED or FAILED",
         },
     },
@@ -51,7 +59,7 @@ _CREATE_FROM_SOURCE = {
     "additionalProperties": False,
     "required": ["source"],
     "properties": {
-        "source": {"type": "string", "minLength": 1, "maxLength": 2048,
+        "source": {"type": "string", "minLength": 1, "maxLength": MAX_SOURCE_CHARS,
                    "description": "s3://bucket/key of an object in a bucket granted to the deployment (copied "
                                   "server-side), or an https:// URL (fetched by a worker; private, loopback and "
                                   "link-local addresses refused)"},
@@ -80,7 +88,8 @@ IDEMPOTENCY_PARAM = {
     "description": "Send a create again with the same key (after a timeout or a 5xx) and get the same job back, "
                    "not a second one: the answer then carries idempotentReplayed: true. The same key with a "
                    "different body is a 409. Scoped to the API key; 1 to 255 printable ASCII characters.",
-    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[\\x21-\\x7e]+$"},
+    "schema": {"type": "string", "minLength": 1, "maxLength": MAX_IDEMPOTENCY_KEY_CHARS,
+               "pattern": "^[\\x21-\\x7e]+$"},
 }
 _REPLAYED = {"type": "boolean", "description": "true when an Idempotency-Key matched an earlier create"}
 _JOB = {
@@ -213,7 +222,8 @@ def document() -> dict[str, Any]:
                             "in": "query",
                             "schema": {"type": "string", "enum": [s.value for s in JobStatus]},
                         },
-                        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100}},
+                        {"name": "limit", "in": "query",
+                         "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE}},
                         {
                             "name": "cursor",
                             "in": "query",

@@ -35,7 +35,8 @@ MAX_PAGE_SIZE = 100
 UPLOAD_GRACE_S = 60
 
 IDEMPOTENCY_NAMESPACE = uuid.UUID("6f0c3b1e-8a5d-4f7e-9c2b-3d4e5f607182")
-_IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
+MAX_IDEMPOTENCY_KEY_CHARS = 255
+_IDEMPOTENCY_KEY = re.compile(rf"[\x21-\x7e]{{1,{MAX_IDEMPOTENCY_KEY_CHARS}}}")
 
 
 def validate_idempotency_key(raw: str | None) -> str | None:
