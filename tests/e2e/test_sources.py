@@ -95,6 +95,11 @@ def test_bulk_prefix_when_interrupted_and_run_again_then_every_object_once(twin,
     assert saved[0] == "day 0/call-00.mp3.txt" and len(saved) == OBJECTS
     assert all(phrase in normalised((tmp_path / "out" / saved[1]).read_text()) for phrase in MEETING_PHRASES)
 
+    # One object of the prefix by itself: its transcript printed, as a file's would be.
+    single = run_cli(state_dir, "transcribe", f"s3://{bucket}/calls/day 1/call-01.wav", timeout_s=180)
+    assert single.returncode == 0, single.stderr
+    assert all(phrase in normalised(single.stdout) for phrase in MEETING_PHRASES)
+
 
 def test_drop_folder_when_files_are_put_then_jobs_complete_with_transcripts_beside_them(twin):
     _, running = twin
