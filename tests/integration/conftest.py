@@ -17,7 +17,6 @@ from moto.server import ThreadedMotoServer
 
 from tests.conftest import load_event
 from whisperq.api_handler import handler as api
-from whisperq.api_handler.openapi import document
 from whisperq.api_handler.service import JobService
 from whisperq.aws.blobs import Blobs
 from whisperq.aws.clients import Clients
@@ -104,7 +103,7 @@ def stack(moto_endpoint, unique, queue_config) -> Stack:
 
 
 # --- the API handler and a transcriber on the same stack (jobs API, security tests) -----------
-DOC = document()
+DOC = api.contract()
 ALICE, BOB = "key-alice", "key-bob"
 
 

@@ -38,7 +38,7 @@ def test_create_job_when_valid_then_pre_signed_post_that_uploads_and_transcribes
     assert ["content-length-range", 1, stack.settings.max_upload_bytes] in policy["conditions"]
     assert post_form(created, (EXAMPLES / "meeting.wav").read_bytes()).status_code in (200, 204)
     assert transcriber() == {"batchItemFailures": []}
-    status, job, _ = call("GET", f"/jobs/{created['jobId']}", template="/jobs/{jobId}")
+    status, job, _ = call("GET", f"/jobs/{created['jobId']}", template="/jobs/{job_id}")
     assert status == 200 and job["status"] == "COMPLETED"
 
 
@@ -73,9 +73,9 @@ def test_list_jobs_when_bad_query_or_someone_elses_cursor_then_400(call, query, 
 
 def test_job_when_read_with_another_key_then_404_as_if_missing(call):
     _, created, _ = call("POST", "/jobs", {"filename": "a.wav", "contentType": "audio/wav"})
-    for method, path, template in (("GET", f"/jobs/{created['jobId']}", "/jobs/{jobId}"),
-                                   ("DELETE", f"/jobs/{created['jobId']}", "/jobs/{jobId}"),
-                                   ("GET", f"/status/{created['jobId']}", "/status/{jobId}")):
+    for method, path, template in (("GET", f"/jobs/{created['jobId']}", "/jobs/{job_id}"),
+                                   ("DELETE", f"/jobs/{created['jobId']}", "/jobs/{job_id}"),
+                                   ("GET", f"/status/{created['jobId']}", "/status/{job_id}")):
         status, payload, _ = call(method, path, key=BOB, template=template)
         assert status == 404 and payload["error"]["code"] == "job_not_found"
 
@@ -85,13 +85,13 @@ def test_request_when_no_api_key_id_then_403_except_health(call):
     assert status == 403 and payload["error"]["code"] == "forbidden"
     assert call("GET", "/health", key=None)[:2] == (200, {"status": "ok"})
     status, doc, _ = call("GET", "/openapi.json")
-    assert status == 200 and doc["openapi"].startswith("3.1") and "/jobs/{jobId}/transcript" in doc["paths"]
+    assert status == 200 and doc["openapi"].startswith("3.1") and "/jobs/{job_id}/transcript" in doc["paths"]
 
 
 def test_transcript_when_not_completed_then_409_and_when_completed_then_302(call, stack, transcriber):
     _, created, _ = call("POST", "/jobs", {"filename": "meeting.wav", "contentType": "audio/wav"})
     job_id = created["jobId"]
-    template = "/jobs/{jobId}/transcript"
+    template = "/jobs/{job_id}/transcript"
     status, payload, _ = call("GET", f"/jobs/{job_id}/transcript", template=template)
     assert status == 409 and "UPLOADING" in payload["error"]["message"]
     post_form(created, (EXAMPLES / "meeting.wav").read_bytes())
@@ -107,7 +107,7 @@ def test_cancel_when_queued_then_cancelled_files_deleted_and_worker_skips(call, 
     _, created, _ = call("POST", "/jobs", {"filename": "meeting.wav", "contentType": "audio/wav"})
     job_id = created["jobId"]
     post_form(created, (EXAMPLES / "meeting.wav").read_bytes())
-    status, job, _ = call("DELETE", f"/jobs/{job_id}", template="/jobs/{jobId}")
+    status, job, _ = call("DELETE", f"/jobs/{job_id}", template="/jobs/{job_id}")
     assert status == 200 and job["status"] == "CANCELLED"
     assert stack.blobs.head(f"audio/{job_id}/meeting.wav") is None
     assert transcriber() == {"batchItemFailures": []}
@@ -119,7 +119,7 @@ def test_cancel_when_finished_then_409(call, stack, transcriber):
     _, created, _ = call("POST", "/jobs", {"filename": "meeting.wav", "contentType": "audio/wav"})
     post_form(created, (EXAMPLES / "meeting.wav").read_bytes())
     transcriber()
-    status, payload, _ = call("DELETE", f"/jobs/{created['jobId']}", template="/jobs/{jobId}")
+    status, payload, _ = call("DELETE", f"/jobs/{created['jobId']}", template="/jobs/{job_id}")
     assert status == 409 and "already ended COMPLETED" in payload["error"]["message"]
     assert stack.blobs.head(f"transcripts/{created['jobId']}/{created['jobId']}.txt") is not None
 
@@ -127,7 +127,7 @@ def test_cancel_when_finished_then_409(call, stack, transcriber):
 @pytest.mark.parametrize(
     ("body", "fragment"),
     [
-        ({"filename": "x" * 300 + ".wav", "contentType": "audio/wav"}, "longer than 255"),
+        ({"filename": "x" * 300 + ".wav", "contentType": "audio/wav"}, "1 to 255 characters"),
         ({"filename": "a.wav", "contentType": "audio/wav", "callbackUrl": "ftp://example.com/x"}, "http(s)"),
         ({"filename": "a.wav", "contentType": "audio/wav", "callbackUrl": 5}, "callbackUrl"),
         ({"filename": "a.wav", "contentType": "audio/wav", "callbackUrl": "http://u:p@example.com/"}, "credentials"),
@@ -144,7 +144,7 @@ def test_upload_when_never_arrives_then_job_fails_after_url_expiry(call, stack, 
     api.reset(service)
     _, created, _ = call("POST", "/jobs", {"filename": "a.wav", "contentType": "audio/wav"})
     __import__("time").sleep(1.3)
-    status, job, _ = call("GET", f"/jobs/{created['jobId']}", template="/jobs/{jobId}")
+    status, job, _ = call("GET", f"/jobs/{created['jobId']}", template="/jobs/{job_id}")
     assert status == 200 and job["status"] == "FAILED" and "upload not received" in job["error"]
 
 

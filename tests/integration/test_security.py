@@ -104,7 +104,7 @@ def test_presigned_get_when_transcript_ready_then_scoped_to_that_transcript_and_
     job_id = created["jobId"]
     post_form(created, (EXAMPLES / "meeting.wav").read_bytes())
     transcriber()
-    status, payload, _ = call("GET", f"/jobs/{job_id}/transcript", template="/jobs/{jobId}/transcript")
+    status, payload, _ = call("GET", f"/jobs/{job_id}/transcript", template="/jobs/{job_id}/transcript")
     assert status == 302
     url, now = payload["transcriptUrl"], datetime.now(UTC)
     assert sigv4_query_check(url, "GET", {}, secret, now) == "valid"
@@ -122,10 +122,10 @@ def test_another_key_when_it_tries_everything_on_someone_elses_job_then_nothing_
     post_form(created, (EXAMPLES / "meeting.wav").read_bytes())
     transcriber()
     attempts = [
-        ("GET", f"/jobs/{job_id}", "/jobs/{jobId}", None),
-        ("GET", f"/status/{job_id}", "/status/{jobId}", None),
-        ("GET", f"/jobs/{job_id}/transcript", "/jobs/{jobId}/transcript", None),
-        ("DELETE", f"/jobs/{job_id}", "/jobs/{jobId}", None),
+        ("GET", f"/jobs/{job_id}", "/jobs/{job_id}", None),
+        ("GET", f"/status/{job_id}", "/status/{job_id}", None),
+        ("GET", f"/jobs/{job_id}/transcript", "/jobs/{job_id}/transcript", None),
+        ("DELETE", f"/jobs/{job_id}", "/jobs/{job_id}", None),
     ]
     for method, path, template, query in attempts:
         status, payload, headers = call(method, path, key=BOB, template=template, query=query)
@@ -135,7 +135,7 @@ def test_another_key_when_it_tries_everything_on_someone_elses_job_then_nothing_
     status, listing, _ = call("GET", "/jobs", key=BOB, query={"limit": "100"})
     assert status == 200 and listing["jobs"] == []
     # Alice's job is untouched by all of that.
-    status, job, _ = call("GET", f"/jobs/{job_id}", key=ALICE, template="/jobs/{jobId}")
+    status, job, _ = call("GET", f"/jobs/{job_id}", key=ALICE, template="/jobs/{job_id}")
     assert status == 200 and job["status"] == "COMPLETED"
     assert stack.blobs.head(f"transcripts/{job_id}/{job_id}.txt") is not None
 

@@ -86,7 +86,7 @@ def test_s3_source_when_granted_then_copied_server_side_and_transcribed(stack, c
     status, again, _ = call("POST", "/jobs", {"source": source}, headers={"Idempotency-Key": "k-1"})
     assert status == 201 and again["jobId"] == created["jobId"] and again["idempotentReplayed"] is True
     assert run_worker() == {"batchItemFailures": []}
-    status, job, _ = call("GET", f"/jobs/{created['jobId']}", template="/jobs/{jobId}")
+    status, job, _ = call("GET", f"/jobs/{created['jobId']}", template="/jobs/{job_id}")
     assert job["status"] == "COMPLETED" and job["source"] == source
 
 

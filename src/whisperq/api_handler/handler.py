@@ -7,39 +7,71 @@ that created it, and a key sees only its own jobs."""
 from __future__ import annotations
 
 import base64
+import binascii
 import functools
 import json
-import math
 import re
 import time
-from pathlib import Path
-from typing import Any
+from pathlib import Path as FilePath
+from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 
 from whisperq import faults
+from whisperq.api_handler.contract import (
+    AUDIO_ANSWERS,
+    AUDIO_ROUTE,
+    CREATE_ERRORS,
+    DEFAULT_PAGE_SIZE,
+    JOB_ERRORS,
+    MAX_PAGE_SIZE,
+    CreatedJob,
+    CreateRequest,
+    CreateUpload,
+    Health,
+    IdempotencyKey,
+    Job,
+    JobIdPath,
+    JobList,
+    OpenAIModel,
+    OpenAIModels,
+    Queues,
+    Redirect,
+    TranscriptFormat,
+    TranscriptLink,
+    Upload,
+    errors,
+    form_body,
+    ok,
+    redirect,
+    text,
+)
 from whisperq.api_handler.multipart import parse_form
 from whisperq.api_handler.openai_routes import OpenAIRoutes
 from whisperq.api_handler.openapi import document as openapi_document
 from whisperq.api_handler.ops import Operations
-from whisperq.api_handler.service import JobService, validate_idempotency_key
+from whisperq.api_handler.service import JobService
 from whisperq.aws.blobs import Blobs
 from whisperq.aws.clients import Clients
 from whisperq.aws.jobs_table import JobsTable
 from whisperq.config import Settings
 from whisperq.core import openai_compat
+from whisperq.core.contract import explain, strict_json
 from whisperq.core.errors import Forbidden, InvalidRequest, WhisperqError
+from whisperq.core.jobs import JobStatus
 from whisperq.tracing import annotate, stage
 
 logger = Logger(service="whisperq-api")
 metrics = Metrics(namespace="whisperq", service="whisperq-api")
-app = APIGatewayRestResolver()
+app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=strict_json)
 
 _service: JobService | None = None
 _operations: Operations | None = None
-WEB = Path(__file__).with_name("web")
+WEB = FilePath(__file__).with_name("web")
 # The page calls the API on its own origin and S3 by pre-signed URLs; audio plays from the file itself.
 PAGE_HEADERS = {"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff",
                 "Content-Security-Policy": "default-src 'self'; connect-src 'self' https: http:; "
@@ -96,52 +128,7 @@ def owner() -> str:
     return key_id
 
 
-# How deep a request's JSON may nest: the API's bodies are two levels deep.
-MAX_JSON_DEPTH = 16
-
-
-def json_body() -> Any:
-    raw = app.current_event.body
-    if raw is None or raw == "":
-        raise InvalidRequest("the request needs a JSON body")
-    try:
-        if app.current_event.is_base64_encoded:
-            raw = app.current_event.decoded_body
-        body = json.loads(raw or "")
-    except RecursionError:
-        raise InvalidRequest(f"the request body nests deeper than {MAX_JSON_DEPTH} levels") from None
-    except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as exc:
-        raise InvalidRequest(f"the request body is not valid UTF-8 JSON: {exc}") from exc
-    _check_values(body, "body", 0)
-    return body
-
-
-def _check_values(value: Any, path: str, depth: int) -> None:
-    """Refuse what JSON parses but nothing downstream can take, naming where it is: text that is not
-    Unicode (a lone surrogate, "\\ud800"), numbers no store keeps, nesting past MAX_JSON_DEPTH."""
-    if depth > MAX_JSON_DEPTH:
-        raise InvalidRequest(f"the request body nests deeper than {MAX_JSON_DEPTH} levels (at {path})")
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise InvalidRequest(f"{path} is not valid Unicode text (it holds a lone surrogate)") from None
-    elif isinstance(value, float) and (not math.isfinite(value) or (value != 0 and not 1e-100 < abs(value) < 1e100)):
-        raise InvalidRequest(f"{path} is a number out of range ({value!r})")
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            _check_values(key, f"{path} key", depth + 1)
-            _check_values(item, f"{path}.{key}" if path != "body" else str(key), depth + 1)
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            _check_values(item, f"{path}[{index}]", depth + 1)
-
-
-def query(name: str) -> str | None:
-    return (app.current_event.query_string_parameters or {}).get(name)
-
-
-def created(payload: dict[str, Any]) -> Response:
+def created(payload: dict[str, Any]) -> Response[Any]:
     logger.append_keys(job_id=payload["jobId"])
     annotate(jobId=payload["jobId"])
     if payload.get("idempotentReplayed"):
@@ -152,14 +139,20 @@ def created(payload: dict[str, Any]) -> Response:
     return json_response(201, payload)
 
 
-@app.get("/health")
+PUBLIC: list[dict[str, list[str]]] = []  # what a route without a key declares
+PUBLIC_PATHS = frozenset({"/health", "/", "/app", "/app.js"})
+
+
+@app.get("/health", operation_id="health", summary="liveness", security=PUBLIC,
+         responses=ok(200, Health, "the API answers"))
 def health() -> dict[str, Any]:
     return {"status": "ok"}
 
 
 # --- the page (no key: it asks for one) and its operator view --------------------------------
-@app.get("/")
-def root() -> Response:
+@app.get("/", operation_id="root", summary="redirect to the page", security=PUBLIC,
+         responses=redirect("Location: app", Redirect))
+def root() -> Response[Any]:
     return Response(status_code=302, content_type="application/json", headers={"Location": "app"},
                     body=json.dumps({"page": "app"}))
 
@@ -170,68 +163,91 @@ def web_file(name: str) -> str:
     return (WEB / name).read_text(encoding="utf-8")
 
 
-@app.get("/app")
-def page() -> Response:
+@app.get("/app", operation_id="page", summary="the web page: upload, watch, download (asks for the API key)",
+         security=PUBLIC, responses=text(200, "text/html", "the page"))
+def page() -> Response[Any]:
     return Response(status_code=200, content_type="text/html; charset=utf-8", headers=PAGE_HEADERS,
                     body=web_file("index.html"))
 
 
-@app.get("/app.js")
-def page_script() -> Response:
+@app.get("/app.js", operation_id="pageScript", summary="the page's script", security=PUBLIC,
+         responses=text(200, "text/javascript", "the page's script"))
+def page_script() -> Response[Any]:
     return Response(status_code=200, content_type="text/javascript; charset=utf-8", headers=PAGE_HEADERS,
                     body=web_file("app.js"))
 
 
-@app.get("/ops/queues")
+@app.get("/ops/queues", operation_id="opsQueues",
+         summary="operator view: queue depth, in flight, dead letters, and this key's latest failures",
+         responses={**ok(200, Queues, "SQS's approximate counts and the latest FAILED jobs with their reasons"),
+                    **errors()})
 def ops_queues() -> dict[str, Any]:
     return operations().queues(owner())
 
 
-@app.get("/openapi.json")
+@app.get("/openapi.json", operation_id="openapi", summary="this document",
+         responses={200: {"description": "OpenAPI 3.1", "content": {"application/json": {
+             "schema": {"type": "object"}}}}, **errors()})
 def openapi() -> dict[str, Any]:
     owner()
-    return openapi_document()
+    return contract()
 
 
-def idempotency_key() -> str | None:
-    # Powertools v3 headers are case-insensitive.
-    return validate_idempotency_key(app.current_event.headers.get("Idempotency-Key"))
+def contract() -> dict[str, Any]:
+    """The OpenAPI document of these routes."""
+    return openapi_document(app, PUBLIC_PATHS)
 
 
-@app.post("/upload")
-def create_upload() -> Response:
-    return created(service().create_upload(json_body(), owner(), idempotency_key()))
+# --- jobs ------------------------------------------------------------------------------------
+@app.post("/upload", operation_id="createUpload", summary="create a job; upload with a pre-signed PUT (original API)",
+          responses={**ok(201, Upload, "job created, waiting for its upload"), **CREATE_ERRORS})
+def create_upload(body: Annotated[CreateUpload, Body()], key: IdempotencyKey = None) -> Response[Any]:
+    return created(service().create_upload(body, owner(), key))
 
 
-@app.get("/status/<job_id>")
-def get_status(job_id: str) -> dict[str, Any]:
+@app.get("/status/<job_id>", operation_id="getStatus", summary="a job (original API)",
+         responses={**ok(200, Job, "the job"), **JOB_ERRORS})
+def get_status(job_id: JobIdPath) -> dict[str, Any]:
     return service().status(job_id, owner())
 
 
-@app.post("/jobs")
-def create_job() -> Response:
-    return created(service().create_job(json_body(), owner(), idempotency_key()))
+@app.post("/jobs", operation_id="createJob",
+          summary="create a job: upload with the pre-signed POST form, or give an s3:// or https:// source",
+          responses={**ok(201, CreatedJob, "job created, waiting for its upload"), **CREATE_ERRORS})
+def create_job(body: Annotated[CreateRequest, Body()], key: IdempotencyKey = None) -> Response[Any]:
+    return created(service().create_job(body, owner(), key))
 
 
-@app.get("/jobs")
-def list_jobs() -> dict[str, Any]:
-    return service().list(owner(), query("status"), query("limit"), query("cursor"))
+@app.get("/jobs", operation_id="listJobs", summary="this key's jobs, newest first",
+         responses={**ok(200, JobList, "a page of jobs"), **errors(e400="bad query")})
+def list_jobs(status: Annotated[JobStatus | None, Query()] = None,
+              limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
+              cursor: Annotated[str | None, Query(description="nextCursor of the previous page")] = None,
+              ) -> dict[str, Any]:
+    return service().list(owner(), status, limit, cursor)
 
 
-@app.get("/jobs/<job_id>")
-def get_job(job_id: str) -> dict[str, Any]:
+@app.get("/jobs/<job_id>", operation_id="getJob", summary="a job",
+         responses={**ok(200, Job, "the job"), **JOB_ERRORS})
+def get_job(job_id: JobIdPath) -> dict[str, Any]:
     return service().status(job_id, owner())
 
 
-@app.get("/jobs/<job_id>/transcript")
-def get_transcript(job_id: str) -> Response:
-    url = service().transcript_url(job_id, owner(), query("format"))
+@app.get("/jobs/<job_id>/transcript", operation_id="getTranscript",
+         summary="redirect to a pre-signed transcript URL",
+         responses={**redirect("Location: the pre-signed URL", TranscriptLink), **JOB_ERRORS,
+                    **errors(e409="the job is not COMPLETED")})
+def get_transcript(job_id: JobIdPath,
+                   format: Annotated[TranscriptFormat, Query()] = "txt",  # type: ignore[valid-type]
+                   ) -> Response[Any]:
+    url = service().transcript_url(job_id, owner(), format)
     return Response(status_code=302, content_type="application/json", headers={"Location": url},
                     body=json.dumps({"transcriptUrl": url}))
 
 
-@app.delete("/jobs/<job_id>")
-def cancel_job(job_id: str) -> dict[str, Any]:
+@app.delete("/jobs/<job_id>", operation_id="cancelJob", summary="cancel an unfinished job and delete its files",
+            responses={**ok(200, Job, "the cancelled job"), **JOB_ERRORS, **errors(e409="the job already ended")})
+def cancel_job(job_id: JobIdPath) -> dict[str, Any]:
     return service().cancel(job_id, owner())
 
 
@@ -248,32 +264,38 @@ def form() -> dict[str, list[Any]]:
     return parse_form(event.headers.get("Content-Type"), body)
 
 
-def audio_route(task: str) -> Response:
-    answer = openai_routes().audio(form(), owner(), task, idempotency_key())
+def audio_route(task: str, key: str | None) -> Response[Any]:
+    answer = openai_routes().audio(form(), owner(), task, key)
     logger.append_keys(job_id=answer.job_id)
     annotate(jobId=answer.job_id)
     return Response(status_code=200, content_type=answer.content_type, body=answer.body,
                     headers={"x-whisperq-job-id": answer.job_id})
 
 
-@app.post("/v1/audio/transcriptions")
-def openai_transcriptions() -> Response:
-    return audio_route("transcribe")
+@app.post("/v1/audio/transcriptions", operation_id="openaiTranscriptions", summary="OpenAI-compatible transcription",
+          description=AUDIO_ROUTE, responses=AUDIO_ANSWERS, openapi_extensions=form_body())
+def openai_transcriptions(key: IdempotencyKey = None) -> Response[Any]:
+    return audio_route("transcribe", key)
 
 
-@app.post("/v1/audio/translations")
-def openai_translations() -> Response:
-    return audio_route("translate")
+@app.post("/v1/audio/translations", operation_id="openaiTranslations",
+          summary="OpenAI-compatible translation into English", description=AUDIO_ROUTE,
+          responses=AUDIO_ANSWERS, openapi_extensions=form_body())
+def openai_translations(key: IdempotencyKey = None) -> Response[Any]:
+    return audio_route("translate", key)
 
 
-@app.get("/v1/models")
+@app.get("/v1/models", operation_id="openaiModels", summary="the models this deployment serves",
+         responses={**ok(200, OpenAIModels, "OpenAI's model list"), **errors()})
 def openai_models() -> dict[str, Any]:
     owner()
     return openai_compat.models(service().settings.model, STARTED)
 
 
-@app.get("/v1/models/<model>")
-def openai_model(model: str) -> Response:
+@app.get("/v1/models/<model>", operation_id="openaiModel", summary="one model",
+         responses={**ok(200, OpenAIModel, "the model"), **errors(e400="a malformed model name",
+                                                                    e404="no such model here")})
+def openai_model(model: str) -> Response[Any]:
     owner()
     if model not in (openai_compat.OPENAI_MODEL, service().settings.model):
         return error_response(404, "model_not_found", f"the model {model!r} does not exist here", "model")
@@ -308,9 +330,26 @@ def handle_whisperq_error(exc: WhisperqError) -> Response:
     return response
 
 
+@app.exception_handler(RequestValidationError)
+def handle_invalid(exc: RequestValidationError) -> Response:
+    """A request its route's models refuse: a 400 naming each field and what it must be; but who asks
+    is checked before what they ask (a request without a key is a 403, whatever it holds)."""
+    try:
+        owner()
+    except Forbidden as refused:
+        return handle_whisperq_error(refused)
+    return handle_whisperq_error(InvalidRequest(explain(exc.errors())))
+
+
+@app.exception_handler([UnicodeDecodeError, binascii.Error])
+def handle_undecodable(exc: ValueError) -> Response:
+    """A body API Gateway passed base64-encoded that is not base64, or not UTF-8 where JSON is due."""
+    return handle_whisperq_error(InvalidRequest(f"the request body could not be decoded: {exc}"))
+
+
 def _allowed_methods(path: str) -> list[str]:
     """The methods the OpenAPI document declares for the route that `path` matches."""
-    for template, operations in openapi_document()["paths"].items():
+    for template, operations in contract()["paths"].items():
         parts = re.split(r"(\{[^/]+\})", template)
         pattern = "".join("[^/]+" if part.startswith("{") else re.escape(part) for part in parts)
         if re.fullmatch(pattern, path):

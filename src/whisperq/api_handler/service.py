@@ -4,18 +4,28 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import time
 import uuid
 from dataclasses import replace
 from typing import Any
 
-from whisperq.aws.blobs import Blobs
+from pydantic import TypeAdapter
+
+from whisperq.api_handler.contract import (
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
+    CreateFromSource,
+    CreateJob,
+    CreateRequest,
+    CreateUpload,
+)
+from whisperq.aws.blobs import Blobs, ObjectInfo
 from whisperq.aws.jobs_table import JobIdTaken, JobsTable
 from whisperq.aws.queues import Queue
 from whisperq.config import Settings
-from whisperq.core.audio import AUDIO_CONTENT_TYPES, content_type_for, validate_content_type
+from whisperq.core.audio import AUDIO_CONTENT_TYPES, content_type_for
 from whisperq.core.callbacks import validate_callback_url
+from whisperq.core.contract import validated
 from whisperq.core.errors import (
     Conflict,
     InvalidRequest,
@@ -29,30 +39,18 @@ from whisperq.core.options import TranscribeOptions
 from whisperq.core.sources import S3Object, SourceRefused, fetch_message, parse_source
 from whisperq.core.writers import WRITERS
 
-MAX_PAGE_SIZE = 100
 # Seconds after the upload URL expires before a job that never received its audio is failed
 # (an upload that started just before expiry may still be arriving).
 UPLOAD_GRACE_S = 60
+_CREATE: TypeAdapter[CreateJob | CreateFromSource] = TypeAdapter(CreateRequest)
 
 IDEMPOTENCY_NAMESPACE = uuid.UUID("6f0c3b1e-8a5d-4f7e-9c2b-3d4e5f607182")
-MAX_IDEMPOTENCY_KEY_CHARS = 255
-_IDEMPOTENCY_KEY = re.compile(rf"[\x21-\x7e]{{1,{MAX_IDEMPOTENCY_KEY_CHARS}}}")
-
-
-def validate_idempotency_key(raw: str | None) -> str | None:
-    if raw is None:
-        return None
-    if not _IDEMPOTENCY_KEY.fullmatch(raw):
-        raise InvalidRequest("Idempotency-Key must be 1 to 255 printable ASCII characters without spaces")
-    return raw
-
-
 def idempotent_job_id(owner: str, key: str) -> str:
     """The job id an idempotency key names, for one owner (uuid5: the same inputs, the same id)."""
     return str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{owner}\n{key}"))
 
 
-def request_hash(body: Any) -> str:
+def request_hash(body: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode("utf-8")).hexdigest()
 
 
@@ -72,32 +70,32 @@ class JobService:
         return self._queue
 
     # --- creating ------------------------------------------------------------------------
-    def _new_job(self, body: Any, owner: str, allowed: set[str], idempotency_key: str | None = None,
-                 audio: bytes | None = None) -> Job:
-        if not isinstance(body, dict):
-            raise InvalidRequest("the request body must be a JSON object with filename and contentType")
-        unknown = sorted(set(body) - allowed)
-        if unknown:
-            raise InvalidRequest(f"unknown field(s): {', '.join(unknown)}; expected {', '.join(sorted(allowed))}")
-        filename = clean_filename(body.get("filename"))
-        content_type = validate_content_type(body.get("contentType"))
-        options = TranscribeOptions.from_api(body.get("options"), self.settings.model)
+    def _new_job(self, request: CreateJob | CreateFromSource, owner: str, idempotency_key: str | None = None,
+                 audio: bytes | None = None, filename: str | None = None, content_type: str | None = None) -> Job:
+        """A new job in UPLOADING from a checked request (`filename`, `content_type`: what a source's
+        request left out, found)."""
+        options = TranscribeOptions.from_api(request.options, self.settings.model)
         callback_url = None
-        if body.get("callbackUrl") is not None:
-            callback_url = validate_callback_url(body["callbackUrl"], self.allow_private_callbacks)
+        if request.callback_url is not None:
+            callback_url = validate_callback_url(request.callback_url, self.allow_private_callbacks)
+        filename = request.filename or filename
+        content_type = request.content_type or content_type
+        if filename is None or content_type is None:
+            raise InvalidRequest("the request needs filename and contentType")
         job_id = new_job_id()
         if idempotency_key is not None:
             # The same key (for the same API key) names the same job: a create sent again finds it.
             job_id = idempotent_job_id(owner, idempotency_key)
         now = iso(utc_now())
+        sent = request.sent()
         return Job(job_id=job_id, status=JobStatus.UPLOADING, filename=filename, content_type=content_type,
                    audio_key=audio_key(job_id, filename), created_at=now, updated_at=now, owner=owner,
                    options=options.to_api(), callback_url=callback_url,
                    idempotency_key=idempotency_key,
                    # What the request asks for, audio included when it came with it: the same key with
                    # other audio under the same name is another request (409), not a replay.
-                   request_hash=request_hash(body if audio is None else
-                                             {**body, "audioSha256": hashlib.sha256(audio).hexdigest()})
+                   request_hash=request_hash(sent if audio is None else
+                                             {**sent, "audioSha256": hashlib.sha256(audio).hexdigest()})
                    if idempotency_key else None,
                    expires_at=int(time.time()) + self.settings.job_retention_days * 86400)
 
@@ -114,15 +112,15 @@ class JobService:
                            "for a new job")
         return earlier, True
 
-    def create_upload(self, body: Any, owner: str = DEFAULT_OWNER,
+    def create_upload(self, body: CreateUpload | dict[str, Any], owner: str = DEFAULT_OWNER,
                       idempotency_key: str | None = None) -> dict[str, Any]:
         """POST /upload: a job in UPLOADING and a pre-signed PUT URL (the original contract), signed for the
         file's size (`contentLength`): S3 refuses a body of any other size, so no upload is unbounded."""
-        job = self._new_job(body, owner, {"filename", "contentType", "options", "callbackUrl", "contentLength"},
-                            idempotency_key)
-        size = body.get("contentLength")
+        request = CreateUpload.parse(body)
+        job = self._new_job(request, owner, idempotency_key)
+        size = request.content_length
         limit = self.settings.max_upload_bytes
-        if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= limit:
+        if size > limit:
             raise InvalidRequest(f"contentLength must be the file's size in bytes, 1 to {limit}: the upload URL is "
                                  "signed for exactly that size (larger audio: split it, or ask for a higher "
                                  "WHISPERQ_MAX_UPLOAD_BYTES)")
@@ -141,12 +139,14 @@ class JobService:
             "options": dict(job.options),
         }
 
-    def create_job(self, body: Any, owner: str = DEFAULT_OWNER, idempotency_key: str | None = None) -> dict[str, Any]:
+    def create_job(self, body: CreateJob | CreateFromSource | dict[str, Any], owner: str = DEFAULT_OWNER,
+                   idempotency_key: str | None = None) -> dict[str, Any]:
         """POST /jobs: a job and a pre-signed POST form whose policy S3 enforces (size, type, key); or, with
         a `source`, a job whose audio the service takes from S3 or a URL itself."""
-        if isinstance(body, dict) and "source" in body:
-            return self.create_from_source(body, owner, idempotency_key)
-        job = self._new_job(body, owner, {"filename", "contentType", "options", "callbackUrl"}, idempotency_key)
+        request = validated(_CREATE.validate_python, body) if isinstance(body, dict) else body
+        if isinstance(request, CreateFromSource):
+            return self.create_from_source(request, owner, idempotency_key)
+        job = self._new_job(request, owner, idempotency_key)
         expires_in = self.settings.upload_url_expiry_s
         form = self.blobs.presign_post(job.audio_key, job.content_type, self.settings.max_upload_bytes, expires_in)
         job, replayed = self._store(job)
@@ -163,22 +163,22 @@ class JobService:
         }
         return view
 
-    def create_from_source(self, body: dict[str, Any], owner: str = DEFAULT_OWNER,
+    def create_from_source(self, body: CreateFromSource | dict[str, Any], owner: str = DEFAULT_OWNER,
                            idempotency_key: str | None = None) -> dict[str, Any]:
         """A job whose audio is already somewhere. An s3:// object in a granted bucket is checked (it exists,
         its size and type are within the limits) and copied server-side into the job's audio key, whose S3
         event queues it as an upload's would. A URL is fetched by a worker (transcriber/sources.py): its
         job waits in UPLOADING until the audio lands, or ends FAILED with the reason the fetch failed."""
-        source = parse_source(body.get("source"), self.settings.allow_private_sources)
-        filename = body.get("filename") if body.get("filename") is not None else source.filename
+        request = CreateFromSource.parse(body)
+        source = parse_source(request.source, self.settings.allow_private_sources)
+        filename = request.filename or clean_filename(source.filename)
         info = self._check_object(source) if isinstance(source, S3Object) else None
-        content_type = body.get("contentType")
+        content_type = request.content_type
         if content_type is None:
             stored = (info.content_type.split(";", 1)[0].strip().lower() if info else "")
-            content_type = stored if stored in AUDIO_CONTENT_TYPES else content_type_for(clean_filename(filename))
-        normalised = {**body, "filename": filename, "contentType": content_type}
-        job = replace(self._new_job(normalised, owner, {"source", "filename", "contentType", "options", "callbackUrl"},
-                                    idempotency_key), source=str(source))
+            content_type = stored if stored in AUDIO_CONTENT_TYPES else content_type_for(filename)
+        job = replace(self._new_job(request, owner, idempotency_key, filename=filename, content_type=content_type),
+                      source=str(source))
         job, replayed = self._store(job)
         if job.status is JobStatus.UPLOADING and self.blobs.head(job.audio_key) is None:
             # New, or a create sent again whose copy or fetch message did not go (a lost answer, a 5xx):
@@ -199,7 +199,7 @@ class JobService:
             view["idempotentReplayed"] = True
         return view
 
-    def _check_object(self, source: S3Object) -> Any:
+    def _check_object(self, source: S3Object) -> ObjectInfo:
         """The object's size and type, once it is shown to be one this deployment may take."""
         granted = self.settings.granted_buckets
         if source.bucket == self.settings.bucket:
@@ -216,12 +216,12 @@ class JobService:
             raise SourceRefused(f"{source} is {info.size_bytes} bytes; an audio source must be 1 to {limit} bytes")
         return info
 
-    def create_with_audio(self, body: Any, owner: str, audio: bytes, idempotency_key: str | None = None) -> Job:
+    def create_with_audio(self, body: CreateJob | dict[str, Any], owner: str, audio: bytes,
+                          idempotency_key: str | None = None) -> Job:
         """A job whose audio comes in the request itself (the OpenAI-compatible routes): stored where an
         upload would put it, so that its S3 event queues it as any other. A create sent again with the
         same Idempotency-Key finds its job and stores nothing twice."""
-        job, replayed = self._store(self._new_job(body, owner, {"filename", "contentType", "options"},
-                                                  idempotency_key, audio))
+        job, replayed = self._store(self._new_job(CreateJob.parse(body), owner, idempotency_key, audio))
         if not replayed or (job.status is JobStatus.UPLOADING and self.blobs.head(job.audio_key) is None):
             self.blobs.put_bytes(job.audio_key, audio, job.content_type)
         return job
@@ -260,23 +260,13 @@ class JobService:
     def status(self, raw_job_id: str, owner: str = DEFAULT_OWNER) -> dict[str, Any]:
         return self.describe(self.get(raw_job_id, owner))
 
-    def list(self, owner: str, status: str | None, limit: str | None, cursor: str | None) -> dict[str, Any]:
-        """A page of the owner's jobs, newest first."""
-        try:
-            wanted = JobStatus(status) if status else None
-        except ValueError:
-            raise InvalidRequest(f"status must be one of {', '.join(s.value for s in JobStatus)}") from None
-        try:
-            size = int(limit) if limit is not None else 20
-        except ValueError:
-            raise InvalidRequest(f"limit must be an integer from 1 to {MAX_PAGE_SIZE}") from None
-        if not 1 <= size <= MAX_PAGE_SIZE:
-            raise InvalidRequest(f"limit must be an integer from 1 to {MAX_PAGE_SIZE}")
-        jobs, next_cursor = self.jobs.list_by_owner(owner, size, wanted, cursor)
+    def list(self, owner: str, status: JobStatus | None = None, limit: int = DEFAULT_PAGE_SIZE,
+             cursor: str | None = None) -> dict[str, Any]:
+        """A page of the owner's jobs, newest first (`limit`: 1 to MAX_PAGE_SIZE, as the route checks)."""
+        jobs, next_cursor = self.jobs.list_by_owner(owner, max(1, min(limit, MAX_PAGE_SIZE)), status, cursor)
         return {"jobs": [self.describe(self._refresh(job), urls=False) for job in jobs], "nextCursor": next_cursor}
 
-    def transcript_url(self, raw_job_id: str, owner: str, fmt: str | None) -> str:
-        fmt = fmt or "txt"
+    def transcript_url(self, raw_job_id: str, owner: str, fmt: str = "txt") -> str:
         if fmt not in WRITERS:
             raise InvalidRequest(f"format must be one of {', '.join(WRITERS)}")
         job = self.get(raw_job_id, owner)

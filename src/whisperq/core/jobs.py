@@ -76,6 +76,9 @@ def new_job_id() -> str:
     return str(uuid.uuid4())
 
 
+JOB_ID_PATTERN = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+
+
 def validate_job_id(job_id: str) -> str:
     """Return the canonical form of a job id, or raise InvalidRequest."""
     try:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, Literal
 
+from pydantic import AfterValidator, Field
+
+from whisperq.core.contract import Model, Text
 from whisperq.core.errors import InvalidRequest
 from whisperq.core.languages import LANGUAGES
 
@@ -14,16 +16,44 @@ MAX_PROMPT_CHARS = 1000
 MAX_BEAM_SIZE = 10
 MIN_TEMPERATURE = 0.0001  # finer than any sampling needs; 1e-140 is not a number DynamoDB stores
 
-# API name -> field name
-_API_NAMES = {
-    "language": "language",
-    "task": "task",
-    "initialPrompt": "initial_prompt",
-    "wordTimestamps": "word_timestamps",
-    "vadFilter": "vad_filter",
-    "beamSize": "beam_size",
-    "temperature": "temperature",
-}
+
+def _language(code: str | None) -> str | None:
+    if code is None or code == "auto":
+        return None
+    if code.lower() not in LANGUAGE_CODES:
+        raise ValueError(f"{code!r} is not a Whisper language code (e.g. 'en'), or 'auto'")
+    return code.lower()
+
+
+def _temperature(value: float | None) -> float | None:
+    if value is not None and 0.0 < value < MIN_TEMPERATURE:
+        raise ValueError(f"must be 0 or a number from {MIN_TEMPERATURE} to 1 (or null for the fallback)")
+    return None if value is None else float(value)
+
+
+class Options(Model):
+    """The options as a client sends them (camelCase JSON): the one definition the API validates with
+    and its OpenAPI document shows."""
+
+    refusals = {
+        "language": "is not a Whisper language code (e.g. 'en'), or 'auto'",
+        "task": "must be 'transcribe' or 'translate'",
+        "initialPrompt": f"must be a string of at most {MAX_PROMPT_CHARS} characters",
+        "wordTimestamps": "must be true or false",
+        "vadFilter": "must be true or false",
+        "beamSize": f"must be an integer from 1 to {MAX_BEAM_SIZE}",
+        "temperature": f"must be 0 or a number from {MIN_TEMPERATURE} to 1 (or null for the fallback)",
+    }
+
+    language: Annotated[Text | None, AfterValidator(_language)] = Field(
+        None, description="a Whisper language code, or 'auto' (detect it)")
+    task: Literal["transcribe", "translate"] = "transcribe"
+    initial_prompt: Text | None = Field(None, alias="initialPrompt", max_length=MAX_PROMPT_CHARS)
+    word_timestamps: bool = Field(False, alias="wordTimestamps")
+    vad_filter: bool = Field(False, alias="vadFilter")
+    beam_size: int = Field(5, alias="beamSize", ge=1, le=MAX_BEAM_SIZE)
+    temperature: Annotated[float | None, AfterValidator(_temperature)] = Field(
+        None, ge=0, le=1, allow_inf_nan=False, description="null: Whisper's fallback schedule 0.0, 0.2 ... 1.0")
 
 
 @dataclass(frozen=True)
@@ -37,53 +67,14 @@ class TranscribeOptions:
     temperature: float | None = None  # None: whisper's fallback schedule 0.0, 0.2, ... 1.0
 
     @classmethod
-    def from_api(cls, raw: Any, model: str = "tiny.en") -> TranscribeOptions:
+    def from_api(cls, raw: object, model: str = "tiny.en") -> TranscribeOptions:
         """Check options as a client sends them (camelCase JSON); InvalidRequest names what is wrong."""
         if raw is None:
             return cls()
-        if not isinstance(raw, dict):
-            raise InvalidRequest("options must be a JSON object")
-        unknown = sorted(set(raw) - set(_API_NAMES))
-        if unknown:
-            raise InvalidRequest(f"unknown option(s): {', '.join(unknown)}; known: {', '.join(_API_NAMES)}")
-        values: dict[str, Any] = {}
-        language = raw.get("language")
-        if language is not None and language != "auto":
-            if not isinstance(language, str) or language.lower() not in LANGUAGE_CODES:
-                raise InvalidRequest(f"options.language {language!r} is not a Whisper language code (e.g. 'en')")
-            values["language"] = language.lower()
-        task = raw.get("task", "transcribe")
-        if task not in ("transcribe", "translate"):
-            raise InvalidRequest("options.task must be 'transcribe' or 'translate'")
-        values["task"] = task
-        prompt = raw.get("initialPrompt")
-        if prompt is not None:
-            if not isinstance(prompt, str) or len(prompt) > MAX_PROMPT_CHARS:
-                raise InvalidRequest(f"options.initialPrompt must be a string of at most {MAX_PROMPT_CHARS} chars")
-            values["initial_prompt"] = prompt or None
-        for api_name in ("wordTimestamps", "vadFilter"):
-            if api_name in raw:
-                if not isinstance(raw[api_name], bool):
-                    raise InvalidRequest(f"options.{api_name} must be true or false")
-                values[_API_NAMES[api_name]] = raw[api_name]
-        if "beamSize" in raw:
-            beam = raw["beamSize"]
-            if isinstance(beam, bool) or not isinstance(beam, int) or not 1 <= beam <= MAX_BEAM_SIZE:
-                raise InvalidRequest(f"options.beamSize must be an integer from 1 to {MAX_BEAM_SIZE}")
-            values["beam_size"] = beam
-        temperature = raw.get("temperature")
-        if temperature is not None:
-            if (
-                isinstance(temperature, bool)
-                or not isinstance(temperature, int | float)
-                or not math.isfinite(temperature)
-                or not 0.0 <= temperature <= 1.0
-                or 0.0 < temperature < MIN_TEMPERATURE
-            ):
-                raise InvalidRequest(f"options.temperature must be 0 or a number from {MIN_TEMPERATURE} to 1 (or null "
-                                     "for the fallback)")
-            values["temperature"] = float(temperature)
-        options = cls(**values)
+        checked = Options.parse(raw, at=("options",))
+        options = cls(language=checked.language, task=checked.task, initial_prompt=checked.initial_prompt or None,
+                      word_timestamps=checked.word_timestamps, vad_filter=checked.vad_filter,
+                      beam_size=checked.beam_size, temperature=checked.temperature)
         options.check_model(model)
         return options
 
@@ -102,4 +93,4 @@ class TranscribeOptions:
 
     def to_api(self) -> dict[str, Any]:
         """The options as the API shows and stores them (camelCase, defaults included)."""
-        return {api: getattr(self, field) for api, field in _API_NAMES.items()}
+        return {field.alias or name: getattr(self, name) for name, field in Options.model_fields.items()}
