@@ -29,6 +29,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
 
+from whisperq.tracing import Log
+
 ENV = "WHISPERQ_FAULTS"
 POISON_MARK = "poison-fault"
 
@@ -154,7 +156,7 @@ class Injector:
         return self.spec.slow_s if self._draw(self.spec.slow, "slow") else 0.0
 
 
-def injector_for(settings_faults: str, function: str, log: Any) -> Injector:
+def injector_for(settings_faults: str, function: str, log: Log) -> Injector:
     """The injector of one function ("transcriber" or "api") from the settings' spec, saying so in
     the log when it will inject anything."""
     spec = FaultSpec.parse(settings_faults)

@@ -6,12 +6,17 @@ has a segment to hang them on; anywhere else there is none and nothing is record
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator
 from typing import Any
 
+from aws_lambda_powertools import Logger
 from aws_xray_sdk.core import xray_recorder
 from aws_xray_sdk.core.models.dummy_entities import DummySegment, DummySubsegment
 from aws_xray_sdk.core.models.facade_segment import FacadeSegment
+
+# What the functions log with: Powertools' structured logger in Lambda, a plain one on the twin's threads.
+Log = Logger | logging.Logger
 
 # Outside a traced invocation there is no segment: carry on untraced instead of raising.
 xray_recorder.configure(context_missing="IGNORE_ERROR")

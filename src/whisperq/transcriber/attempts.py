@@ -15,14 +15,14 @@ Every piece of work goes through the same steps, whatever it is:
 from __future__ import annotations
 
 import time
-from typing import Any, Protocol
+from typing import Generic, Protocol, TypeVar
 
 from whisperq.aws.chunks import ChunkNotTaken
 from whisperq.aws.job_leases import failing
 from whisperq.aws.jobs_table import ConditionFailed
-from whisperq.core.errors import TransientError, WhisperqError
+from whisperq.core.errors import InvalidRequest, PermanentJobError, TransientError, WhisperqError
 from whisperq.core.fanout import Chunk
-from whisperq.core.jobs import Job, JobStatus, Timeline, iso, utc_now
+from whisperq.core.jobs import ChunkRecord, Job, JobStatus, Timeline, iso, utc_now
 from whisperq.core.leases import LastCall, Lease, Verdict, on_delivery
 from whisperq.transcriber.context import WorkerContext
 from whisperq.transcriber.endings import notify, remove_outputs
@@ -42,15 +42,17 @@ class LeaseLost(TransientError):
 
 
 NOT_HELD = (ConditionFailed, ChunkNotTaken)
+Taken = TypeVar("Taken", Job, ChunkRecord)  # what taking a lease gives: the job, or the chunk's record
+Taken_co = TypeVar("Taken_co", Job, ChunkRecord, covariant=True)
 
 
-class Lessor(Protocol):
+class Lessor(Protocol[Taken_co]):
     """The table side of one piece of work's lease."""
 
     what: str  # how messages and errors name the work ("transcription", "chunk 2 of 6 (...)", "the merge")
     after_dead_letter: str  # what a person can do once its message is dead-lettered
 
-    def take(self, lease: Lease, replacing: Lease | None) -> Any:
+    def take(self, lease: Lease, replacing: Lease | None) -> Taken_co:
         """Take the lease (from `replacing`, seen run out, or from nobody); raises one of NOT_HELD."""
 
     def renew(self, lease: Lease) -> None: ...
@@ -116,7 +118,7 @@ class ChunkLessor:
         self.after_dead_letter = (f"Its message was moved to the dead-letter queue; `whisperq dlq replay --job "
                                   f"{job_id}` resumes the job without redoing the finished chunks")
 
-    def take(self, lease: Lease, replacing: Lease | None) -> Any:
+    def take(self, lease: Lease, replacing: Lease | None) -> ChunkRecord:
         return self.context.chunks.take(self.job_id, self.chunk.index, lease, replacing,
                                         last_call_of(self.context, self.delivery))
 
@@ -143,17 +145,17 @@ def last_call_of(context: WorkerContext, delivery: Delivery) -> LastCall | None:
                        time.time())
 
 
-class Attempt:
+class Attempt(Generic[Taken]):
     """One delivery's attempt at one piece of work (see the module docstring)."""
 
-    def __init__(self, context: WorkerContext, lessor: Lessor, delivery: Delivery):
+    def __init__(self, context: WorkerContext, lessor: Lessor[Taken], delivery: Delivery):
         self.context = context
-        self.lessor = lessor
+        self.lessor: Lessor[Taken] = lessor
         self.delivery = delivery
         self.lease: Lease | None = None
         self._retries_before = context.retries.count
 
-    def begin(self, holder: Lease | None) -> Any:
+    def begin(self, holder: Lease | None) -> Taken | None:
         """Take the lease from `holder` (None: nobody holds it); what the lessor's take returned, or None
         when this delivery should be acknowledged without work (a duplicate, or another delivery took it
         first). Raises LeaseStillHeld when our own message came back while its holder's lease lives."""
@@ -240,6 +242,17 @@ class Attempt:
         if exc.chunk.done_by and exc.chunk.done_by != self.held.id:
             return "skipped:chunk-done"  # another attempt counted it
         return self.lost(exc.job or self.context.jobs.get(exc.chunk.job_id), exc.chunk.lease)
+
+    def ended_by(self, exc: Exception, what: str | None = None) -> str:
+        """How an attempt that raised `exc` ends; called from its `except`. Not transcribable however often
+        we try (InvalidRequest: options stored at creation that this worker's model cannot honour;
+        PermanentJobError): FAILED with the reason (after `what`), and acknowledged. Our lease gone
+        (LeaseLost): re-raised as it is. Anything else: `failed`, then re-raised for SQS to deliver again."""
+        if isinstance(exc, InvalidRequest | PermanentJobError):
+            return self.failed_for_good(f"{what}: {exc.message}" if what else exc.message)
+        if not isinstance(exc, LeaseLost):
+            self.failed(exc)
+        raise exc
 
     def failed_for_good(self, reason: str) -> str:
         """Not transcribable however often we try: the job ends FAILED with the reason ("failed"), unless

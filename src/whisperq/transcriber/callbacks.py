@@ -27,6 +27,8 @@ from whisperq.config import Settings
 from whisperq.core.callbacks import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from whisperq.core.errors import JobNotFound, WhisperqError
 from whisperq.core.jobs import Job
+from whisperq.tracing import Log
+from whisperq.transcriber.context import Metrics
 from whisperq.transcriber.egress import EgressRefused, GuardedClient
 
 MAX_ATTEMPTS = 4
@@ -48,7 +50,7 @@ def payload_of(job: Job) -> dict[str, Any]:
     }
 
 
-def enqueue(job: Job, settings: Settings, queue: Callable[[], Queue], jobs: JobsTable, log: Any) -> None:
+def enqueue(job: Job, settings: Settings, queue: Callable[[], Queue], jobs: JobsTable, log: Log) -> None:
     """Hand a final job's callback to the sender (if it has one); never raises: the job's outcome stands."""
     if not job.callback_url:
         return
@@ -86,8 +88,8 @@ class RetryLater(Exception):
 class Sender:
     """Sends one queued callback per delivery (see the module docstring)."""
 
-    def __init__(self, settings: Settings, jobs: JobsTable, client: GuardedClient, log: Any,
-                 metrics: Any = None, rng: random.Random | None = None):
+    def __init__(self, settings: Settings, jobs: JobsTable, client: GuardedClient, log: Log,
+                 metrics: Metrics | None = None, rng: random.Random | None = None):
         self.settings, self.jobs, self.client, self.log = settings, jobs, client, log
         self.metrics = metrics
         self.rng = rng or random.Random()
@@ -133,7 +135,7 @@ logger = Logger(service="whisperq-callbacks")
 _handler: Callable[[dict[str, Any], Any], dict[str, Any]] | None = None
 
 
-def build(settings: Settings, clients: Any, log: Any = logger) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+def build(settings: Settings, clients: Any, log: Log = logger) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
     """A handler of the callbacks queue's batches: each record one attempt, a failed one hidden for its
     backoff and reported failed (it comes back), the others acknowledged."""
     queues: dict[str, Queue] = {}

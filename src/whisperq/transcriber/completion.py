@@ -23,7 +23,7 @@ from whisperq.transcriber.context import WorkerContext
 from whisperq.transcriber.endings import notify, remove_work
 
 
-def commit(context: WorkerContext, attempt: Attempt, job_id: str, transcript: Transcript, run: RunStats,
+def commit(context: WorkerContext, attempt: Attempt[Job], job_id: str, transcript: Transcript, run: RunStats,
            timeline: Timeline) -> Job | str:
     """Store the attempt's transcript and commit it as the job's (with what making it measured); the job
     after, or the outcome when the job was cancelled meanwhile. Raises LeaseLost when the lease went."""
@@ -35,7 +35,7 @@ def commit(context: WorkerContext, attempt: Attempt, job_id: str, transcript: Tr
         return attempt.refused(exc)
 
 
-def publish(context: WorkerContext, attempt: Attempt, job: Job, outcome: str, merge_s: float | None = None) -> str:
+def publish(context: WorkerContext, attempt: Attempt[Job], job: Job, outcome: str, merge_s: float | None = None) -> str:
     """Write the five formats of the job's committed transcript and end the job COMPLETED, under the lease."""
     assert job.result_key is not None, "commit() first"
     notes = context.notes(job.job_id)

@@ -8,6 +8,8 @@ import threading
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from aws_lambda_powertools import Logger
+
 from whisperq.aws.blobs import Blobs
 from whisperq.aws.chunks import ChunksTable
 from whisperq.aws.job_leases import JobLeases
@@ -18,6 +20,7 @@ from whisperq.config import Settings
 from whisperq.core.errors import WhisperqError
 from whisperq.core.jobs import iso, utc_now
 from whisperq.faults import Injector
+from whisperq.tracing import Log
 from whisperq.transcriber.engines import Engine
 from whisperq.transcriber.messages import Delivery
 
@@ -41,7 +44,7 @@ class NoMetrics:
 class QueueOps:
     """The queue side of a delivery: its message's visibility, the queue it came from, its backlog."""
 
-    def __init__(self, queue_by_arn: Callable[[str], Queue] | None, log: Any):
+    def __init__(self, queue_by_arn: Callable[[str], Queue] | None, log: Log):
         self._queue = queue_by_arn
         self._log = log
 
@@ -127,7 +130,7 @@ class WorkerContext:
     """One worker's settings, adapters and engine (see the module docstring)."""
 
     def __init__(self, settings: Settings, jobs: JobsTable, chunks: ChunksTable, blobs: Blobs, engine: Engine,
-                 log: Any, metrics: Metrics | None = None, queue_by_arn: Callable[[str], Queue] | None = None,
+                 log: Logger, metrics: Metrics | None = None, queue_by_arn: Callable[[str], Queue] | None = None,
                  faults: Injector | None = None, retries: RetryCounter | None = None,
                  callbacks_queue: Callable[[], Queue] | None = None):
         self.settings = settings

@@ -22,15 +22,15 @@ from dataclasses import replace
 
 from whisperq.aws.chunks import ChunkNotTaken
 from whisperq.aws.jobs_table import ConditionFailed
-from whisperq.core.errors import InvalidRequest, JobNotFound, PermanentJobError, TransientError
+from whisperq.core.errors import JobNotFound, TransientError
 from whisperq.core.fanout import Chunk, ChunkMessage, merge, plan_chunks, shift
-from whisperq.core.jobs import FanOutState, Job, JobStatus, RunStats, Timeline, iso, utc_now
+from whisperq.core.jobs import ChunkRecord, FanOutState, Job, JobStatus, RunStats, Timeline, iso, utc_now
 from whisperq.core.keys import chunk_audio_key, chunk_plan_key, chunk_result_key
 from whisperq.core.options import TranscribeOptions
 from whisperq.core.transcript import Transcript
 from whisperq.tracing import stage
 from whisperq.transcriber import audio, completion, stages
-from whisperq.transcriber.attempts import Attempt, ChunkLessor, LeaseLost, MergeLessor
+from whisperq.transcriber.attempts import Attempt, ChunkLessor, MergeLessor
 from whisperq.transcriber.context import WorkerContext
 from whisperq.transcriber.messages import Delivery
 
@@ -44,7 +44,7 @@ class FanOut:
         self.context = context
 
     # --- split --------------------------------------------------------------------------------
-    def split(self, job: Job, attempt: Attempt, fetched: stages.Fetched) -> Job | str:
+    def split(self, job: Job, attempt: Attempt[Job], fetched: stages.Fetched) -> Job | str:
         """Cut the file and send its chunks, under the job's lease; the job handed to its chunks (see
         after_split), or the outcome when the job was cancelled meanwhile."""
         context, job_id = self.context, job.job_id
@@ -76,7 +76,7 @@ class FanOut:
         assert job.fanout is not None
         return self.resume(job, delivery, f"fanned-out:{job.fanout.chunks}")
 
-    def _plan(self, job: Job, attempt: Attempt, fetched: stages.Fetched) -> tuple[str, list[Chunk]] | str:
+    def _plan(self, job: Job, attempt: Attempt[Job], fetched: stages.Fetched) -> tuple[str, list[Chunk]] | str:
         """The job's plan: the one an earlier split recorded, or a new one, stored and recorded once."""
         context, job_id = self.context, job.job_id
         if job.fanout is not None and job.fanout.chunk_plan_id:
@@ -132,13 +132,8 @@ class FanOut:
             counted = context.chunks.count_done(job_id, index, attempt.held, transcribe_s)
         except ChunkNotTaken as exc:
             return attempt.refused(exc)
-        except (InvalidRequest, PermanentJobError) as exc:
-            return attempt.failed_for_good(f"{lessor.what} could not be transcribed: {exc.message}")
-        except LeaseLost:
-            raise
         except Exception as exc:
-            attempt.failed(exc)
-            raise
+            return attempt.ended_by(exc, f"{lessor.what} could not be transcribed")
         if counted.last:
             return self.merge(counted.job, delivery)
         return f"chunk-done:{index}"
@@ -152,7 +147,8 @@ class FanOut:
             return "ignored:no-plan"
         return f"skipped:{job.status.value}"
 
-    def _transcribe(self, job: Job, message: ChunkMessage, options: TranscribeOptions, attempt: Attempt) -> float:
+    def _transcribe(self, job: Job, message: ChunkMessage, options: TranscribeOptions,
+                    attempt: Attempt[ChunkRecord]) -> float:
         context, index = self.context, message.chunk.index
         notes = context.notes(job.job_id, chunk=index)
         fetched = stages.fetch(context.blobs, message.key, notes)
@@ -194,13 +190,8 @@ class FanOut:
                 if isinstance(committed, str):
                     return committed
                 return completion.publish(context, attempt, committed, "completed:merged", round(merge_s, 4))
-        except (InvalidRequest, PermanentJobError) as exc:
-            return attempt.failed_for_good(f"the merge of the chunks failed: {exc.message}")
-        except LeaseLost:
-            raise
         except Exception as exc:
-            attempt.failed(exc)
-            raise
+            return attempt.ended_by(exc, "the merge of the chunks failed")
 
     def _merged(self, job: Job) -> tuple[Transcript, float]:
         """The chunks' results, each the one its counted lease wrote, merged in order; and the seconds it took."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 import gc
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -23,7 +24,7 @@ from whisperq.aws.queues import Queue
 from whisperq.aws.retry import RetryPolicy
 from whisperq.config import Settings
 from whisperq.transcriber.context import RetryCounter, WorkerContext
-from whisperq.transcriber.engines import load_engine
+from whisperq.transcriber.engines import Engine, load_engine
 from whisperq.transcriber.messages import Delivery
 from whisperq.transcriber.service import Transcriber
 
@@ -57,8 +58,8 @@ def warm_up(settings: Settings | None = None) -> Transcriber:
         return _runtime
 
 
-def build_runtime(settings: Settings, clients: Clients, engine: Any, log: Any = logger,
-                  sleep: Any = time.sleep, faults: faults.Injector | None = None) -> Transcriber:
+def build_runtime(settings: Settings, clients: Clients, engine: Engine, log: Logger = logger,
+                  sleep: Callable[[float], None] = time.sleep, faults: faults.Injector | None = None) -> Transcriber:
     """The transcriber with its adapters; their retries are counted on the attempt being worked on."""
     retries = RetryCounter()
     runtime: Transcriber | None = None

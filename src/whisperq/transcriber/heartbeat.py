@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any
+
+from whisperq.tracing import Log
 
 
 class Heartbeat:
     """Calls `beat` every `interval_s` seconds in a thread until the block ends."""
 
-    def __init__(self, interval_s: float, beat: Callable[[], None], log: Any):
+    def __init__(self, interval_s: float, beat: Callable[[], None], log: Log):
         self.interval_s = interval_s
         self._beat = beat
         self._log = log

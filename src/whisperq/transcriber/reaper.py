@@ -16,12 +16,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from whisperq.aws.chunks import ChunksTable
+from whisperq.aws.clients import Clients
 from whisperq.aws.job_leases import JobLeases, reaping
 from whisperq.aws.jobs_table import ConditionFailed, JobsTable
 from whisperq.config import Settings
 from whisperq.core.jobs import Job, JobStatus, parse_iso
 from whisperq.core.leases import LastCall, Lease
 from whisperq.queue_config import QueueConfig
+from whisperq.tracing import Log
 
 # How often it looks: AWS's finest schedule (EventBridge's rate(1 minute)); the twin looks more often
 # when its visibility timeout is short, so that a test of seconds sees the job end.
@@ -49,7 +51,7 @@ class Where:
 class Reaper:
     """One sweep over the open jobs; see the module docstring."""
 
-    def __init__(self, settings: Settings, jobs: JobsTable, chunks: ChunksTable, log: Any,
+    def __init__(self, settings: Settings, jobs: JobsTable, chunks: ChunksTable, log: Log,
                  notify: Callable[[Job], None] | None = None, clock: Callable[[], float] = time.time):
         self.settings = settings
         self.jobs = jobs
@@ -146,7 +148,7 @@ class Reaper:
         return None
 
 
-def build(settings: Settings, clients: Any, log: Any) -> Reaper:
+def build(settings: Settings, clients: Clients, log: Log) -> Reaper:
     """The reaper with its adapters, handing the callbacks of the jobs it ends to their sender."""
     from whisperq.aws.queues import Queue
     from whisperq.transcriber import callbacks

@@ -8,7 +8,6 @@ is the unit of idempotency, never the SQS message id.
 from __future__ import annotations
 
 import contextlib
-from typing import Any
 
 from whisperq.aws.s3_events import ObjectEvent, parse_s3_notification
 from whisperq.core.errors import InvalidTransition, JobNotFound, UnprocessableMessage, WhisperqError
@@ -16,6 +15,7 @@ from whisperq.core.fanout import parse_chunk_message
 from whisperq.core.keys import job_id_from_audio_key
 from whisperq.core.sources import in_inbox, parse_fetch_message
 from whisperq.transcriber.context import WorkerContext
+from whisperq.transcriber.engines import Engine
 from whisperq.transcriber.fanout import FanOut
 from whisperq.transcriber.last_call import last_call, note_ahead
 from whisperq.transcriber.messages import Delivery, iso_from_ms
@@ -34,7 +34,7 @@ class Transcriber:
         self.inbox = Inbox(context)
 
     @property
-    def engine(self) -> Any:
+    def engine(self) -> Engine:
         return self.context.engine
 
     def note_retry(self, what: str, error: BaseException, attempt: int) -> None:

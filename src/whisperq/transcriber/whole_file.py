@@ -6,7 +6,6 @@ from __future__ import annotations
 from whisperq.aws.s3_events import ObjectEvent
 from whisperq.core.errors import (
     InjectedFault,
-    InvalidRequest,
     JobNotFound,
     PermanentJobError,
     TransientError,
@@ -17,7 +16,7 @@ from whisperq.core.jobs import Job, JobStatus, Timeline, iso, utc_now
 from whisperq.core.keys import job_id_from_audio_key
 from whisperq.core.options import TranscribeOptions
 from whisperq.transcriber import completion, stages
-from whisperq.transcriber.attempts import Attempt, JobLessor, LeaseLost
+from whisperq.transcriber.attempts import Attempt, JobLessor
 from whisperq.transcriber.context import WorkerContext
 from whisperq.transcriber.fanout import FanOut
 from whisperq.transcriber.messages import Delivery
@@ -69,24 +68,17 @@ class WholeFile:
             return "skipped:leased-elsewhere"
         return self._run(taken, event, attempt)
 
-    def _run(self, job: Job, event: ObjectEvent, attempt: Attempt) -> str:
+    def _run(self, job: Job, event: ObjectEvent, attempt: Attempt[Job]) -> str:
         try:
             with attempt.heartbeat():
                 done = self._work(job, event, attempt)
-        except (InvalidRequest, PermanentJobError) as exc:
-            # Not transcribable however often we try (InvalidRequest: options stored at creation that
-            # this worker's model cannot honour): FAILED with the reason, and acknowledged.
-            return attempt.failed_for_good(exc.message)
-        except LeaseLost:
-            raise
         except Exception as exc:
-            attempt.failed(exc)
-            raise
+            return attempt.ended_by(exc)
         if isinstance(done, Job):  # fanned out: the job's lease is gone, its chunks carry it
             return self.fanout.after_split(done, attempt.delivery)
         return done
 
-    def _work(self, job: Job, event: ObjectEvent, attempt: Attempt) -> Job | str:
+    def _work(self, job: Job, event: ObjectEvent, attempt: Attempt[Job]) -> Job | str:
         context = self.context
         if job.result_key:  # committed by an attempt that died before it finished: finish it
             return completion.publish(context, attempt, job, "completed")
@@ -145,7 +137,7 @@ class WholeFile:
         self.context.log.info("whole or cut", extra={"cut": cut.value, "audio_s": round(fetched.duration_s, 1)})
         return cut
 
-    def _transcribe(self, job: Job, fetched: stages.Fetched, options: TranscribeOptions, attempt: Attempt) -> str:
+    def _transcribe(self, job: Job, fetched: stages.Fetched, options: TranscribeOptions, attempt: Attempt[Job]) -> str:
         context = self.context
         notes = context.notes(job.job_id)
         transcript, transcribe_s = stages.transcribe(context.engine, fetched.samples, options, notes, context.faults)

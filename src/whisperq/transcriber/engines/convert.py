@@ -93,9 +93,17 @@ def convert_state_dict(variables: dict[str, np.ndarray], config: dict[str, Any])
         mlp(f"{src}/ffn", dst)
     norm("decoder/layer_norm", "decoder.ln")
 
+    dims = _dims(state, variables, n_audio_layer, n_text_layer)
+    extra = {"alignment_heads": config.get("alignment_heads") or []}
+    return dims, {"state": state, **extra}
+
+
+def _dims(state: dict[str, np.ndarray], variables: dict[str, np.ndarray], n_audio_layer: int,
+          n_text_layer: int) -> dict[str, int]:
+    """openai-whisper's ModelDimensions, read off the converted weights' shapes."""
     n_audio_ctx, n_audio_state = state["encoder.positional_embedding"].shape
     n_text_ctx, n_text_state = state["decoder.positional_embedding"].shape
-    dims = {
+    return {
         "n_mels": int(state["encoder.conv1.weight"].shape[1]),
         "n_audio_ctx": int(n_audio_ctx),
         "n_audio_state": int(n_audio_state),
@@ -107,8 +115,6 @@ def convert_state_dict(variables: dict[str, np.ndarray], config: dict[str, Any])
         "n_text_head": int(variables["decoder/num_heads"]),
         "n_text_layer": n_text_layer,
     }
-    extra = {"alignment_heads": config.get("alignment_heads") or []}
-    return dims, {"state": state, **extra}
 
 
 def openai_checkpoint(ct2_dir: Path, cache_dir: Path) -> tuple[Path, list[list[int]]]:
