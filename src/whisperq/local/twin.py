@@ -21,12 +21,12 @@ from whisperq import constants, faults, queue_config
 from whisperq.aws.api_keys import ApiKeys
 from whisperq.aws.clients import Clients
 from whisperq.aws.provision import Resources, create_bucket, provision
-from whisperq.aws.queues import Queue
 from whisperq.aws.traces import Traces
 from whisperq.config import Settings
 from whisperq.core.errors import ExitCode, WhisperqError
 from whisperq.local import api_process, esm, moto_process, state, xray
-from whisperq.transcriber import callbacks, reaper
+from whisperq.local.senders import CallbackSenders
+from whisperq.transcriber import reaper
 
 _log = logging.getLogger("whisperq.twin")
 
@@ -38,8 +38,6 @@ LOCAL_CREDENTIALS = {
 }
 TRANSCRIBER_FUNCTION = "whisperq-transcriber"
 API_FUNCTION = "whisperq-api"
-CALLBACKS_FUNCTION = "whisperq-callbacks"
-CALLBACK_SENDERS = 4  # the callbacks' sender's concurrency on the twin (AWS: the function's reserved concurrency)
 
 
 class TwinAlreadyRunning(WhisperqError):
@@ -91,8 +89,7 @@ class Twin:
         # replaces a container, and in chaos runs kills one every kill_every_s.
         self._supervisor: threading.Thread | None = None
         self._reaper: threading.Thread | None = None
-        self._senders: list[tuple[esm.Poller, threading.Thread]] = []
-        self._senders_log: Any = None
+        self._senders: CallbackSenders | None = None
         self._supervisor_stop = threading.Event()
         self._workers_lock = threading.Lock()
         self.workers_killed = 0
@@ -189,35 +186,14 @@ class Twin:
         self._supervisor.start()
         self._reaper = threading.Thread(target=self._reap, name="twin-reaper", daemon=True)
         self._reaper.start()
-        self._start_callback_senders()
-
-    def _start_callback_senders(self) -> None:
-        """The callbacks' sender (AWS: CallbacksFunction on the callbacks queue): pollers in threads of the
-        twin, CALLBACK_SENDERS at once, so that a slow receiver holds one sender, never a transcriber."""
         assert self.settings is not None and self.resources is not None
-        clients = Clients(self.settings, LOCAL_CREDENTIALS)
-        handle = callbacks.build(self.settings, clients, _log)
-        log = self._senders_log = open(self.log_path or os.devnull, "a", encoding="utf-8")  # noqa: SIM115
-        for index in range(CALLBACK_SENDERS):
-            poller = esm.Poller(Queue(clients, self.resources.callbacks_queue_url), self.resources.callbacks_queue_arn,
-                                self.settings.region, 1, 0, 1, handle, CALLBACKS_FUNCTION, 30, log, in_process=True)
-            thread = threading.Thread(target=poller.run, name=f"twin-callbacks-{index}", daemon=True)
-            thread.start()
-            self._senders.append((poller, thread))
-
-    def _stop_callback_senders(self) -> None:
-        for poller, _ in self._senders:
-            poller.stopping = True
-        for _, thread in self._senders:
-            thread.join(timeout=15)
-        alive = any(thread.is_alive() for _, thread in self._senders)
-        self._senders = []
-        if self._senders_log is not None and not alive:  # one still in an attempt writes to it yet
-            self._senders_log.close()
-            self._senders_log = None
+        self._senders = CallbackSenders(self.settings, Clients(self.settings, LOCAL_CREDENTIALS), self.resources, _log)
+        self._senders.start(self.log_path)
 
     def _stop_supervisor(self) -> None:
-        self._stop_callback_senders()
+        if self._senders is not None:
+            self._senders.stop()
+            self._senders = None
         self._supervisor_stop.set()
         for attribute in ("_supervisor", "_reaper"):
             thread = getattr(self, attribute)
