@@ -53,3 +53,14 @@ def test_server_side_failure_when_answered_then_generic_with_a_request_id_and_no
     assert "request id" in message and event["requestContext"]["requestId"] in message
     for inside in ("whisperq-no-such-table", "ResourceNotFound", "arn:", "botocore", "Traceback"):
         assert inside not in response["body"]
+
+
+@pytest.mark.parametrize("path", ["/jobs", "/upload"])
+def test_create_when_body_is_not_json_then_415_saying_what_the_route_takes(call, path):
+    """Was a 500: Powertools' validation refuses the type with an error of its own (schemathesis found it)."""
+    body = json.dumps({**WAV, "contentLength": 9})
+    status, payload, _ = call("POST", path, raw=body, headers={"Content-Type": "text/plain"})
+    assert status == 415 and payload["error"]["code"] == "unsupported_media_type"
+    assert "application/json" in payload["error"]["message"]
+    status, payload, _ = call("POST", path, raw=body, key=None, headers={"Content-Type": "text/plain"})
+    assert status == 403  # who asks, before what they send

@@ -14,6 +14,7 @@ from pydantic.alias_generators import to_camel
 from whisperq.core.audio import AUDIO_CONTENT_TYPES, validate_content_type
 from whisperq.core.callbacks import MAX_URL_CHARS
 from whisperq.core.contract import Model, Text, refuse
+from whisperq.core.errors import InvalidRequest
 from whisperq.core.jobs import JOB_ID_PATTERN, JobStatus
 from whisperq.core.keys import MAX_FILENAME_CHARS, clean_filename
 from whisperq.core.openai_compat import GRANULARITIES, RESPONSE_FORMATS
@@ -33,6 +34,13 @@ refuse(**{
     "format": f"must be one of {', '.join(WRITERS)}",
     "idempotency-key": f"must be 1 to {MAX_IDEMPOTENCY_KEY_CHARS} printable ASCII characters without spaces",
 })
+
+class UnsupportedMediaType(InvalidRequest):
+    """A body of a type the route does not take."""
+
+    status_code = 415
+    code = "unsupported_media_type"
+
 
 # --- requests --------------------------------------------------------------------------------
 Filename = Annotated[Text, Field(min_length=1, max_length=MAX_FILENAME_CHARS, description="a bare file name"),
@@ -267,7 +275,8 @@ TranscriptFormat = Literal[tuple(WRITERS)]  # type: ignore[valid-type]  # the wr
 JobIdPath = Annotated[str, Path(pattern=JOB_ID_PATTERN, description="the job's id")]
 JOB_ERRORS = errors(e400="malformed job id", e404="no such job for this key")
 CREATE_ERRORS = errors(e400="malformed or invalid request",
-                       e409="the Idempotency-Key was used with a different request")
+                       e409="the Idempotency-Key was used with a different request",
+                       e415="a body that is not application/json")
 AUDIO_ANSWERS: dict[int, OpenAPIResponse] = {
     200: {"description": "the transcript: JSON for json and verbose_json, text for text, srt, vtt",
           "content": {"application/json": {"model": OpenAITranscript}, "text/plain": {"schema": {"type": "string"}}}},

@@ -18,7 +18,10 @@ from typing import Annotated, Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 
 from whisperq import faults
@@ -43,6 +46,7 @@ from whisperq.api_handler.contract import (
     Redirect,
     TranscriptFormat,
     TranscriptLink,
+    UnsupportedMediaType,
     Upload,
     errors,
     form_body,
@@ -339,6 +343,17 @@ def handle_invalid(exc: RequestValidationError) -> Response:
     except Forbidden as refused:
         return handle_whisperq_error(refused)
     return handle_whisperq_error(InvalidRequest(explain(exc.errors())))
+
+
+@app.exception_handler(RequestUnsupportedContentType)
+def handle_media_type(exc: RequestUnsupportedContentType) -> Response:
+    """A JSON route sent another kind of body (text/plain, XML): 415, saying what it takes."""
+    try:
+        owner()
+    except Forbidden as refused:
+        return handle_whisperq_error(refused)
+    return handle_whisperq_error(UnsupportedMediaType(
+        f"this route takes application/json, not {app.current_event.headers.get('Content-Type')!r}"))
 
 
 @app.exception_handler([UnicodeDecodeError, binascii.Error])
