@@ -64,3 +64,14 @@ def test_create_when_body_is_not_json_then_415_saying_what_the_route_takes(call,
     assert "application/json" in payload["error"]["message"]
     status, payload, _ = call("POST", path, raw=body, key=None, headers={"Content-Type": "text/plain"})
     assert status == 403  # who asks, before what they send
+
+
+@pytest.mark.parametrize("content_type", ["multipart/form-data", "multipart/form-data; boundary=x",
+                                          "application/x-www-form-urlencoded"])
+def test_create_when_body_is_a_form_then_415_not_500_nor_a_job(call, stack, content_type):
+    before = stack.clients.dynamodb.scan(TableName=stack.settings.table)["Count"]
+    body = "--x\r\nContent-Disposition: form-data; name=\"filename\"\r\n\r\na.wav\r\n--x--\r\n" \
+        if "boundary" in content_type else "filename=a.wav&contentType=audio%2Fwav"
+    status, payload, _ = call("POST", "/jobs", raw=body, headers={"Content-Type": content_type})
+    assert status in (400, 415) and payload["error"]["code"] in ("unsupported_media_type", "invalid_request")
+    assert stack.clients.dynamodb.scan(TableName=stack.settings.table)["Count"] == before

@@ -206,6 +206,7 @@ def contract() -> dict[str, Any]:
 @app.post("/upload", operation_id="createUpload", summary="create a job; upload with a pre-signed PUT (original API)",
           responses={**ok(201, Upload, "job created, waiting for its upload"), **CREATE_ERRORS})
 def create_upload(body: Annotated[CreateUpload, Body()], key: IdempotencyKey = None) -> Response[Any]:
+    json_only()
     return created(service().create_upload(body, owner(), key))
 
 
@@ -219,6 +220,7 @@ def get_status(job_id: JobIdPath) -> dict[str, Any]:
           summary="create a job: upload with the pre-signed POST form, or give an s3:// or https:// source",
           responses={**ok(201, CreatedJob, "job created, waiting for its upload"), **CREATE_ERRORS})
 def create_job(body: Annotated[CreateRequest, Body()], key: IdempotencyKey = None) -> Response[Any]:
+    json_only()
     return created(service().create_job(body, owner(), key))
 
 
@@ -345,15 +347,24 @@ def handle_invalid(exc: RequestValidationError) -> Response:
     return handle_whisperq_error(InvalidRequest(explain(exc.errors())))
 
 
-@app.exception_handler(RequestUnsupportedContentType)
-def handle_media_type(exc: RequestUnsupportedContentType) -> Response:
-    """A JSON route sent another kind of body (text/plain, XML): 415, saying what it takes."""
+def json_only() -> None:
+    """The create routes take JSON; Powertools would also read a form into the same model."""
+    media_type = (app.current_event.headers.get("Content-Type") or "application/json").split(";")[0].strip()
+    if media_type.lower() != "application/json":
+        raise UnsupportedMediaType(f"this route takes application/json, not {media_type!r}")
+
+
+@app.exception_handler([RequestUnsupportedContentType, ValueError])
+def handle_media_type(exc: Exception) -> Response:
+    """A JSON route sent another kind of body (text/plain; multipart without a boundary, which the
+    validation's form parser raises a ValueError for): 415, saying what it takes. A ValueError on a
+    JSON body is a bug: a 500."""
     try:
         owner()
-    except Forbidden as refused:
+        json_only()
+    except WhisperqError as refused:
         return handle_whisperq_error(refused)
-    return handle_whisperq_error(UnsupportedMediaType(
-        f"this route takes application/json, not {app.current_event.headers.get('Content-Type')!r}"))
+    return handle_unexpected(exc)
 
 
 @app.exception_handler([UnicodeDecodeError, binascii.Error])
