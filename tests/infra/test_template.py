@@ -233,14 +233,14 @@ def test_checkov_when_bucket_made_public_then_fails(tmp_path):
 
 
 def test_routes_when_compared_then_template_serves_every_openapi_operation_and_only_health_and_page_open(resources):
-    from whisperq.api_handler.openapi import document
+    from whisperq.api_handler.handler import contract
     from whisperq.local.front import OPEN_ROUTES
 
     events = [*resources["ApiFunction"]["Properties"]["Events"].values(),
               *resources["OpenAIAudioFunction"]["Properties"]["Events"].values()]
     routed = {(e["Properties"]["Method"].upper(), e["Properties"]["Path"]) for e in events}
     assert len(routed) == len(events)  # each route served by one function
-    documented = {(method.upper(), path) for path, ops in document()["paths"].items() for method in ops}
+    documented = {(method.upper(), path) for path, ops in contract()["paths"].items() for method in ops}
     assert routed == documented
     open_in_template = {(e["Properties"]["Method"].upper(), e["Properties"]["Path"]) for e in events
                         if e["Properties"].get("Auth", {}).get("ApiKeyRequired") is False}
