@@ -6,8 +6,8 @@ unsplit one's, and the throughput of many long files at once.
     .venv/bin/python benchmarks/long_speech.py benchmarks/.audio --minutes 20.5 --pieces 20 --piece-minutes 6
     .venv/bin/python benchmarks/fanout.py benchmarks/.audio --out docs/benchmarks/fanout.json
 
-Default options (beam 5, faster-whisper int8, one thread per worker); fan-out at the defaults
-(files over 300 s, chunks of about 60 s) or off (fanout_min_duration_s=0).
+Default options (beam 5, faster-whisper int8, one thread per worker); fan-out at the defaults (a chunk
+for each idle worker, none under 30 s) or off (fanout_min_duration_s=0).
 """
 
 from __future__ import annotations
@@ -35,8 +35,9 @@ from whisperq.local.twin import Twin  # noqa: E402
 
 def run(files: list[Path], workers: int, fanout: bool, timeout_s: float = 1800) -> dict:
     """Submit every file at once to a fresh twin; per-job latency, transcripts, and the wall time."""
-    env = {"WHISPERQ_QUEUE_MAX_CONCURRENCY": str(workers),
-           "WHISPERQ_QUEUE_FANOUT_MIN_DURATION_S": "300" if fanout else "0"}
+    env = {"WHISPERQ_QUEUE_MAX_CONCURRENCY": str(workers)}
+    if not fanout:
+        env["WHISPERQ_QUEUE_FANOUT_MIN_DURATION_S"] = "0"
     with tempfile.TemporaryDirectory() as tmp, Twin(workers=workers, environ=env, tracing=False,
                                                      log_file=os.path.join(tmp, "twin.log")) as twin:
         client = Client(twin.api_url, api_key=twin.api_key)
@@ -74,6 +75,7 @@ def main() -> None:
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument("--repeat", type=int, default=1, help="Throughput pairs (off, on) to run, alternating.")
+    parser.add_argument("--workers", default="2,2,1,4", help="Latency cases: worker counts, the first whole.")
     args = parser.parse_args()
     long_file = args.audio_dir / "long.wav"
     results: dict = {"machine": {"cpus": len(os.sched_getaffinity(0)), "platform": platform.platform()},
@@ -85,7 +87,8 @@ def main() -> None:
 
     if args.out and args.out.exists():  # add to what an earlier invocation measured
         results = json.loads(args.out.read_text())
-    cases = () if args.skip_latency else ((2, False), (2, True), (1, True), (4, True))
+    counts = [int(v) for v in args.workers.split(",")]
+    cases = () if args.skip_latency else ((counts[0], False), *((n, True) for n in counts[1:]))
     for workers, fanout in cases:
         row = run([long_file], workers, fanout)
         print(json.dumps({k: v for k, v in row.items() if k != "jobs"} | row["jobs"][0]), flush=True)

@@ -14,8 +14,8 @@ from tests.wer import wer
 
 pytestmark = pytest.mark.e2e
 
-# The 123 s passage: fanned out above 30 s, in chunks of about 20 s (six of them).
-SMALL_CHUNKS = {"WHISPERQ_QUEUE_FANOUT_MIN_DURATION_S": "30", "WHISPERQ_QUEUE_CHUNK_S": "20"}
+# The 123 s passage on an idle twin of two workers: a chunk for each (fanned out from 40 s, none under 20 s).
+SMALL_CHUNKS = {"WHISPERQ_QUEUE_FANOUT_MIN_DURATION_S": "40", "WHISPERQ_QUEUE_CHUNK_S": "20"}
 
 
 def test_transcribe_when_file_is_long_then_chunks_spread_over_workers_and_progress_shows_them(tmp_path):
@@ -28,10 +28,10 @@ def test_transcribe_when_file_is_long_then_chunks_spread_over_workers_and_progre
         assert wer(truth, text.split()) < 0.25, text
         # Progress lines say how many chunks are done (stderr is not a terminal here: one line per change).
         chunk_lines = [line for line in result.stderr.splitlines() if "chunks)" in line]
-        assert chunk_lines and chunk_lines[-1].startswith("passage.ogg: COMPLETED (6/6 chunks) (job "), result.stderr
+        assert chunk_lines and chunk_lines[-1].startswith("passage.ogg: COMPLETED (2/2 chunks) (job "), result.stderr
         job_id = chunk_lines[-1].rsplit("(job ", 1)[1].rstrip(")")
         status = json.loads(run_cli(tmp_path / "state", "status", job_id, "--json").stdout)
-        assert status["details"]["chunks"] == status["details"]["chunksDone"] == 6
+        assert status["details"]["chunks"] == status["details"]["chunksDone"] == 2
         assert status["details"]["audioDurationS"] > 120 and status["details"]["splitS"] > 0
     finally:
         assert stop_twin(process) == 0

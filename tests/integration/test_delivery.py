@@ -38,9 +38,10 @@ class WorkerKilled(BaseException):
 
 @pytest.fixture
 def queue_config(queue_config):
-    # Fan out anything over 30 s in chunks of about 20 s (six for the passage); leases of 2 s, so that a
-    # dead holder's lease runs out within the test.
-    return replace(queue_config, fanout_min_duration_s=30, chunk_s=20, visibility_timeout_s=2, max_receive_count=5)
+    # Fan out anything over 40 s, no chunk under 20 s, six workers (six chunks for the passage on an idle
+    # queue); leases of 2 s, so that a dead holder's lease runs out within the test.
+    return replace(queue_config, fanout_min_duration_s=40, chunk_s=20, visibility_timeout_s=2, max_receive_count=5,
+                   max_concurrency=6)
 
 
 def new_worker(stack, engine=None):
@@ -117,7 +118,7 @@ def test_whole_file_attempt_killed_after_writing_outputs_when_retry_fans_out_the
     job_id, event = upload_passage(stack)
     first, second = new_worker(stack), new_worker(stack)
     # Given a busy queue (as much waiting as max_concurrency), so attempt 1 transcribes the file whole,
-    stack.queue.send('{"Service": "Amazon S3", "Event": "s3:TestEvent"}')
+    stack.busy()
     # and a worker killed as it marks the job COMPLETED (after its outputs were written),
     switch = kill_when(stack.clients.dynamodb, "dynamodb.UpdateItem", '"COMPLETED"')
     with pytest.raises(WorkerKilled):
@@ -156,7 +157,7 @@ def test_whole_file_attempt_outlives_its_lease_when_newer_attempt_completes_then
     slow, fast = new_worker(stack, Blocking(0.0)), new_worker(stack)
     # No heartbeat lands (their DynamoDB writes fail as a lost network would), so the lease runs out.
     stack.clients.dynamodb.meta.events.register("before-send.dynamodb.UpdateItem", fail_heartbeats)
-    stack.queue.send('{"Service": "Amazon S3", "Event": "s3:TestEvent"}')  # busy: slow goes whole
+    stack.busy()  # busy: slow goes whole
     outcome: dict[str, object] = {}
 
     def run_slow():
@@ -312,13 +313,13 @@ def test_long_file_when_the_invocation_has_not_the_time_then_fanned_out_even_wit
     on Lambda, a timed-out invocation loses everything it did, on every attempt."""
     slow = new_worker(stack, SyntheticEngine(0.2))  # 123 s of audio: about 25 s whole
     job_id, event = upload_passage(stack)
-    stack.queue.send('{"Service": "Amazon S3", "Event": "s3:TestEvent"}')  # busy: whole, were there time
+    stack.busy()  # busy: whole, were there time
     delivery = replace(delivery_of(stack, event), deadline=time.monotonic() + 30)  # 30 s left
-    assert slow.handle_message(event.body, delivery) == ["fanned-out:6"]
+    assert slow.handle_message(event.body, delivery) == ["fanned-out:2"]  # each chunk fits a fresh invocation
     # With the whole function timeout ahead (and a faster engine), a busy queue gets it whole.
     empty(stack.queue)
     job_id, event = upload_passage(stack)
-    stack.queue.send('{"Service": "Amazon S3", "Event": "s3:TestEvent"}')
+    stack.busy()
     assert new_worker(stack).handle_message(event.body, delivery_of(stack, event)) == ["completed"]
 
 

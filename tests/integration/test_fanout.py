@@ -33,8 +33,8 @@ def engine():
 
 @pytest.fixture
 def queue_config(queue_config):
-    # Fan out anything over 30 s, in chunks of about 20 s: the 123 s passage makes six.
-    return replace(queue_config, fanout_min_duration_s=30, chunk_s=20, max_receive_count=2)
+    # Fan out anything over 40 s, no chunk under 20 s, six workers: the 123 s passage on an idle queue makes six.
+    return replace(queue_config, fanout_min_duration_s=40, chunk_s=20, max_receive_count=2, max_concurrency=6)
 
 
 class Worker:
@@ -214,14 +214,26 @@ def test_fanout_when_cancelled_midway_then_remaining_chunks_skip_and_every_chunk
 
 
 def test_fanout_when_queue_has_a_backlog_then_long_file_transcribed_whole(stack, worker):
-    # Every worker (max_concurrency is 1 here) has work waiting: splitting would only add its cost.
+    # Every other worker has work waiting: splitting would only add its cost.
     job_id = upload(stack)
     [event] = stack.receive_all(1)
-    stack.queue.send('{"Service": "Amazon S3", "Event": "s3:TestEvent"}')
+    stack.busy()
     assert handle(stack, worker, event) == ["completed"]
     job = stack.jobs.get(job_id)
     assert job.status is JobStatus.COMPLETED and job.fanout is None
     assert job.run.audio_duration_s > 120 and objects_under(stack, f"chunks/{job_id}/") == []
+
+
+def test_fanout_when_one_other_worker_idles_then_the_file_is_cut_in_two_halves_at_a_pause(stack, worker):
+    # Six workers, four messages waiting: four workers will be busy, this one and one more are not.
+    job_id = upload(stack)
+    [event] = stack.receive_all(1)
+    stack.queue.send_batch(['{"Service": "Amazon S3", "Event": "s3:TestEvent"}'] * 4)
+    assert handle(stack, worker, event) == ["fanned-out:2"]
+    job = stack.jobs.get(job_id)
+    first, second = plan_of(stack, job)
+    assert 123 * 0.25 < first.end_s < 123 * 0.75 and first.seam_after_s is None  # at a pause, not a hard cut
+    assert second.start_s == first.end_s and second.end_s == pytest.approx(job.run.audio_duration_s, abs=0.01)
 
 
 def test_fanout_when_merge_fails_then_a_redelivery_of_any_message_merges(stack, worker):

@@ -29,7 +29,7 @@ VISIBILITY_S = 2
 def queue_config(queue_config):
     # Two deliveries, leases of 2 s; fan out anything over 30 s in chunks of about 20 s.
     return replace(queue_config, visibility_timeout_s=VISIBILITY_S, max_receive_count=2, function_timeout_s=30,
-                   fanout_min_duration_s=30, chunk_s=20)
+                   fanout_min_duration_s=40, chunk_s=20, max_concurrency=6)
 
 
 def dying_engine(after_s: float = 0.0) -> SyntheticEngine:

@@ -108,21 +108,24 @@ def _budget(**changes):
 
     from whisperq.core.fanout import Budget
 
-    # A 6-minute file, 18 s expected, a fresh 900 s invocation, fan-out over 300 s in 60 s chunks, idle queue.
-    base = Budget(duration_s=360, expected_s=18, time_left_s=900, function_timeout_s=900, fanout_min_duration_s=300,
-                  chunk_s=60, can_split=True, backlog=0, max_concurrency=2)
+    # A 6-minute file, 18 s expected, a fresh 900 s invocation, fan-out from 60 s, no chunk under 30 s, one
+    # other worker idle.
+    base = Budget(duration_s=360, expected_s=18, time_left_s=900, function_timeout_s=900, fanout_min_duration_s=60,
+                  chunk_s=30, can_split=True, idle_workers=1, max_concurrency=2)
     return replace(base, **changes)
 
 
 @pytest.mark.parametrize(
     ("changes", "cut"),
     [
-        ({}, "fan-out"),  # long, and other workers would wait: cut
-        ({"backlog": 2}, "whole"),  # every worker busy: cutting only adds cost
-        ({"backlog": None}, "fan-out"),  # backlog unknown: cut
-        ({"duration_s": 200, "expected_s": 10}, "whole"),  # not long
-        ({"time_left_s": 30, "function_timeout_s": 30, "backlog": 5}, "fan-out"),  # may not finish: cut, busy or not
-        ({"time_left_s": 50, "function_timeout_s": 50, "backlog": 5}, "whole"),  # fits twice over with its overhead
+        ({}, "fan-out"),  # another worker would wait: cut
+        ({"idle_workers": 0}, "whole"),  # every worker busy: cutting only adds cost
+        ({"idle_workers": None}, "fan-out"),  # the queue unknown: cut
+        ({"duration_s": 123, "expected_s": 5}, "fan-out"),  # a 2-minute file too, when a worker idles
+        ({"duration_s": 50, "expected_s": 2}, "whole"),  # under fanout_min_duration_s
+        ({"duration_s": 70, "chunk_s": 40, "fanout_min_duration_s": 80}, "whole"),  # not two chunks long
+        ({"time_left_s": 30, "function_timeout_s": 30, "idle_workers": 0}, "fan-out"),  # may not finish: cut anyway
+        ({"time_left_s": 50, "function_timeout_s": 50, "idle_workers": 0}, "whole"),  # fits twice with its overhead
         ({"can_split": False, "time_left_s": 20, "function_timeout_s": 900}, "wait"),  # a fresh invocation would do
         ({"can_split": False, "expected_s": 1000}, "too-long"),  # nothing can, and it cannot be cut
         ({"can_split": False, "expected_s": 897, "time_left_s": 10}, "too-long"),  # not even with overhead
@@ -135,3 +138,22 @@ def test_choose_cut_when_budget_is_as_given_then_whole_cut_wait_or_too_long(chan
     from whisperq.core.fanout import choose_cut
 
     assert choose_cut(_budget(**changes)).value == cut
+
+
+@pytest.mark.parametrize(
+    ("changes", "chunks"),
+    [
+        ({}, 2),  # one idle worker and this one: two halves, not twelve 30 s chunks
+        ({"idle_workers": 4}, 5),
+        ({"idle_workers": 100}, 12),  # never under chunk_s: 360 / 30
+        ({"idle_workers": None, "max_concurrency": 6}, 6),  # the queue unknown: as many as may run
+        ({"duration_s": 123, "idle_workers": 1}, 2),  # the 2-minute passage on an idle twin of two
+        ({"duration_s": 123, "idle_workers": 5}, 4),
+        # A file that would not fit an invocation (300 s expected, 180 s each): small enough chunks to fit.
+        ({"expected_s": 300, "function_timeout_s": 180, "time_left_s": 180, "idle_workers": 0}, 4),
+    ],
+)
+def test_chunk_count_when_workers_idle_then_one_chunk_each_never_under_chunk_s(changes, chunks):
+    from whisperq.core.fanout import chunk_count
+
+    assert chunk_count(_budget(**changes)) == chunks

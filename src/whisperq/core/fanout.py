@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -135,29 +136,41 @@ class Budget:
     time_left_s: float  # in this invocation
     function_timeout_s: float  # a fresh invocation's time
     fanout_min_duration_s: float  # 0: fan-out is off
-    chunk_s: float
+    chunk_s: float  # the shortest chunk a split makes
     can_split: bool  # there is a queue to send chunks to, and speech to cut
-    backlog: int | None  # messages waiting in the queue (None: unknown)
+    idle_workers: int | None  # workers that would wait for work besides this one (None: unknown)
     max_concurrency: int
 
 
 def choose_cut(budget: Budget) -> Cut:
     """Whole or cut. A file that may not finish in the time the invocation has left is cut whenever
-    it can be, busy queue or not. Otherwise a long file is cut when other workers would wait for
-    work (a backlog below max_concurrency); with every worker busy, splitting would only add cost."""
+    it can be, busy queue or not. Otherwise a file of at least fanout_min_duration_s is cut when other
+    workers would wait for work; with every worker busy, splitting would only add cost."""
     b = budget
-    splittable = b.can_split and b.fanout_min_duration_s > 0 and b.duration_s > b.chunk_s
+    splittable = b.can_split and b.fanout_min_duration_s > 0 and b.duration_s >= 2 * b.chunk_s
     if (b.expected_s + OVERHEAD_S) * SAFETY_FACTOR > b.time_left_s and splittable:
         return Cut.FAN_OUT
     if b.expected_s + OVERHEAD_S > b.function_timeout_s and not splittable:
         return Cut.TOO_LONG
     if b.expected_s + OVERHEAD_S > b.time_left_s:
         return Cut.WAIT  # a fresh invocation has the time
-    if not splittable or b.duration_s <= b.fanout_min_duration_s:
+    if not splittable or b.duration_s < b.fanout_min_duration_s:
         return Cut.WHOLE
-    if b.backlog is not None and b.backlog >= b.max_concurrency:
+    if b.idle_workers is not None and b.idle_workers < 1:
         return Cut.WHOLE
     return Cut.FAN_OUT
+
+
+def chunk_count(budget: Budget) -> int:
+    """How many chunks a file that is cut becomes: one for each worker that would otherwise wait and
+    one for this one (the chunk length follows the idle capacity: two idle workers on a 20-minute file
+    take 10 minutes each, not twenty 1-minute chunks that each pay a window's padding and a fetch), never
+    shorter than chunk_s, and short enough that each fits a fresh invocation twice over."""
+    b = budget
+    workers = (b.max_concurrency if b.idle_workers is None else b.idle_workers + 1)
+    most = max(1, math.floor(b.duration_s / b.chunk_s))
+    to_fit = math.ceil((b.expected_s * SAFETY_FACTOR) / max(1.0, b.function_timeout_s - OVERHEAD_S * SAFETY_FACTOR))
+    return max(2, min(workers, most), to_fit)
 
 
 # --- the chunk message -------------------------------------------------------------------------

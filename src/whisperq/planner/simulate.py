@@ -41,8 +41,8 @@ class Pipeline:
     visibility_timeout_s: float = 5400.0
     max_receive_count: int = 3
     failure_rate: float = 0.0  # per attempt
-    fanout_min_duration_s: float = 300.0  # 0: off
-    chunk_s: float = 60.0
+    fanout_min_duration_s: float = 60.0  # 0: off (queue_config's default)
+    chunk_s: float = 30.0  # the shortest chunk (queue_config's default)
     split_s_per_audio_s: float = 0.004  # decode + VAD + FLAC encoding of the whole file (calibrated)
     merge_s: float = 0.5
     ramp: bool = True  # False: every worker polls from the start (the local twin)
@@ -95,6 +95,7 @@ class _Job:
     arrival: float
     duration_s: float
     chunks_left: int = 0  # set when a worker splits the job
+    chunk_s: float = 0.0  # and how long each of its chunks is
     split: bool = False
     failed: bool = False
 
@@ -185,11 +186,14 @@ class _Simulation:
         """Seconds an environment spends on a message: a chunk, a split, or a whole file."""
         pipeline = self.pipeline
         if chunk >= 0:
-            length_s = min(pipeline.chunk_s, job.duration_s - chunk * pipeline.chunk_s)
-            return pipeline.overhead_s + length_s / self.rtf
-        if not job.chunks_left and pipeline.fanout_min_duration_s and \
-                job.duration_s > pipeline.fanout_min_duration_s and len(self.visible) < pipeline.max_concurrency:
-            job.chunks_left = math.ceil(job.duration_s / pipeline.chunk_s)
+            return pipeline.overhead_s + job.chunk_s / self.rtf
+        # As core.fanout decides: cut when workers would wait, into a chunk for each (this one's
+        # included), none shorter than chunk_s.
+        idle = pipeline.max_concurrency - self.running - len(self.visible)
+        if not job.chunks_left and pipeline.fanout_min_duration_s and idle >= 1 and \
+                job.duration_s >= max(pipeline.fanout_min_duration_s, 2 * pipeline.chunk_s):
+            job.chunks_left = max(2, min(idle + 1, math.floor(job.duration_s / pipeline.chunk_s)))
+            job.chunk_s = job.duration_s / job.chunks_left
         if job.chunks_left:  # a split (or a split an earlier attempt began: always finished, as in the worker)
             return pipeline.overhead_s + job.duration_s * pipeline.split_s_per_audio_s
         return pipeline.overhead_s + job.duration_s / self.rtf

@@ -38,10 +38,11 @@ class QueueConfig:
     wait_time_s: int = 20
     # Dead-letter queue: kept longer than the queue so a replay is still possible.
     dlq_retention_s: int = 14 * 24 * 3600
-    # Fan-out: audio longer than this is cut at pauses into chunks of about chunk_s seconds, each
-    # its own message on the same queue, so every worker can take a slice (0 turns fan-out off).
-    fanout_min_duration_s: int = 300
-    chunk_s: int = 60
+    # Fan-out: audio at least this long is cut at pauses when other workers would wait for work, into a
+    # chunk for each of them and one for the worker that cuts it, each its own message on the same queue
+    # (0 turns fan-out off); no chunk is shorter than chunk_s.
+    fanout_min_duration_s: int = 60
+    chunk_s: int = 30
 
     def validate(self, target: str = "local") -> QueueConfig:
         """Check every value against the limits of SQS and Lambda; `target` is "aws" or "local".
@@ -69,8 +70,8 @@ class QueueConfig:
         check(self.fanout_min_duration_s >= 0, "fanout_min_duration_s must be 0 (off) or more")
         check(10 <= self.chunk_s <= 3600, "chunk_s must be 10..3600")
         check(
-            self.fanout_min_duration_s == 0 or self.fanout_min_duration_s >= self.chunk_s,
-            "fanout_min_duration_s must be 0 (off) or at least chunk_s (shorter files would make one chunk)",
+            self.fanout_min_duration_s == 0 or self.fanout_min_duration_s >= 2 * self.chunk_s,
+            "fanout_min_duration_s must be 0 (off) or at least twice chunk_s (shorter files would make one chunk)",
         )
         check(
             self.dlq_retention_s >= self.retention_s,

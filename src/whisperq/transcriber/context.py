@@ -4,6 +4,7 @@ worker (handler.build_runtime) and handed to the whole-file, fan-out and complet
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -42,7 +43,7 @@ class NoMetrics:
 
 
 class QueueOps:
-    """The queue side of a delivery: its message's visibility, the queue it came from, its backlog."""
+    """The queue side of a delivery: its message's visibility, the queue it came from, the idle workers."""
 
     def __init__(self, queue_by_arn: Callable[[str], Queue] | None, log: Log):
         self._queue = queue_by_arn
@@ -68,15 +69,19 @@ class QueueOps:
         assert self._queue is not None and delivery.queue_arn is not None
         self._queue(delivery.queue_arn).send_batch(bodies)
 
-    def backlog(self, delivery: Delivery) -> int | None:
-        """Messages waiting in the delivery's queue; None when it cannot be read."""
+    def idle_workers(self, delivery: Delivery, max_concurrency: int, batch_size: int) -> int | None:
+        """Workers that would wait for work besides this one: the concurrency cap less the workers busy
+        (their messages in flight, this one's included) and less those the waiting messages will keep
+        busy; None when the queue cannot be read."""
         if not self.can_send(delivery):
             return None
         try:
-            return self._queue(delivery.queue_arn).depth()["visible"]  # type: ignore[misc, arg-type]
+            depth = self._queue(delivery.queue_arn).depth()  # type: ignore[misc, arg-type]
         except WhisperqError as exc:
-            self._log.warning("could not read the queue's backlog", extra={"error": str(exc)})
+            self._log.warning("could not read the queue's depth", extra={"error": str(exc)})
             return None
+        busy = max(1, math.ceil(depth["in_flight"] / batch_size))
+        return max(0, max_concurrency - busy - math.ceil(depth["visible"] / batch_size))
 
 
 class SpeedMeter:

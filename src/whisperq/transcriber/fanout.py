@@ -44,13 +44,13 @@ class FanOut:
         self.context = context
 
     # --- split --------------------------------------------------------------------------------
-    def split(self, job: Job, attempt: Attempt[Job], fetched: stages.Fetched) -> Job | str:
-        """Cut the file and send its chunks, under the job's lease; the job handed to its chunks (see
-        after_split), or the outcome when the job was cancelled meanwhile."""
+    def split(self, job: Job, attempt: Attempt[Job], fetched: stages.Fetched, chunk_s: float) -> Job | str:
+        """Cut the file into chunks of about `chunk_s` and send them, under the job's lease; the job
+        handed to its chunks (see after_split), or the outcome when the job was cancelled meanwhile."""
         context, job_id = self.context, job.job_id
         started = time.perf_counter()
         with stage("split", **context.notes(job_id)):
-            planned = self._plan(job, attempt, fetched)
+            planned = self._plan(job, attempt, fetched, chunk_s)
             if isinstance(planned, str):
                 return planned
             plan_id, plan = planned
@@ -76,12 +76,13 @@ class FanOut:
         assert job.fanout is not None
         return self.resume(job, delivery, f"fanned-out:{job.fanout.chunks}")
 
-    def _plan(self, job: Job, attempt: Attempt[Job], fetched: stages.Fetched) -> tuple[str, list[Chunk]] | str:
+    def _plan(self, job: Job, attempt: Attempt[Job], fetched: stages.Fetched,
+              chunk_s: float) -> tuple[str, list[Chunk]] | str:
         """The job's plan: the one an earlier split recorded, or a new one, stored and recorded once."""
         context, job_id = self.context, job.job_id
         if job.fanout is not None and job.fanout.chunk_plan_id:
             return job.fanout.chunk_plan_id, self._read_plan(job)
-        plan = plan_chunks(fetched.duration_s, audio.speech_regions(fetched.samples), context.settings.queue.chunk_s)
+        plan = plan_chunks(fetched.duration_s, audio.speech_regions(fetched.samples), chunk_s)
         plan_id = attempt.held.id
         context.blobs.put_text(chunk_plan_key(job_id, plan_id), json.dumps({"chunks": [c.to_dict() for c in plan]}),
                                "application/json")

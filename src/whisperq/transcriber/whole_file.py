@@ -11,7 +11,7 @@ from whisperq.core.errors import (
     TransientError,
     WhisperqError,
 )
-from whisperq.core.fanout import Budget, Cut, choose_cut
+from whisperq.core.fanout import Budget, Cut, choose_cut, chunk_count
 from whisperq.core.jobs import Job, JobStatus, Timeline, iso, utc_now
 from whisperq.core.keys import job_id_from_audio_key
 from whisperq.core.options import TranscribeOptions
@@ -84,9 +84,9 @@ class WholeFile:
             return completion.publish(context, attempt, job, "completed")
         options = TranscribeOptions.from_api(job.options, context.engine.model_name)
         fetched = self._fetch(job.job_id, event)
-        cut = self._cut(job, fetched, attempt.delivery)
+        cut, chunk_s = self._cut(job, fetched, attempt.delivery)
         if cut is Cut.FAN_OUT:
-            return self.fanout.split(job, attempt, fetched)
+            return self.fanout.split(job, attempt, fetched, chunk_s)
         if cut is Cut.WAIT:
             raise TransientError("not enough time left in this invocation to transcribe the file; its message "
                                  "returns for a fresh one")
@@ -122,20 +122,25 @@ class WholeFile:
         except WhisperqError as exc:
             self.context.log.warning("could not delete a refused object", extra={"key": event.key, "error": str(exc)})
 
-    def _cut(self, job: Job, fetched: stages.Fetched, delivery: Delivery) -> Cut:
-        if job.fanout is not None:
-            return Cut.FAN_OUT  # an earlier attempt recorded a plan: finish that split
+    def _cut(self, job: Job, fetched: stages.Fetched, delivery: Delivery) -> tuple[Cut, float]:
+        """Whole or cut, and when cut, the chunks' length (see core.fanout.chunk_count)."""
         config = self.context.settings.queue
+        if job.fanout is not None:
+            return Cut.FAN_OUT, config.chunk_s  # an earlier attempt recorded a plan: finish that split
         can_split = self.context.queue.can_send(delivery) and not stages.is_silent(fetched.samples)
-        cut = choose_cut(Budget(
+        budget = Budget(
             duration_s=fetched.duration_s, expected_s=self.context.speed.expected_s(fetched.duration_s),
             time_left_s=delivery.time_left_s(config.function_timeout_s),
             function_timeout_s=config.function_timeout_s, fanout_min_duration_s=config.fanout_min_duration_s,
             chunk_s=config.chunk_s, can_split=can_split,
-            backlog=self.context.queue.backlog(delivery) if can_split else None,
-            max_concurrency=config.max_concurrency))
-        self.context.log.info("whole or cut", extra={"cut": cut.value, "audio_s": round(fetched.duration_s, 1)})
-        return cut
+            idle_workers=self.context.queue.idle_workers(delivery, config.max_concurrency, config.batch_size)
+            if can_split else None,
+            max_concurrency=config.max_concurrency)
+        cut = choose_cut(budget)
+        chunks = chunk_count(budget) if cut is Cut.FAN_OUT else 1
+        self.context.log.info("whole or cut", extra={"cut": cut.value, "audio_s": round(fetched.duration_s, 1),
+                                                     "idle_workers": budget.idle_workers, "chunks": chunks})
+        return cut, fetched.duration_s / chunks
 
     def _transcribe(self, job: Job, fetched: stages.Fetched, options: TranscribeOptions, attempt: Attempt[Job]) -> str:
         context = self.context
