@@ -86,9 +86,10 @@ class Settings:
     model: str = "tiny.en"
     compute_type: str = "int8"
     cpu_threads: int = 1
-    # faster-whisper's batched inference for audio of a minute and more (0: sequential decoding, the
-    # default: on this project's speech it was 1.4x faster and 4 WER points worse; docs/benchmarks).
-    engine_batch_size: int = 0
+    # faster-whisper's batched inference for audio of a minute and more at beam 5 or more, this many 30 s
+    # windows at a time (0: sequential decoding): 1.57x faster at 0.4 WER points here
+    # (docs/benchmarks/batched.md).
+    engine_batch_size: int = 4
     cache_dir: str = ""  # where converted models are kept; "" means ~/.cache/whisperq
     # The synthetic engine (load tests only): wall seconds per audio second, and a failure rate.
     synthetic_seconds_per_audio_second: float = 0.05

@@ -78,3 +78,24 @@ def test_load_engine_when_model_is_a_directory_without_weights_then_config_error
     with pytest.raises(ConfigError) as caught:
         load_engine(Settings.from_env({}, model=str(tmp_path)))
     assert "no model.bin" in str(caught.value)
+
+
+def test_batched_when_the_passage_is_decoded_then_as_accurate_as_sequential_and_one_segment_a_sentence(engines):
+    """Batched windows decoded without timestamp tokens (with them, the words after a window's last
+    timestamp were dropped) and cut into sentences: the passage's WER within a point of sequential
+    decoding's, every segment a sentence inside the audio; greedy decoding stays sequential."""
+    from tests.wer import wer
+
+    audio = decode(str(EXAMPLES / "passage.ogg"), "passage.ogg")
+    truth = words((EXAMPLES / "passage.txt").read_text())
+    sequential = engines[0].transcribe(audio, TranscribeOptions())
+    batched_engine = FasterWhisperEngine("tiny.en", "int8", 1, 4)
+    batched = batched_engine.transcribe(audio, TranscribeOptions())
+    assert wer(truth, words(batched.text)) <= wer(truth, words(sequential.text)) + 0.01
+    assert len(batched.segments) >= 8 and all(s.text.strip()[-1] in ".?!" for s in batched.segments[:-1])
+    assert all(0 <= s.start < s.end <= batched.duration_s + 0.5 for s in batched.segments)
+    assert [s.id for s in batched.segments] == list(range(len(batched.segments)))
+    timed = batched_engine.transcribe(audio, TranscribeOptions(word_timestamps=True))
+    assert all(s.words and s.words[0].start >= s.start - 0.01 for s in timed.segments)
+    assert batched_engine.batched_for(123, TranscribeOptions()) and not batched_engine.batched_for(
+        123, TranscribeOptions(beam_size=1)) and not batched_engine.batched_for(50, TranscribeOptions())

@@ -24,6 +24,43 @@ class Segment:
     no_speech_prob: float
     words: tuple[Word, ...] = ()
 
+    def timed_words(self) -> list[tuple[str, float, float, Word | None]]:
+        """The segment's words with times: the engine's word timestamps when it gave them, otherwise
+        the segment's span shared out in proportion to each word's length (and no Word)."""
+        if self.words:
+            return [(w.word.strip(), w.start, w.end, w) for w in self.words if w.word.strip()]
+        words = self.text.split()
+        total = sum(len(word) + 1 for word in words) or 1
+        span = self.end - self.start
+        tokens: list[tuple[str, float, float, Word | None]] = []
+        position = self.start
+        for word in words:
+            length = span * (len(word) + 1) / total
+            tokens.append((word, round(position, 3), round(position + length, 3), None))
+            position += length
+        return tokens
+
+
+SENTENCE_END = (".", "?", "!")
+
+
+def sentences(segments: tuple[Segment, ...] | list[Segment]) -> tuple[Segment, ...]:
+    """Segments cut at the end of each sentence, timed by their words (or by a share of the span in
+    proportion to the words' lengths): what a batched decode's 30 s windows become, so that its
+    transcript has one segment per sentence as sequential decoding's has."""
+    out: list[Segment] = []
+    for segment in segments:
+        tokens = segment.timed_words()
+        run: list[tuple[str, float, float, Word | None]] = []
+        for index, token in enumerate(tokens):
+            run.append(token)
+            if token[0].endswith(SENTENCE_END) or index == len(tokens) - 1:
+                out.append(Segment(len(out), run[0][1], run[-1][2], " " + " ".join(t[0] for t in run),
+                                   segment.avg_logprob, segment.no_speech_prob,
+                                   tuple(t[3] for t in run if t[3] is not None)))
+                run = []
+    return tuple(out)
+
 
 @dataclass(frozen=True)
 class Transcript:

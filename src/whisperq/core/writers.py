@@ -39,22 +39,6 @@ def _cues(segments: tuple[Segment, ...]) -> list[tuple[float, float, str]]:
     return [(s.start, s.end, s.text.strip()) for s in segments if s.text.strip()]
 
 
-def _timed_tokens(segment: Segment) -> list[tuple[str, float, float]]:
-    """The segment's words with times: the engine's word timestamps when it gave them, otherwise
-    the segment's span shared out in proportion to each word's length."""
-    if segment.words:
-        return [(w.word.strip(), w.start, w.end) for w in segment.words if w.word.strip()]
-    words = segment.text.split()
-    total = sum(len(word) + 1 for word in words) or 1
-    span = segment.end - segment.start
-    tokens, position = [], segment.start
-    for word in words:
-        length = span * (len(word) + 1) / total
-        tokens.append((word, position, position + length))
-        position += length
-    return tokens
-
-
 def subtitle_cues(segments: tuple[Segment, ...], max_line_chars: int = MAX_LINE_CHARS,
                   max_lines: int = MAX_LINES) -> list[tuple[float, float, str]]:
     """Cues of at most `max_lines` lines of `max_line_chars` characters (the common broadcast
@@ -69,7 +53,7 @@ def subtitle_cues(segments: tuple[Segment, ...], max_line_chars: int = MAX_LINE_
             cues.append((segment.start, segment.end, "\n".join(lines)))
             continue
         chunk: list[tuple[str, float, float]] = []
-        for token in _timed_tokens(segment):
+        for token in (t[:3] for t in segment.timed_words()):
             candidate = " ".join(t[0] for t in [*chunk, token])
             if chunk and len(textwrap.wrap(candidate, max_line_chars, break_long_words=False)) > max_lines:
                 cues.append(_cue(chunk, max_line_chars))

@@ -4,17 +4,27 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from whisperq.core.options import TranscribeOptions
-from whisperq.core.transcript import Segment, Transcript, Word
+from whisperq.core.transcript import Segment, Transcript, Word, sentences
 from whisperq.transcriber.audio import SAMPLE_RATE
 from whisperq.transcriber.models import resolve_ct2_model
 
 _FALLBACK_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 # Batched inference decodes several 30 s windows at once; below two windows there is nothing to batch.
 BATCHED_MIN_AUDIO_S = 60.0
+# Below beam 5 it cost accuracy (greedy: 1.1 WER points on the long-speech set; docs/benchmarks/batched.md).
+BATCHED_MIN_BEAM = 5
+
+
+def _segment(index: int, seg: Any) -> Segment:
+    return Segment(id=index, start=round(float(seg.start), 3), end=round(float(seg.end), 3), text=seg.text,
+                   avg_logprob=float(seg.avg_logprob), no_speech_prob=float(seg.no_speech_prob),
+                   words=tuple(Word(round(float(w.start), 3), round(float(w.end), 3), w.word,
+                                    round(float(w.probability), 4)) for w in (seg.words or ())))
 
 
 class FasterWhisperEngine:
@@ -41,33 +51,28 @@ class FasterWhisperEngine:
 
             self._batched = BatchedInferencePipeline(self._model)
 
+    def batched_for(self, duration_s: float, options: TranscribeOptions) -> bool:
+        """Whether this audio is decoded in batches: long enough to hold two windows, at a beam where
+        batching was measured to keep the accuracy of sequential decoding."""
+        return (self._batched is not None and duration_s >= BATCHED_MIN_AUDIO_S
+                and options.beam_size >= BATCHED_MIN_BEAM)
+
     def transcribe(self, audio: np.ndarray, options: TranscribeOptions) -> Transcript:
         temperature = _FALLBACK_TEMPERATURES if options.temperature is None else options.temperature
         common = {"language": options.language, "task": options.task, "beam_size": options.beam_size,
-                  "temperature": temperature, "initial_prompt": options.initial_prompt,
-                  "word_timestamps": options.word_timestamps}
-        if self._batched is not None and audio.size / SAMPLE_RATE >= BATCHED_MIN_AUDIO_S:
-            # Batched windows always skip non-speech (that is how they are cut); timestamps within them
-            # are kept, so subtitles are as fine-grained as sequential decoding's.
-            segments_iter, info = self._batched.transcribe(audio, batch_size=self.batch_size,
-                                                           without_timestamps=False, **common)
+                  "temperature": temperature, "initial_prompt": options.initial_prompt}
+        if self._batched is not None and self.batched_for(audio.size / SAMPLE_RATE, options):
+            # Each window is decoded without timestamp tokens: with them, the batched decoder drops the
+            # words after a window's last timestamp (docs/benchmarks/batched.md: 61 of 966 words lost,
+            # WER 15.6% against 11.6% without). The windows (up to 30 s) are then cut into sentences,
+            # timed by their words when they were asked for, else by a share of the window.
+            segments_iter, info = self._batched.transcribe(audio, batch_size=self.batch_size, without_timestamps=True,
+                                                           word_timestamps=options.word_timestamps, **common)
+            segments = sentences([_segment(index, seg) for index, seg in enumerate(segments_iter)])
         else:
-            segments_iter, info = self._model.transcribe(audio, vad_filter=options.vad_filter, **common)
-        segments = tuple(
-            Segment(
-                id=index,
-                start=round(float(seg.start), 3),
-                end=round(float(seg.end), 3),
-                text=seg.text,
-                avg_logprob=float(seg.avg_logprob),
-                no_speech_prob=float(seg.no_speech_prob),
-                words=tuple(
-                    Word(round(float(w.start), 3), round(float(w.end), 3), w.word, round(float(w.probability), 4))
-                    for w in (seg.words or ())
-                ),
-            )
-            for index, seg in enumerate(segments_iter)
-        )
+            segments_iter, info = self._model.transcribe(audio, vad_filter=options.vad_filter,
+                                                         word_timestamps=options.word_timestamps, **common)
+            segments = tuple(_segment(index, seg) for index, seg in enumerate(segments_iter))
         return Transcript(
             segments=segments,
             language=info.language,
