@@ -34,7 +34,7 @@ from whisperq.local.twin import Twin  # noqa: E402
 SAMPLE_RATE = 16_000
 
 
-def bare_engine_s(audio: Path, runs: int) -> dict:
+def bare_engine_s(audio: Path, runs: int, batch_size: int) -> dict:
     """The engine alone on the whole file, one thread: a process of its own, a warm-up, the median."""
     code = f"""
 import json, statistics, time
@@ -42,7 +42,7 @@ from whisperq.core.options import TranscribeOptions
 from whisperq.transcriber.audio import decode
 from whisperq.transcriber.engines.faster import FasterWhisperEngine
 samples = decode({str(audio)!r}, {audio.name!r})
-engine = FasterWhisperEngine("tiny.en", "int8", 1)
+engine = FasterWhisperEngine("tiny.en", "int8", 1, {batch_size})
 options = TranscribeOptions()
 engine.transcribe(samples[: 16000 * 30], options)
 times = []
@@ -116,6 +116,7 @@ def main() -> None:
     parser.add_argument("audio", type=Path, help="speech of two minutes or more (the bundled passage)")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--lengths", default="30,45,60,90")
+    parser.add_argument("--whole-first", action="store_true", help="the twin without fan-out first")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     from whisperq.transcriber.audio import decode, encode_flac
@@ -132,9 +133,11 @@ def main() -> None:
         results: dict = {"machine": {"cpus": len(os.sched_getaffinity(0)), "platform": platform.platform(),
                                      "python": platform.python_version()},
                          "audio": args.audio.name, "runs": args.runs, "measuredAt": time.strftime("%Y-%m-%d")}
-        results["bareEngine"] = bare_engine_s(passage, args.runs)
-        print(json.dumps({"bareEngine": results["bareEngine"]}), flush=True)
-        for fanout in (True, False):
+        results["bareEngine"] = bare_engine_s(passage, args.runs, 0)
+        results["bareEngineBatched"] = bare_engine_s(passage, args.runs, 4)
+        print(json.dumps({"bareEngine": results["bareEngine"], "batched": results["bareEngineBatched"]}), flush=True)
+        results["order"] = ["whole", "fanout"] if args.whole_first else ["fanout", "whole"]
+        for fanout in ((False, True) if args.whole_first else (True, False)):
             row = on_twin(fanout, files, passage, args.runs)
             results["fanout" if fanout else "whole"] = row
             print(json.dumps({"fanout": fanout, "passage": row["passage"]["clientMedianS"],
@@ -145,6 +148,10 @@ def main() -> None:
             "passageFanoutOverBare": round(results["fanout"]["passage"]["clientMedianS"] / bare, 3),
             "openaiFanoutOverBare": round(results["fanout"]["openai"]["clientMedianS"] / bare, 3),
             "passageWholeOverBare": round(results["whole"]["passage"]["clientMedianS"] / bare, 3),
+            "passageFanoutOverWhole": round(results["fanout"]["passage"]["clientMedianS"]
+                                            / results["whole"]["passage"]["clientMedianS"], 3),
+            "passageFanoutOverBareBatched": round(results["fanout"]["passage"]["clientMedianS"]
+                                                  / results["bareEngineBatched"]["medianS"], 3),
         }
         print(json.dumps(results["ratios"]), flush=True)
         if args.out:
