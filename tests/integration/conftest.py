@@ -71,7 +71,8 @@ class Stack:
     def busy(self) -> None:
         """Messages waiting for every worker but the one handling a message now (S3 test events, which
         workers acknowledge and ignore): nothing is fanned out that need not be."""
-        self.queue.send_batch(['{"Service": "Amazon S3", "Event": "s3:TestEvent"}'] * (self.settings.queue.max_concurrency - 1))
+        test_event = '{"Service": "Amazon S3", "Event": "s3:TestEvent"}'
+        self.queue.send_batch([test_event] * (self.settings.queue.max_concurrency - 1))
 
     def receive_all(self, expected: int, timeout_s: float = 10.0) -> list[Message]:
         """Receive until `expected` messages that are S3 ObjectCreated events arrived (test events dropped)."""

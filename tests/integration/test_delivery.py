@@ -117,7 +117,7 @@ def test_whole_file_attempt_killed_after_writing_outputs_when_retry_fans_out_the
                                            VersioningConfiguration={"Status": "Enabled"})
     job_id, event = upload_passage(stack)
     first, second = new_worker(stack), new_worker(stack)
-    # Given a busy queue (as much waiting as max_concurrency), so attempt 1 transcribes the file whole,
+    # Given a busy queue (a message waiting for every other worker), so attempt 1 transcribes it whole,
     stack.busy()
     # and a worker killed as it marks the job COMPLETED (after its outputs were written),
     switch = kill_when(stack.clients.dynamodb, "dynamodb.UpdateItem", '"COMPLETED"')

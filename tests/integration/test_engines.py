@@ -96,6 +96,8 @@ def test_batched_when_the_passage_is_decoded_then_as_accurate_as_sequential_and_
     assert all(0 <= s.start < s.end <= batched.duration_s + 0.5 for s in batched.segments)
     assert [s.id for s in batched.segments] == list(range(len(batched.segments)))
     timed = batched_engine.transcribe(audio, TranscribeOptions(word_timestamps=True))
-    assert all(s.words and s.words[0].start >= s.start - 0.01 for s in timed.segments)
+    assert all(s.words for s in timed.segments)
+    assert words(" ".join(w.word for s in timed.segments for w in s.words)) == words(timed.text)
+    assert all(a.end <= b.start + 0.01 for a, b in zip(timed.segments, timed.segments[1:], strict=False))
     assert batched_engine.batched_for(123, TranscribeOptions()) and not batched_engine.batched_for(
         123, TranscribeOptions(beam_size=1)) and not batched_engine.batched_for(50, TranscribeOptions())

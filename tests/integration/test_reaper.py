@@ -27,7 +27,7 @@ VISIBILITY_S = 2
 
 @pytest.fixture
 def queue_config(queue_config):
-    # Two deliveries, leases of 2 s; fan out anything over 30 s in chunks of about 20 s.
+    # Two deliveries, leases of 2 s; fan out from 40 s, no chunk under 20 s, six workers (six chunks when idle).
     return replace(queue_config, visibility_timeout_s=VISIBILITY_S, max_receive_count=2, function_timeout_s=30,
                    fanout_min_duration_s=40, chunk_s=20, max_concurrency=6)
 

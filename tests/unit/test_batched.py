@@ -19,3 +19,14 @@ def test_windows_without_words_when_cut_then_each_sentence_gets_its_share_of_the
     assert (first.text, second.text) == (" Aaaa bbbb.", " Cccc dddd.")
     assert first.start == 10.0 and second.end == 20.0 and 14.0 < first.end == second.start < 16.0
     assert first.words == () and second.words == ()
+
+
+def test_sentences_when_words_carry_no_spaces_or_end_in_a_quote_then_text_kept_and_cut_there():
+    cjk = Segment(0, 0.0, 4.0, "你好。再见", -0.2, 0.0, (Word(0.0, 1.0, "你好", 0.9), Word(1.0, 1.5, "。", 0.9),
+                                                         Word(2.0, 3.0, "再见", 0.9)))
+    first, second = sentences([cjk])
+    assert (first.text, second.text) == ("你好。", "再见")
+    quoted = Segment(0, 0.0, 10.0, ' He said "Stop." Then left.', -0.2, 0.0)
+    assert [s.text for s in sentences([quoted])] == [' He said "Stop."', " Then left."]
+    instant = Segment(0, 5.0, 5.0, " Yes.", -0.2, 0.0, (Word(5.0, 5.0, " Yes.", 0.9),))
+    assert sentences([instant])[0].end > sentences([instant])[0].start

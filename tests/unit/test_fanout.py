@@ -123,7 +123,7 @@ def _budget(**changes):
         ({"idle_workers": None}, "fan-out"),  # the queue unknown: cut
         ({"duration_s": 123, "expected_s": 5}, "fan-out"),  # a 2-minute file too, when a worker idles
         ({"duration_s": 50, "expected_s": 2}, "whole"),  # under fanout_min_duration_s
-        ({"duration_s": 70, "chunk_s": 40, "fanout_min_duration_s": 80}, "whole"),  # not two chunks long
+        ({"duration_s": 70, "chunk_s": 40, "fanout_min_duration_s": 60}, "whole"),  # not two chunks long
         ({"time_left_s": 30, "function_timeout_s": 30, "idle_workers": 0}, "fan-out"),  # may not finish: cut anyway
         ({"time_left_s": 50, "function_timeout_s": 50, "idle_workers": 0}, "whole"),  # fits twice with its overhead
         ({"can_split": False, "time_left_s": 20, "function_timeout_s": 900}, "wait"),  # a fresh invocation would do
@@ -149,11 +149,21 @@ def test_choose_cut_when_budget_is_as_given_then_whole_cut_wait_or_too_long(chan
         ({"idle_workers": None, "max_concurrency": 6}, 6),  # the queue unknown: as many as may run
         ({"duration_s": 123, "idle_workers": 1}, 2),  # the 2-minute passage on an idle twin of two
         ({"duration_s": 123, "idle_workers": 5}, 4),
-        # A file that would not fit an invocation (300 s expected, 180 s each): small enough chunks to fit.
-        ({"expected_s": 300, "function_timeout_s": 180, "time_left_s": 180, "idle_workers": 0}, 4),
+        # A file that would not fit an invocation (300 s expected, 180 s each): chunks small enough that the
+        # longest a cut allows (1.5 times the target) fits twice over: 300 x 2 x 1.5 / (180 - 10) -> 6.
+        ({"expected_s": 300, "function_timeout_s": 180, "time_left_s": 180, "idle_workers": 0}, 6),
     ],
 )
 def test_chunk_count_when_workers_idle_then_one_chunk_each_never_under_chunk_s(changes, chunks):
     from whisperq.core.fanout import chunk_count
 
     assert chunk_count(_budget(**changes)) == chunks
+
+
+def test_plan_when_a_pause_lies_early_then_no_chunk_under_the_shortest_allowed():
+    # Two halves of a minute asked for, the only pause at 16 s: cut there, the first chunk would be 16 s;
+    # with min_chunk_s 30 the cut is hard, at 30 s, and both chunks keep their 30 s.
+    speech = [(0.0, 15.5), (16.5, 60.0)]
+    assert plan_chunks(60.0, speech, 30.0)[0].end_s == 16.0
+    tight = plan_chunks(60.0, speech, 30.0, min_chunk_s=30.0)
+    assert len(tight) == 2 and all(c.duration_s >= 30.0 for c in tight), tight

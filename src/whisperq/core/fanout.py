@@ -63,11 +63,13 @@ def _float_or_none(value: Any) -> float | None:
 
 
 def plan_chunks(duration_s: float, speech: Sequence[tuple[float, float]], chunk_s: float,
-                overlap_s: float = DEFAULT_OVERLAP_S) -> list[Chunk]:
+                overlap_s: float = DEFAULT_OVERLAP_S, min_chunk_s: float = 0.0) -> list[Chunk]:
     """Cut `duration_s` seconds of audio into chunks of about `chunk_s`, at pauses between the
     `speech` regions (sorted (start, end) pairs in seconds, as a voice-activity detector finds them).
 
-    The last chunk may run up to 1.5 `chunk_s`, so no sliver is left at the end."""
+    Each cut falls between half and one and a half `chunk_s` after the last, and no chunk but the last
+    is shorter than `min_chunk_s` (the last chunk may run up to 1.5 `chunk_s`, so that no sliver is left
+    at the end)."""
     if chunk_s <= 0:
         raise ValueError("chunk_s must be positive")
     pauses = [(end, start) for (_, end), (start, _) in zip(speech, speech[1:], strict=False) if start > end]
@@ -79,9 +81,10 @@ def plan_chunks(duration_s: float, speech: Sequence[tuple[float, float]], chunk_
         pauses = [(0.0, duration_s)]  # no speech at all: anywhere is a pause
     cuts: list[tuple[float, bool]] = []  # (time, hard)
     start = 0.0
+    shortest = max(chunk_s * SEARCH_FROM, min(min_chunk_s, chunk_s))
     while duration_s - start > chunk_s * SEARCH_TO:
         target = start + chunk_s
-        low, high = start + chunk_s * SEARCH_FROM, start + chunk_s * SEARCH_TO
+        low, high = start + shortest, start + chunk_s * SEARCH_TO
         best: tuple[float, float] | None = None
         for pause_start, pause_end in pauses:
             # The part of the pause inside the search window, cut in its middle.
@@ -169,7 +172,9 @@ def chunk_count(budget: Budget) -> int:
     b = budget
     workers = (b.max_concurrency if b.idle_workers is None else b.idle_workers + 1)
     most = max(1, math.floor(b.duration_s / b.chunk_s))
-    to_fit = math.ceil((b.expected_s * SAFETY_FACTOR) / max(1.0, b.function_timeout_s - OVERHEAD_S * SAFETY_FACTOR))
+    # A cut falls within SEARCH_TO of its target: the longest chunk must fit too.
+    fresh_s = max(1.0, b.function_timeout_s - OVERHEAD_S * SAFETY_FACTOR)
+    to_fit = math.ceil(b.expected_s * SAFETY_FACTOR * SEARCH_TO / fresh_s)
     return max(2, min(workers, most), to_fit)
 
 

@@ -41,7 +41,8 @@ class Segment:
         return tokens
 
 
-SENTENCE_END = (".", "?", "!")
+SENTENCE_END = (".", "?", "!", "…", "。", "？", "！")
+_CLOSING = "\"'”’)]»」』"
 
 
 def sentences(segments: tuple[Segment, ...] | list[Segment]) -> tuple[Segment, ...]:
@@ -54,10 +55,13 @@ def sentences(segments: tuple[Segment, ...] | list[Segment]) -> tuple[Segment, .
         run: list[tuple[str, float, float, Word | None]] = []
         for index, token in enumerate(tokens):
             run.append(token)
-            if token[0].endswith(SENTENCE_END) or index == len(tokens) - 1:
-                out.append(Segment(len(out), run[0][1], run[-1][2], " " + " ".join(t[0] for t in run),
-                                   segment.avg_logprob, segment.no_speech_prob,
-                                   tuple(t[3] for t in run if t[3] is not None)))
+            if token[0].rstrip(_CLOSING).endswith(SENTENCE_END) or index == len(tokens) - 1:
+                words = tuple(t[3] for t in run if t[3] is not None)
+                # The engine's words carry their own spacing (none between CJK characters).
+                text = "".join(w.word for w in words) if words else " " + " ".join(t[0] for t in run)
+                start = run[0][1]
+                out.append(Segment(len(out), start, max(run[-1][2], round(start + 0.01, 3)), text,
+                                   segment.avg_logprob, segment.no_speech_prob, words))
                 run = []
     return tuple(out)
 

@@ -4,7 +4,6 @@ worker (handler.build_runtime) and handed to the whole-file, fan-out and complet
 
 from __future__ import annotations
 
-import math
 import threading
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -69,10 +68,11 @@ class QueueOps:
         assert self._queue is not None and delivery.queue_arn is not None
         self._queue(delivery.queue_arn).send_batch(bodies)
 
-    def idle_workers(self, delivery: Delivery, max_concurrency: int, batch_size: int) -> int | None:
-        """Workers that would wait for work besides this one: the concurrency cap less the workers busy
-        (their messages in flight, this one's included) and less those the waiting messages will keep
-        busy; None when the queue cannot be read."""
+    def idle_workers(self, delivery: Delivery, max_concurrency: int) -> int | None:
+        """Workers that would wait for work besides this one: the concurrency cap less a worker for each
+        message in flight (this one's included) and each waiting; None when the queue cannot be read.
+        A batch may hold several of those messages: counting each as a worker errs toward not cutting.
+        A message hidden by a worker that died counts until its visibility timeout runs out."""
         if not self.can_send(delivery):
             return None
         try:
@@ -80,8 +80,7 @@ class QueueOps:
         except WhisperqError as exc:
             self._log.warning("could not read the queue's depth", extra={"error": str(exc)})
             return None
-        busy = max(1, math.ceil(depth["in_flight"] / batch_size))
-        return max(0, max_concurrency - busy - math.ceil(depth["visible"] / batch_size))
+        return max(0, max_concurrency - max(1, depth["in_flight"]) - depth["visible"])
 
 
 class SpeedMeter:

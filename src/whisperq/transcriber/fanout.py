@@ -82,7 +82,8 @@ class FanOut:
         context, job_id = self.context, job.job_id
         if job.fanout is not None and job.fanout.chunk_plan_id:
             return job.fanout.chunk_plan_id, self._read_plan(job)
-        plan = plan_chunks(fetched.duration_s, audio.speech_regions(fetched.samples), chunk_s)
+        plan = plan_chunks(fetched.duration_s, audio.speech_regions(fetched.samples), chunk_s,
+                           min_chunk_s=context.settings.queue.chunk_s)
         plan_id = attempt.held.id
         context.blobs.put_text(chunk_plan_key(job_id, plan_id), json.dumps({"chunks": [c.to_dict() for c in plan]}),
                                "application/json")

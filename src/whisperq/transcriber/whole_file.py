@@ -133,7 +133,7 @@ class WholeFile:
             time_left_s=delivery.time_left_s(config.function_timeout_s),
             function_timeout_s=config.function_timeout_s, fanout_min_duration_s=config.fanout_min_duration_s,
             chunk_s=config.chunk_s, can_split=can_split,
-            idle_workers=self.context.queue.idle_workers(delivery, config.max_concurrency, config.batch_size)
+            idle_workers=self.context.queue.idle_workers(delivery, config.max_concurrency)
             if can_split else None,
             max_concurrency=config.max_concurrency)
         cut = choose_cut(budget)
