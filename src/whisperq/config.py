@@ -60,6 +60,7 @@ ENV_VARS: dict[str, str] = {
     "api_concurrency": constants.API_CONCURRENCY,
     "worker_nice": constants.WORKER_NICE,
     "api_provisioned": constants.API_PROVISIONED,
+    "moto_processes": constants.MOTO_PROCESSES,
 }
 
 
@@ -120,11 +121,16 @@ class Settings:
     openai_waits_per_key: int = 2
     api_concurrency: int = 4  # the twin's API containers at once (AWS: the function's reserved concurrency)
     # The twin's API containers started with it (Lambda's provisioned concurrency): no cold starts
-    # until a burst needs more than these; at least 1 (no more than api_concurrency are started).
-    api_provisioned: int = 4
+    # until a burst needs more than these; at least 1 (no more than api_concurrency are started). By
+    # default one for each core, at most 4: each is a process of about 45 MB idle, 80 MB once it has
+    # served, and a machine runs no more requests at once than it has cores.
+    api_provisioned: int = field(default_factory=lambda: min(4, os.cpu_count() or 1))
     # The twin's workers run at this scheduling niceness (0-19), below moto, the API and its front:
     # in AWS, Lambda workers never take CPU from S3, SQS, DynamoDB or API Gateway.
     worker_nice: int = 10
+    # The twin's moto servers: 1 (S3, SQS, DynamoDB and the rest in one process), or 2 (DynamoDB in a
+    # process of its own: 12% more zero-cost jobs a second, 88 MiB more; docs/performance.md).
+    moto_processes: int = 1
     queue: QueueConfig = field(default_factory=QueueConfig)
     # Where each value came from ("default", "$VARIABLE", "argument", "file PATH"; queue knobs as
     # "queue.<name>"), as from_env found it: `whisperq config show` reports this, it does not recompute it.
@@ -178,6 +184,8 @@ class Settings:
         if not 1 <= self.api_provisioned <= 64:
             problems.append(f"{constants.API_PROVISIONED} must be 1 to 64 (more than {constants.API_CONCURRENCY} "
                             "starts that many)")
+        if self.moto_processes not in (1, 2):
+            problems.append(f"{constants.MOTO_PROCESSES} must be 1 (one moto server) or 2 (DynamoDB apart)")
         if not 0 <= self.worker_nice <= 19:
             problems.append(f"{constants.WORKER_NICE} must be 0 (the same priority as the rest) to 19 (the lowest)")
         if not 0 <= self.engine_batch_size <= 64:

@@ -29,6 +29,14 @@ def test_loadtest_sweep_and_report_when_run_then_every_job_recorded_and_report_h
         # The engine's share of the workers' time: a fraction, whatever the machine's speed (how small
         # it is depends on the machine; benchmarks measure that, not tests).
         assert 0 < run["engineShare"] <= 1
+        # The twin's memory by part, before, at the peak and after: each worker, the API, moto.
+        memory = run["treeRssMiB"]
+        workers = {f"whisperq-worker-{i}" for i in range(run["config"]["workers"])}
+        assert workers | {"whisperq-api", "whisperq-moto", "twin"} <= set(memory["peak"])
+        assert memory["before"]["total"] <= memory["peak"]["total"]
+        assert memory["peak"]["total"] == pytest.approx(sum(v for k, v in memory["peak"].items() if k != "total"),
+                                                        abs=0.5)
+        assert all(memory["peak"][worker] > 30 for worker in workers)  # a Python process with its engine
     run_dirs = sorted(p for p in out.iterdir() if p.is_dir())
     for run, run_dir in zip(runs, run_dirs, strict=True):  # ... and it is what the jobs' own times say
         rows = [json.loads(line) for line in (run_dir / "jobs.jsonl").read_text().splitlines()]

@@ -195,9 +195,14 @@ def _port_open(url: str) -> bool:
 
 
 def test_local_down_when_twin_runs_then_every_process_stops_and_ports_are_freed(tmp_path):
-    process, running = start_twin(tmp_path, {"WHISPERQ_QUEUE_MAX_CONCURRENCY": "1"})
+    # DynamoDB in a moto server of its own (WHISPERQ_MOTO_PROCESSES=2): both ports are freed.
+    process, running = start_twin(tmp_path, {"WHISPERQ_QUEUE_MAX_CONCURRENCY": "1", "WHISPERQ_MOTO_PROCESSES": "2"})
     assert _port_open(running["apiUrl"]) and _port_open(running["endpointUrl"])
-    assert _port_open(running["dynamodbEndpointUrl"])
+    assert _port_open(running["dynamodbEndpointUrl"]) and running["dynamodbEndpointUrl"] != running["endpointUrl"]
+    status = run_cli(tmp_path, "local", "status")
+    assert status.returncode == 0, status.stderr
+    # Its processes' memory together: moto's two servers, the API and a worker with its model.
+    assert json.loads(status.stdout)["residentMiB"] > 200
     result = run_cli(tmp_path, "local", "down")
     assert result.returncode == 0, result.stderr
     # `local down` returns once the twin has removed its state file; the process exits right after.

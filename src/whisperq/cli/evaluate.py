@@ -32,7 +32,7 @@ def _environ(setting: dict[str, str]) -> dict[str, str]:
         if name == "engine":
             env[constants.ENGINE] = value
         elif name in ("cpu_threads", "compute_type", "model", "engine_batch_size", "worker_nice",
-                      "api_concurrency", "api_provisioned") or name.startswith("synthetic_"):
+                      "api_concurrency", "api_provisioned", "moto_processes") or name.startswith("synthetic_"):
             env[f"WHISPERQ_{name.upper()}"] = value
         else:
             env[constants.QUEUE_CONFIG_PREFIX + name.upper()] = value

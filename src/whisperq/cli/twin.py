@@ -18,7 +18,7 @@ from whisperq.cli.app import Context, cli
 from whisperq.cli.errors import EXIT_JOB_FAILED, EXIT_UNREACHABLE, EXIT_USAGE, CliError
 from whisperq.cli.transcribe import FileRun, Reporter, run_file
 from whisperq.client import Client
-from whisperq.local import state
+from whisperq.local import memory, state
 
 
 # --- the local twin --------------------------------------------------------------------------
@@ -104,6 +104,8 @@ def local_status(obj: Context) -> None:
     running = state.read_state(obj.state_dir)
     if not running:
         raise CliError(f"no local twin is running (state dir {obj.state_dir})", EXIT_UNREACHABLE)
+    # What its processes hold in memory now, together (resident sets, each counted once).
+    running["residentMiB"] = memory.in_mib(memory.tree_rss(int(running["pid"]), []))["total"]
     click.echo(json.dumps(running, indent=2))
 
 

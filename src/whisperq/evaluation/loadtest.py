@@ -13,6 +13,7 @@ import statistics
 import threading
 import time
 import wave
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -34,6 +35,7 @@ from whisperq.evaluation.probe import summary as probe_summary
 
 MAX_JOBS = 10_000
 OBSERVER_SHARE = 0.05  # at most this share of the run's time spent following the jobs
+MEMORY_SAMPLE_INTERVAL_S = 0.25
 
 
 def tone_wav(seconds: float, sample_rate: int = 16_000) -> bytes:
@@ -92,7 +94,8 @@ class LoadTest:
 
     def __init__(self, spec: LoadSpec, out_dir: Path, api: Client | None, jobs: JobsTable, blobs: Blobs,
                  queue: Queue, dlq: Queue, config: dict[str, Any], log: Any = None, owner: str = "loadtest",
-                 traces: Traces | None = None, trace_filter: str | None = None, faults: Any = None):
+                 traces: Traces | None = None, trace_filter: str | None = None, faults: Any = None,
+                 memory: Callable[[], dict[str, float]] | None = None):
         self.spec = spec.validate()
         # Whose jobs these are in the owner index: the API key's id, or "loadtest" for direct jobs.
         self.owner = "loadtest" if spec.direct else owner
@@ -111,6 +114,11 @@ class LoadTest:
         # A chaos run's whisperq.faults.FaultSpec: its poison and corrupt shares pick uploads.
         self.faults = faults
         self._chooser = random.Random(getattr(faults, "seed", None))
+        # A twin's process tree, MiB by part (Twin.memory_mib), sampled through the run; its peak.
+        self.memory = memory
+        self.peak_memory: dict[str, float] | None = None
+        self.memory_before: dict[str, float] | None = None
+        self.memory_after: dict[str, float] | None = None
         self.records: list[JobRecord] = []
         self.samples: list[dict[str, Any]] = []
         self.probe_rows: list[dict[str, Any]] = []
@@ -172,20 +180,35 @@ class LoadTest:
                 self.log(f"sample failed: {exc}")
             stop.wait(self.spec.sample_interval_s)
 
+    def _sample_memory(self, stop: threading.Event) -> None:
+        """The twin's resident set, more often than the queue (a worker's peak is brief)."""
+        assert self.memory is not None
+        while not stop.is_set():
+            usage = self.memory()
+            if self.peak_memory is None or usage["total"] > self.peak_memory["total"]:
+                self.peak_memory = usage
+            stop.wait(MEMORY_SAMPLE_INTERVAL_S)
+
     # --- running ---------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
         self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.memory_before = self.memory() if self.memory is not None else None
         started = time.time()
         stop_sampling = threading.Event()
-        sampler = threading.Thread(target=self._sample, args=(stop_sampling,), daemon=True)
-        sampler.start()
+        samplers = [threading.Thread(target=self._sample, args=(stop_sampling,), daemon=True)]
+        if self.memory is not None:
+            samplers.append(threading.Thread(target=self._sample_memory, args=(stop_sampling,), daemon=True))
+        for sampler in samplers:
+            sampler.start()
         try:
             with self._probe():
                 self._submit_all(started)
                 self._wait(started)
         finally:
             stop_sampling.set()
-            sampler.join(timeout=5)
+            for sampler in samplers:
+                sampler.join(timeout=5)
+        self.memory_after = self.memory() if self.memory is not None else None
         self._read_traces(started)
         summary = self.summarise(started)
         self.write(summary)
@@ -280,6 +303,10 @@ class LoadTest:
             summary["traces"] = trace_summary(self.trace_rows, summary["completed"])
         if self.probe_rows:
             summary["probe"] = probe_summary(self.probe_rows)
+        if self.peak_memory is not None:
+            # The twin's process tree (MiB by part): before the run, at its peak, once every job ended.
+            summary["treeRssMiB"] = {"before": self.memory_before, "peak": self.peak_memory,
+                                     "after": self.memory_after}
         return summary
 
     def write(self, summary: dict[str, Any]) -> None:

@@ -40,7 +40,8 @@ def run(spec: LoadSpec, out_dir: Path, target: Target, log: Any, faults: Any = N
     out_dir.mkdir(parents=True, exist_ok=True)
     test = LoadTest(spec, out_dir, target.api, JobsTable(clients, settings.table), Blobs(clients, settings.bucket),
                     queue, dlq, target.config, log=log, owner=target.owner, traces=Traces(clients),
-                    trace_filter=target.trace_filter, faults=faults)
+                    trace_filter=target.trace_filter, faults=faults,
+                    memory=target.twin.memory_mib if target.twin is not None else None)
     if faults is None:
         return test.run()
     from whisperq.evaluation import chaos

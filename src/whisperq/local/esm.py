@@ -28,7 +28,7 @@ from typing import Any
 
 from whisperq.aws.queues import Message, Queue
 from whisperq.local import xray
-from whisperq.local.lifecycle import log_to
+from whisperq.local.lifecycle import give_back_free_memory, log_to
 
 # The exit status of a worker ended at its function timeout (as Lambda ends a runtime that overran).
 TIMED_OUT_EXIT = 124
@@ -177,6 +177,7 @@ class Poller:
         succeeded = [m for m in batch if m.message_id not in failed]
         if succeeded:
             self.queue.delete(succeeded)
+        give_back_free_memory()
         return len(succeeded), len(failed)
 
     def report(self, request_id: str, duration_s: float, memory_mb: int) -> None:

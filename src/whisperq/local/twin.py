@@ -24,7 +24,7 @@ from whisperq.aws.provision import Resources, create_bucket, provision
 from whisperq.aws.traces import Traces
 from whisperq.config import Settings
 from whisperq.core.errors import ExitCode, WhisperqError
-from whisperq.local import api_process, esm, moto_process, state, xray
+from whisperq.local import api_process, esm, memory, moto_process, state, xray
 from whisperq.local.senders import CallbackSenders
 from whisperq.transcriber import reaper
 
@@ -68,7 +68,7 @@ class Twin:
 
     def __post_init__(self) -> None:
         self._ctx = multiprocessing.get_context("spawn")
-        # What runs besides the workers, in the order it started (moto's two servers, the X-Ray
+        # What runs besides the workers, in the order it started (moto's server or two, the X-Ray
         # collector, the API front): stop() ends them in the reverse order.
         self._parts: list[_Process | xray.Collector] = []
         self._collector: xray.Collector | None = None
@@ -241,13 +241,15 @@ class Twin:
         return value
 
     def _start_moto(self) -> None:
-        """Two moto servers, as AWS's services are apart: DynamoDB in a process of its own, S3, SQS
-        and the rest in another (S3 delivers its events to SQS inside moto, so those two stay
-        together). Each is CPU-bound in one interpreter: apart, they use two cores, not one."""
+        """One moto server for every service, or two (`moto_processes`): DynamoDB in a process of its
+        own, S3, SQS and the rest in another (S3 delivers its events to SQS inside moto, so those two
+        stay together). Each is CPU-bound in one interpreter: apart, they can use two cores, which a
+        flood of jobs that cost the engine nothing needs and a laptop transcribing speech does not."""
         port = self._start_service(moto_process.serve, (os.getpid(), self.log_path), "whisperq-moto")
-        self.endpoint_url = f"http://127.0.0.1:{port}"
-        port = self._start_service(moto_process.serve, (os.getpid(), self.log_path), "whisperq-moto-dynamodb")
-        self.dynamodb_endpoint_url = f"http://127.0.0.1:{port}"
+        self.endpoint_url = self.dynamodb_endpoint_url = f"http://127.0.0.1:{port}"
+        if Settings.from_env({**os.environ, **self.environ}).moto_processes == 2:
+            port = self._start_service(moto_process.serve, (os.getpid(), self.log_path), "whisperq-moto-dynamodb")
+            self.dynamodb_endpoint_url = f"http://127.0.0.1:{port}"
 
     def _start_collector(self) -> None:
         if not self.tracing:
@@ -357,6 +359,14 @@ class Twin:
     @property
     def worker_count(self) -> int:
         return len(self._workers)
+
+    def memory_mib(self) -> dict[str, float]:
+        """The resident set of the twin's process tree now, in MiB, by part (moto's servers, the API
+        front with its containers, each worker, this process) and in `total`."""
+        with self._workers_lock:
+            parts = [(part.process.name, part.process.pid) for part in self._parts if isinstance(part, _Process)]
+            parts += [(process.name, process.pid) for process in self._workers]
+        return memory.in_mib(memory.tree_rss(os.getpid(), parts))
 
     def describe(self) -> dict[str, Any]:
         assert self.settings is not None and self.resources is not None
