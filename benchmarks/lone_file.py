@@ -85,10 +85,12 @@ def median(rows: list[dict], key: str) -> float:
     return round(statistics.median(row[key] for row in rows), 3)
 
 
-def on_twin(fanout: bool, files: dict[float, Path], passage: Path, runs: int) -> dict:
+def on_twin(fanout: bool, files: dict[float, Path], passage: Path, runs: int, chunk_s: int | None = None) -> dict:
     from openai import OpenAI
 
     env = {"WHISPERQ_QUEUE_MAX_CONCURRENCY": "2"}
+    if chunk_s:  # shorter chunks than the default, and files of two of them split: where splitting stops paying
+        env.update({"WHISPERQ_QUEUE_CHUNK_S": str(chunk_s), "WHISPERQ_QUEUE_FANOUT_MIN_DURATION_S": str(2 * chunk_s)})
     if not fanout:
         env["WHISPERQ_QUEUE_FANOUT_MIN_DURATION_S"] = "0"
     with tempfile.TemporaryDirectory() as tmp, Twin(workers=2, environ=env, tracing=False,
@@ -117,6 +119,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--lengths", default="30,45,60,90")
     parser.add_argument("--whole-first", action="store_true", help="the twin without fan-out first")
+    parser.add_argument("--chunk-s", type=int, help="the shortest chunk (and files of twice it split), to find the "
+                                                     "break-even under the default's minute")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     from whisperq.transcriber.audio import decode, encode_flac
@@ -132,13 +136,14 @@ def main() -> None:
             files[seconds] = path
         results: dict = {"machine": {"cpus": len(os.sched_getaffinity(0)), "platform": platform.platform(),
                                      "python": platform.python_version()},
-                         "audio": args.audio.name, "runs": args.runs, "measuredAt": time.strftime("%Y-%m-%d")}
+                         "audio": args.audio.name, "runs": args.runs, "measuredAt": time.strftime("%Y-%m-%d"),
+                         "chunkS": args.chunk_s}
         results["bareEngine"] = bare_engine_s(passage, args.runs, 0)
         results["bareEngineBatched"] = bare_engine_s(passage, args.runs, 4)
         print(json.dumps({"bareEngine": results["bareEngine"], "batched": results["bareEngineBatched"]}), flush=True)
         results["order"] = ["whole", "fanout"] if args.whole_first else ["fanout", "whole"]
         for fanout in ((False, True) if args.whole_first else (True, False)):
-            row = on_twin(fanout, files, passage, args.runs)
+            row = on_twin(fanout, files, passage, args.runs, args.chunk_s)
             results["fanout" if fanout else "whole"] = row
             print(json.dumps({"fanout": fanout, "passage": row["passage"]["clientMedianS"],
                               "openai": row["openai"]["clientMedianS"],
