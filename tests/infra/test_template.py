@@ -188,7 +188,11 @@ def test_every_checkov_suppression_when_read_then_has_a_reason(resources):
 def test_image_when_read_then_lambda_base_model_baked_and_handler_importable():
     dockerfile = (ROOT / "infra" / "Dockerfile").read_text(encoding="utf-8")
     assert dockerfile.startswith("#") and "FROM public.ecr.aws/lambda/python:3.11" in dockerfile
-    assert "resolve_ct2_model('tiny.en')" in dockerfile  # the build fails if the weights are not in the image
+    # The models are fetched at build time (the build fails if one cannot be), never at run time.
+    assert "whisperq models fetch ${WHISPERQ_MODELS}" in dockerfile
+    assert 'ARG WHISPERQ_MODELS="tiny.en base"' in dockerfile
+    assert "HF_HUB_OFFLINE=1" in dockerfile
+    assert "resolve_ct2_model('tiny.en'" in dockerfile  # the build fails if the weights are not in the image
     [cmd] = [line for line in dockerfile.splitlines() if line.startswith("CMD")]
     module, _, attribute = cmd.split('"')[1].rpartition(".")
     import importlib

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from whisperq.cli import evaluate, jobs, ops, plan, transcribe, twin  # noqa: F401 - registering the commands on the group
+from whisperq.cli import evaluate, jobs, models, ops, plan, transcribe, twin  # noqa: F401 - registering the commands on the group
 from whisperq.cli.app import cli
 
 

