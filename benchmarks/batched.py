@@ -6,6 +6,8 @@ memory and word error rate, one process per setting.
     .venv/bin/python benchmarks/batched.py benchmarks/.audio/piece-00.wav --out docs/benchmarks/batched.json
     .venv/bin/python benchmarks/batched.py examples/passage.ogg --models tiny.en,base --batch-sizes 0 \
         --out docs/benchmarks/models.json
+    .venv/bin/python benchmarks/batched.py examples/passage.ogg --models tiny.en,base --batch-sizes 0 \
+        --beam-sizes 5 --threads 1,2 --out docs/benchmarks/threads.json    # thread scaling (the planner's)
 
 Each setting runs in its own process (peak RSS is its own), once to warm up, then --runs times.
 """
@@ -58,7 +60,7 @@ def main() -> None:
     parser.add_argument("audio")
     parser.add_argument("--batch-sizes", default="0,4,8,16")
     parser.add_argument("--beam-sizes", default="5,1")
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", default="1", help="engine threads, one or several (1,2: thread scaling)")
     parser.add_argument("--models", default="tiny.en")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--out")
@@ -66,18 +68,20 @@ def main() -> None:
     args = parser.parse_args()
     if args.one:
         batch, beam = (int(v) for v in args.one.split(","))
-        print(json.dumps(measure(args.audio, batch, beam, args.threads, args.runs, args.models)))
+        print(json.dumps(measure(args.audio, batch, beam, int(args.threads), args.runs, args.models)))
         return
     results = []
-    for model in args.models.split(","):
-        for beam in (int(v) for v in args.beam_sizes.split(",")):
-            for batch in (int(v) for v in args.batch_sizes.split(",")):
-                out = subprocess.run([sys.executable, __file__, args.audio, "--one", f"{batch},{beam}",
-                                      "--threads", str(args.threads), "--runs", str(args.runs), "--models", model],
-                                     check=True, capture_output=True, text=True).stdout
-                row = json.loads(out.strip().splitlines()[-1])
-                print(json.dumps(row), flush=True)
-                results.append(row)
+    settings = [(model, beam, batch, threads) for model in args.models.split(",")
+                for beam in (int(v) for v in args.beam_sizes.split(","))
+                for batch in (int(v) for v in args.batch_sizes.split(","))
+                for threads in (int(v) for v in args.threads.split(","))]
+    for model, beam, batch, threads in settings:
+        out = subprocess.run([sys.executable, __file__, args.audio, "--one", f"{batch},{beam}",
+                              "--threads", str(threads), "--runs", str(args.runs), "--models", model],
+                             check=True, capture_output=True, text=True).stdout
+        row = json.loads(out.strip().splitlines()[-1])
+        print(json.dumps(row), flush=True)
+        results.append(row)
     if args.out:
         machine = {"cpus": len(__import__("os").sched_getaffinity(0)), "platform": platform.platform(),
                    "python": platform.python_version()}

@@ -86,7 +86,9 @@ class Settings:
     engine: str = "faster-whisper"
     model: str = "tiny.en"
     compute_type: str = "int8"
-    cpu_threads: int = 1
+    # The engine's threads; 0: follow the function (core/capacity.engine_threads: on Lambda its memory's
+    # vCPUs, on the twin the machine's cores shared among its workers, elsewhere this machine's cores).
+    cpu_threads: int = 0
     # faster-whisper's batched inference for audio of a minute and more at beam 5 or more, this many 30 s
     # windows at a time (0: sequential decoding): 1.57x faster at 0.4 WER points here
     # (docs/benchmarks/batched.md).
@@ -170,7 +172,7 @@ class Settings:
         if self.compute_type not in COMPUTE_TYPES:
             problems.append(f"{constants.COMPUTE_TYPE}={self.compute_type!r} is not one of {', '.join(COMPUTE_TYPES)}")
         for name in ("upload_url_expiry_s", "download_url_expiry_s", "max_upload_bytes",
-                     "max_audio_duration_s", "cpu_threads", "job_retention_days"):
+                     "max_audio_duration_s", "job_retention_days"):
             if getattr(self, name) <= 0:
                 problems.append(f"{name} must be positive")
         if not 0 < self.openai_wait_s <= 28:
@@ -184,6 +186,8 @@ class Settings:
         if not 1 <= self.api_provisioned <= 64:
             problems.append(f"{constants.API_PROVISIONED} must be 1 to 64 (more than {constants.API_CONCURRENCY} "
                             "starts that many)")
+        if not 0 <= self.cpu_threads <= 64:
+            problems.append(f"{constants.CPU_THREADS} must be 0 (the function's vCPUs) to 64")
         if self.moto_processes not in (1, 2):
             problems.append(f"{constants.MOTO_PROCESSES} must be 1 (one moto server) or 2 (DynamoDB apart)")
         if not 0 <= self.worker_nice <= 19:

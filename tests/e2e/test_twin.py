@@ -246,7 +246,8 @@ def test_local_up_when_model_not_available_offline_then_fails_at_start_with_reas
     env = {"WHISPERQ_MODEL": "large-v3", "WHISPERQ_QUEUE_MAX_CONCURRENCY": "1"}
     result = run_cli(tmp_path, "local", "up", timeout_s=120, env=env)
     assert result.returncode == 11
-    assert "not available offline" in result.stderr and "tiny.en" in result.stderr
+    assert "not in this deployment" in result.stderr and "tiny.en" in result.stderr
+    assert "whisperq models fetch large-v3" in result.stderr
     assert not (tmp_path / "twin.json").exists()
 
 

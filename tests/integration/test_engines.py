@@ -71,7 +71,9 @@ def test_load_engine_when_model_not_available_offline_then_config_error_at_start
     settings = Settings.from_env({}, engine=engine, model="large-v3", cache_dir=str(cache))
     with pytest.raises(ConfigError) as caught:
         load_engine(settings)
-    assert "not available offline" in str(caught.value) and "tiny.en" in str(caught.value)
+    reason = str(caught.value)
+    assert "not in this deployment" in reason and "tiny.en" in reason  # what it has
+    assert "whisperq models fetch large-v3" in reason  # and how to add the one asked for
 
 
 def test_load_engine_when_model_is_a_directory_without_weights_then_config_error(tmp_path):

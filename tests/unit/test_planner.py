@@ -35,7 +35,8 @@ def test_planner_when_simulating_the_twins_own_runs_then_drain_and_p95_within_15
 
 def test_calibration_when_read_then_every_figure_comes_from_a_committed_file():
     figures = calibration.calibrate(DOCS)
-    assert set(figures) == {"rtf_per_thread", "overhead_s", "cold_start_s", "split_s_per_audio_s"}
+    assert set(figures) == {"rtf_per_thread", "thread_speedup", "overhead_s", "cold_start_s", "split_s_per_audio_s"}
+    assert 0.2 < figures["thread_speedup"].value < 2.5  # measured: two threads against one
     assert 5 < figures["rtf_per_thread"].value < 60 and 0 < figures["overhead_s"].value < 2
     assert all(".json" in f.source or "run-" in f.source for f in figures.values())
 

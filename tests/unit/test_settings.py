@@ -24,7 +24,7 @@ def test_region_when_only_default_region_set_then_used():
     [
         ({"WHISPERQ_ENGINE": "whisper-cpp"}, "WHISPERQ_ENGINE"),
         ({"WHISPERQ_CPU_THREADS": "two"}, "WHISPERQ_CPU_THREADS"),
-        ({"WHISPERQ_CPU_THREADS": "0"}, "cpu_threads"),
+        ({"WHISPERQ_CPU_THREADS": "-1"}, "WHISPERQ_CPU_THREADS"),
         ({"WHISPERQ_UPLOAD_URL_EXPIRY_S": "999999"}, "7 days"),
         ({"WHISPERQ_QUEUE_BATCH_SIZE": "x"}, "batch_size"),
     ],

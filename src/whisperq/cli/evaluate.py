@@ -59,7 +59,7 @@ def _run_on_twin(obj: Context, spec: Any, out_dir: Path, setting: dict[str, str]
     with twin:
         assert twin.settings is not None and twin.resources is not None
         config = {"target": "local twin", "engine": twin.settings.engine, "model": twin.settings.model,
-                  "cpuThreads": twin.settings.cpu_threads, "workers": twin.worker_count,
+                  "cpuThreads": twin.engine_threads, "workers": twin.worker_count,
                   "queueConfig": twin.settings.queue.to_dict(), "setting": setting}
         target = runs.Target(Client(twin.api_url, api_key=twin.api_key), twin.settings,
                              Clients(twin.settings, LOCAL_CREDENTIALS), twin.api_key_id, config,

@@ -12,11 +12,12 @@ import click
 
 from whisperq import queue_config
 from whisperq.cli.app import Context, cli
+from whisperq.core.capacity import FUNCTION_MEMORY_MB
 from whisperq.planner import calibration, load
 from whisperq.planner.costs import Prices, cost
 from whisperq.planner.simulate import Pipeline, simulate
 
-TEMPLATE_MEMORY_MB = 3008  # infra/template.yaml's TranscriberMemoryMb default (a test keeps them equal)
+TEMPLATE_MEMORY_MB = FUNCTION_MEMORY_MB  # infra/template.yaml's TranscriberMemoryMb default
 
 
 def _values(figures: dict[str, calibration.Figure]) -> dict[str, Any]:
@@ -47,7 +48,7 @@ def run_plan(arrivals: list[tuple[float, float]], pipeline: Pipeline, prices: Pr
         "fannedOut": outcome.fanned_out, "chunks": outcome.chunks, "attempts": outcome.attempts,
         "cost": cost(outcome, pipeline, prices),
         "pipeline": {"maxConcurrency": pipeline.cap, "memoryMb": pipeline.memory_mb, "vcpus": round(pipeline.vcpus, 2),
-                     "rtf": round(pipeline.rtf, 1), "failureRate": pipeline.failure_rate},
+                     "threads": pipeline.threads, "rtf": round(pipeline.rtf, 1), "failureRate": pipeline.failure_rate},
         "simulatedInS": round(time.perf_counter() - started, 2),
     }
 

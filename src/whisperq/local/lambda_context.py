@@ -6,12 +6,14 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
+from whisperq.core.capacity import FUNCTION_MEMORY_MB
+
 
 @dataclass
 class LocalLambdaContext:
     function_name: str
     timeout_s: int = 900
-    memory_limit_in_mb: int = 3008
+    memory_limit_in_mb: int = FUNCTION_MEMORY_MB
     region: str = "us-east-1"
     account_id: str = "123456789012"
     aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))

@@ -23,6 +23,7 @@ from whisperq.aws.clients import Clients
 from whisperq.aws.provision import Resources, create_bucket, provision
 from whisperq.aws.traces import Traces
 from whisperq.config import Settings
+from whisperq.core.capacity import FUNCTION_MEMORY_MB, LAMBDA_MEMORY_ENV, engine_threads
 from whisperq.core.errors import ExitCode, WhisperqError
 from whisperq.local import api_process, esm, memory, moto_process, state, xray
 from whisperq.local.senders import CallbackSenders
@@ -280,6 +281,9 @@ class Twin:
         settings.queue.validate("local")
         self.settings = settings
         self._child_env = {**env, **queue_config.to_environ(settings.queue)}
+        # Each worker is the template's function: Lambda tells it its memory, from which its engine's threads
+        # follow (one per whole vCPU: one at 3,008 MB), unless WHISPERQ_CPU_THREADS says.
+        self._child_env[LAMBDA_MEMORY_ENV] = str(FUNCTION_MEMORY_MB)
 
     def _register_keys(self) -> None:
         """The API keys in moto's API Gateway, as a deployed stack has them: a key's id (which owns its
@@ -360,6 +364,12 @@ class Twin:
     def worker_count(self) -> int:
         return len(self._workers)
 
+    @property
+    def engine_threads(self) -> int:
+        """The threads each worker's engine runs."""
+        assert self.settings is not None
+        return engine_threads(self.settings.cpu_threads, self._child_env)
+
     def memory_mib(self) -> dict[str, float]:
         """The resident set of the twin's process tree now, in MiB, by part (moto's servers, the API
         front with its containers, each worker, this process) and in `total`."""
@@ -383,6 +393,7 @@ class Twin:
             "workers": len(self._workers),
             "engine": self.settings.engine,
             "model": self.settings.model,
+            "engineThreads": self.engine_threads,
             "queueConfig": self.settings.queue.to_dict(),
             "sourceBuckets": list(self.settings.granted_buckets),
             "inboxPrefix": self.settings.inbox,

@@ -16,6 +16,7 @@ EFFICIENCY_RUNS = ("performance/runs/efficiency-1/run-01", "performance/runs/eff
 OVERHEAD_RUN = "performance/runs/overhead-burst/run-01"
 ENGINES = "benchmarks/engines.json"
 FANOUT = "benchmarks/fanout.json"
+THREADS = "benchmarks/threads.json"
 # Not measured here (the twin has no Lambda runtime): the runtime's own start before the model loads.
 RUNTIME_INIT_S = 1.0
 
@@ -32,7 +33,7 @@ def summary(docs: Path, run: str) -> dict[str, Any]:
 
 
 def calibrate(docs: Path = DOCS) -> dict[str, Figure]:
-    """rtf_per_thread, overhead_s, cold_start_s, split_s_per_audio_s from the committed results; each
+    """rtf_per_thread, thread_speedup, overhead_s, cold_start_s, split_s_per_audio_s from the committed results; each
     source names its files as paths from the repository's root (docs/...)."""
     where = docs.relative_to(ROOT).as_posix() + "/" if docs.is_relative_to(ROOT) else f"{docs}/"
 
@@ -45,6 +46,8 @@ def calibrate(docs: Path = DOCS) -> dict[str, Figure]:
     overhead_s = overhead["drainS"] * overhead["config"]["workers"] / overhead["jobs"]
     engines = json.loads((docs / ENGINES).read_text(encoding="utf-8"))["results"]
     [faster] = [r for r in engines if r["name"] == "faster-whisper int8, beam 5, 1 thread"]
+    threads = json.loads((docs / THREADS).read_text(encoding="utf-8"))["results"]
+    one, two = ([r for r in threads if r["model"] == "tiny.en" and r["threads"] == n][0] for n in (1, 2))
     fanout = json.loads((docs / FANOUT).read_text(encoding="utf-8"))
     [alone] = [r for r in fanout["latency"] if r["fanout"] and r["workers"] == 1]
     job = alone["jobs"][0]
@@ -53,6 +56,9 @@ def calibrate(docs: Path = DOCS) -> dict[str, Figure]:
         "rtf_per_thread": Figure("rtf_per_thread", round(rtf, 2),
                                  f"mean meanRealTimeFactor of {', '.join(map(at, EFFICIENCY_RUNS))} (tiny.en, int8, "
                                  "beam 5, 1 thread, 2 workers busy)"),
+        "thread_speedup": Figure("thread_speedup", round(one["medianS"] / two["medianS"], 3),
+                                 f"{at(THREADS)}: medianS of tiny.en at 1 thread over 2 threads ({one['medianS']} / "
+                                 f"{two['medianS']} s, beam 5, sequential; held for more threads, not measured)"),
         "overhead_s": Figure("overhead_s", round(overhead_s, 4),
                              f"{at(OVERHEAD_RUN)}: drainS x workers / jobs ({overhead['drainS']} x "
                              f"{overhead['config']['workers']} / {overhead['jobs']} zero-cost jobs)"),

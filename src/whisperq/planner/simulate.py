@@ -17,7 +17,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-LAMBDA_VCPU_MB = 1769.0  # Lambda gives one vCPU per 1,769 MB, up to 6 vCPUs at 10,240 MB
+from whisperq.core.capacity import lambda_vcpus, threads_for
+
 ESM_START = 5
 ESM_STEP_PER_S = 5.0  # 300 more per minute
 ESM_MAX = 1250
@@ -32,9 +33,10 @@ class Pipeline:
     max_concurrency: int = 100  # the event source mapping's MaximumConcurrency
     reserved_concurrency: int | None = None
     memory_mb: int = 3008
-    cpu_threads: int | None = None  # None: one per whole vCPU
+    cpu_threads: int | None = None  # None: the engine's own rule (core/capacity.threads_for: one per whole vCPU)
     rtf_per_thread: float = 20.0  # audio seconds per second of one thread (calibrated)
-    thread_scaling: float = 0.8  # speed-up from n threads: n ** thread_scaling (an assumption)
+    # Speed with two threads or more against one (calibrated: measured at 2 threads; held beyond, unmeasured).
+    thread_speedup: float = 1.0
     overhead_s: float = 0.3  # per message: download, decode, uploads, status updates (calibrated)
     cold_start_s: float = 2.0  # a new environment: the runtime and the model load (calibrated)
     keep_warm_s: float = 600.0  # an idle environment is kept this long
@@ -49,15 +51,18 @@ class Pipeline:
 
     @property
     def vcpus(self) -> float:
-        return min(6.0, self.memory_mb / LAMBDA_VCPU_MB)
+        return lambda_vcpus(self.memory_mb)
+
+    @property
+    def threads(self) -> int:
+        return self.cpu_threads or threads_for(self.vcpus)
 
     @property
     def rtf(self) -> float:
-        """Audio seconds per wall second of one environment."""
-        if self.vcpus < 1:
-            return self.rtf_per_thread * self.vcpus
-        threads = self.cpu_threads or max(1, int(self.vcpus))
-        return self.rtf_per_thread * min(threads, self.vcpus) ** self.thread_scaling
+        """Audio seconds per wall second of one environment: its threads' measured speed, in the share of a
+        vCPU each thread gets (under 1,769 MB, a fraction of one)."""
+        speed = self.rtf_per_thread * (1.0 if self.threads == 1 else self.thread_speedup)
+        return speed * min(1.0, self.vcpus / self.threads)
 
     @property
     def cap(self) -> int:

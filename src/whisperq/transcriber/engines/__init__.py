@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
 from whisperq.config import Settings
+from whisperq.core.capacity import engine_threads
 from whisperq.core.errors import ConfigError
 from whisperq.core.options import TranscribeOptions
 from whisperq.core.transcript import Transcript
@@ -25,15 +27,16 @@ class Engine(Protocol):
 
 def load_engine(settings: Settings) -> Engine:
     """Load the engine and model named in settings (once per process: callers keep it)."""
+    threads = engine_threads(settings.cpu_threads, os.environ)
     if settings.engine == "faster-whisper":
         from whisperq.transcriber.engines.faster import FasterWhisperEngine
 
-        return FasterWhisperEngine(settings.model, settings.compute_type, settings.cpu_threads,
+        return FasterWhisperEngine(settings.model, settings.compute_type, threads,
                                   settings.engine_batch_size, Path(settings.resolved_cache_dir))
     if settings.engine == "openai-whisper":
         from whisperq.transcriber.engines.openai import OpenAIWhisperEngine
 
-        return OpenAIWhisperEngine(settings.model, settings.cpu_threads, Path(settings.resolved_cache_dir))
+        return OpenAIWhisperEngine(settings.model, threads, Path(settings.resolved_cache_dir))
     if settings.engine == "synthetic":
         from whisperq.transcriber.engines.synthetic import SyntheticEngine
 
