@@ -39,10 +39,12 @@ def test_transcribe_when_file_is_long_then_chunks_spread_over_workers_and_progre
 
 def test_chaos_run_when_every_job_is_fanned_out_then_every_invariant_holds(tmp_path):
     out = tmp_path / "chaos"
-    # One job a second: the queue never backs up, so every job fans out (a busy queue would not split).
-    result = run_cli(tmp_path / "state", "loadtest", "--jobs", "6", "--rate", "1", "--synthetic-seconds", "45",
+    # A job every two seconds on four workers: the queue does not back up even on a loaded machine, so jobs
+    # fan out (a file is cut only for workers that would otherwise wait; a busy queue is not split). At one
+    # a second on two workers, a CI machine slowed by other work saw every job queued behind another.
+    result = run_cli(tmp_path / "state", "loadtest", "--jobs", "6", "--rate", "0.5", "--synthetic-seconds", "45",
                      "--set", "synthetic_seconds_per_audio_second=0.05", "--set", "fanout_min_duration_s=20",
-                     "--set", "chunk_s=10",
+                     "--set", "chunk_s=10", "--set", "max_concurrency=4",
                      "--faults", "aws_errors=0.1,crash=0.05,kill_every_s=5,corrupt=0.2,seed=3",
                      "--timeout", "150", "--out", str(out), env=FAST, timeout_s=500)
     assert result.returncode == 0, result.stderr[-3000:]
