@@ -64,11 +64,11 @@ def test_subtitles_when_segment_is_long_then_cues_of_two_lines_of_42_at_most():
 
     cues = subtitle_cues((Segment(0, 10.0, 30.0, " " + LONG, -0.2, 0.0),))
     assert len(cues) > 1
-    for start, end, text in cues:
+    for start, end, text, _ in cues:
         lines = text.split("\n")
         assert len(lines) <= 2 and all(len(line) <= 42 for line in lines)
         assert 10.0 <= start < end <= 30.0 + 1e-9
-    assert " ".join(text.replace("\n", " ") for _, _, text in cues) == LONG
+    assert " ".join(text.replace("\n", " ") for _, _, text, _ in cues) == LONG
     assert [c[0] for c in cues] == sorted(c[0] for c in cues)
 
 
@@ -79,7 +79,7 @@ def test_subtitles_when_word_timestamps_then_cues_start_and_end_on_words():
     cues = subtitle_cues((Segment(0, 1.0, 1.5 + len(words), " " + LONG, -0.2, 0.0, words),))
     starts = {w.start for w in words}
     ends = {w.end for w in words}
-    assert all(start in starts and end in ends for start, end, _ in cues)
+    assert all(start in starts and end in ends for start, end, _, _ in cues)
 
 
 def test_srt_when_segment_is_long_then_wrapped_into_numbered_cues():

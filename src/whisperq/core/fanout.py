@@ -48,6 +48,10 @@ class Chunk:
     def has_seam(self) -> bool:
         return self.seam_before_s is not None or self.seam_after_s is not None
 
+    def owns(self, start: float, end: float) -> bool:
+        """Whether a stretch of the file (seconds) is this chunk's: its middle lies between the seams."""
+        return _inside(start, end, self)
+
     def to_dict(self) -> dict[str, Any]:
         return {"index": self.index, "startS": self.start_s, "endS": self.end_s,
                 "seamBeforeS": self.seam_before_s, "seamAfterS": self.seam_after_s}

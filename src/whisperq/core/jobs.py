@@ -138,6 +138,9 @@ class RunStats:
     language: str | None = None
     language_probability: float | None = None
     retries: int | None = None
+    diarize_s: float | None = None  # diarized jobs: embedding the speech and clustering it (chunks' and merge's)
+    speakers: int | None = None  # diarized jobs: how many voices were told apart
+    diarization: str | None = None  # diarized jobs: why no speakers were labelled, when none were
 
     def with_timings(self, timings: Mapping[str, float]) -> RunStats:
         """These stats with the stage times measured (seconds by field name: download_s, decode_s...)."""

@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, model_validator
 
 from whisperq.core.contract import Model, Text
 from whisperq.core.errors import InvalidRequest
 from whisperq.core.languages import LANGUAGES
+from whisperq.core.speakers import MAX_SPEAKERS, SpeakerHints
 
 LANGUAGE_CODES = frozenset(LANGUAGES)
 MAX_PROMPT_CHARS = 1000
@@ -43,6 +44,10 @@ class Options(Model):
         "vadFilter": "must be true or false",
         "beamSize": f"must be an integer from 1 to {MAX_BEAM_SIZE}",
         "temperature": f"must be 0 or a number from {MIN_TEMPERATURE} to 1 (or null for the fallback)",
+        "diarize": "must be true or false",
+        "numSpeakers": f"must be an integer from 1 to {MAX_SPEAKERS}",
+        "minSpeakers": f"must be an integer from 1 to {MAX_SPEAKERS}",
+        "maxSpeakers": f"must be an integer from 1 to {MAX_SPEAKERS}",
     }
 
     language: Annotated[Text | None, AfterValidator(_language)] = Field(
@@ -54,6 +59,25 @@ class Options(Model):
     beam_size: int = Field(5, alias="beamSize", ge=1, le=MAX_BEAM_SIZE)
     temperature: Annotated[float | None, AfterValidator(_temperature)] = Field(
         None, ge=0, le=1, allow_inf_nan=False, description="null: Whisper's fallback schedule 0.0, 0.2 ... 1.0")
+    diarize: bool = Field(False, description="label who spoke when (SPEAKER_00, ...); word timestamps come with it")
+    num_speakers: int | None = Field(None, alias="numSpeakers", ge=1, le=MAX_SPEAKERS,
+                                     description="diarize: exactly this many speakers")
+    min_speakers: int | None = Field(None, alias="minSpeakers", ge=1, le=MAX_SPEAKERS,
+                                     description="diarize: at least this many speakers")
+    max_speakers: int | None = Field(None, alias="maxSpeakers", ge=1, le=MAX_SPEAKERS,
+                                     description="diarize: at most this many speakers")
+
+    @model_validator(mode="after")
+    def _speaker_hints(self) -> Options:
+        hinted = [name for name, value in (("numSpeakers", self.num_speakers), ("minSpeakers", self.min_speakers),
+                                           ("maxSpeakers", self.max_speakers)) if value is not None]
+        if hinted and not self.diarize:
+            raise ValueError(f"{', '.join(hinted)} only apply with diarize: true")
+        if self.num_speakers is not None and (self.min_speakers is not None or self.max_speakers is not None):
+            raise ValueError("give numSpeakers, or minSpeakers and maxSpeakers, not both")
+        if (self.min_speakers or 1) > (self.max_speakers or MAX_SPEAKERS):
+            raise ValueError("minSpeakers must not be more than maxSpeakers")
+        return self
 
 
 @dataclass(frozen=True)
@@ -65,6 +89,14 @@ class TranscribeOptions:
     vad_filter: bool = False
     beam_size: int = 5
     temperature: float | None = None  # None: whisper's fallback schedule 0.0, 0.2, ... 1.0
+    diarize: bool = False
+    num_speakers: int | None = None
+    min_speakers: int | None = None
+    max_speakers: int | None = None
+
+    @property
+    def speaker_hints(self) -> SpeakerHints:
+        return SpeakerHints(self.num_speakers, self.min_speakers or 1, self.max_speakers)
 
     @classmethod
     def from_api(cls, raw: object, model: str = "tiny.en") -> TranscribeOptions:
@@ -73,8 +105,11 @@ class TranscribeOptions:
             return cls()
         checked = Options.parse(raw, at=("options",))
         options = cls(language=checked.language, task=checked.task, initial_prompt=checked.initial_prompt or None,
-                      word_timestamps=checked.word_timestamps, vad_filter=checked.vad_filter,
-                      beam_size=checked.beam_size, temperature=checked.temperature)
+                      # A diarized segment is split at the word where its speaker changes: words are timed.
+                      word_timestamps=checked.word_timestamps or checked.diarize, vad_filter=checked.vad_filter,
+                      beam_size=checked.beam_size, temperature=checked.temperature, diarize=checked.diarize,
+                      num_speakers=checked.num_speakers, min_speakers=checked.min_speakers,
+                      max_speakers=checked.max_speakers)
         options.check_model(model)
         return options
 

@@ -12,6 +12,7 @@ class Word:
     end: float
     word: str
     probability: float
+    speaker: str | None = None  # diarized jobs: who said it
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,7 @@ class Segment:
     avg_logprob: float
     no_speech_prob: float
     words: tuple[Word, ...] = ()
+    speaker: str | None = None  # diarized jobs: who said it (a segment spans one speaker)
 
     def timed_words(self) -> list[tuple[str, float, float, Word | None]]:
         """The segment's words with times: the engine's word timestamps when it gave them, otherwise
@@ -67,6 +69,14 @@ def sentences(segments: tuple[Segment, ...] | list[Segment]) -> tuple[Segment, .
 
 
 @dataclass(frozen=True)
+class Speaker:
+    """One voice of a diarized transcript: its label and how long it speaks in all."""
+
+    label: str
+    seconds: float
+
+
+@dataclass(frozen=True)
 class Transcript:
     """An engine's result for one audio file."""
 
@@ -77,6 +87,7 @@ class Transcript:
     engine: str = ""
     model: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    speakers: tuple[Speaker, ...] = ()  # diarized jobs: every voice heard, by label
 
     @property
     def text(self) -> str:
@@ -86,8 +97,13 @@ class Transcript:
         data = asdict(self)
         data["text"] = self.text
         for seg in data["segments"]:
-            seg["words"] = list(seg["words"])
+            seg["words"] = [_without_speaker(word) for word in seg["words"]]
+            _without_speaker(seg)
         data["segments"] = list(data["segments"])
+        if self.speakers:
+            data["speakers"] = list(data["speakers"])
+        else:
+            del data["speakers"]
         return data
 
     @classmethod
@@ -95,8 +111,17 @@ class Transcript:
         """The transcript `to_dict` wrote (a chunk's result read back for the merge)."""
         segments = tuple(
             Segment(int(seg["id"]), float(seg["start"]), float(seg["end"]), seg["text"], float(seg["avg_logprob"]),
-                    float(seg["no_speech_prob"]), tuple(Word(**word) for word in seg.get("words", ())))
+                    float(seg["no_speech_prob"]), tuple(Word(**word) for word in seg.get("words", ())),
+                    seg.get("speaker"))
             for seg in data["segments"]
         )
+        speakers = tuple(Speaker(str(s["label"]), float(s["seconds"])) for s in data.get("speakers") or ())
         return cls(segments, data["language"], float(data["language_probability"]), float(data["duration_s"]),
-                   data.get("engine", ""), data.get("model", ""), dict(data.get("extra") or {}))
+                   data.get("engine", ""), data.get("model", ""), dict(data.get("extra") or {}), speakers)
+
+
+def _without_speaker(part: dict[str, Any]) -> dict[str, Any]:
+    """A segment's or word's dict without `speaker` when nobody was assigned (undiarized jobs)."""
+    if part.get("speaker") is None:
+        part.pop("speaker", None)
+    return part
