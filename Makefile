@@ -13,6 +13,9 @@ PYTEST := $(BIN)/python -m pytest
 # that depends on it, or pip fetches a multi-GB CUDA build.
 TORCH := torch==2.13.0
 OPENAI_WHISPER := openai-whisper==20250625
+# The speaker encoder's weights ship in Resemblyzer's wheel; its code (librosa, webrtcvad) is never imported,
+# so it goes in without its dependencies (transcriber/diarizers/voice_encoder.py reads the weights).
+RESEMBLYZER := resemblyzer==0.1.4
 
 .PHONY: help venv browser demo test test-unit test-integration test-e2e lint lint-infra deploy examples clean
 
@@ -30,7 +33,7 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check -c requirements/constraints.txt $(TORCH)
 	$(BIN)/pip install --quiet --disable-pip-version-check -c requirements/constraints.txt \
 		-e '.[local,openai-whisper,eval,dev]'
-	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps $(OPENAI_WHISPER)
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps $(OPENAI_WHISPER) $(RESEMBLYZER)
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -41,4 +41,7 @@ speak_in french fr "Bonjour à tous. Nous allons parler du budget de l'année pr
 speak_in german de "Guten Morgen zusammen. Heute besprechen wir das Budget für das nächste Jahr und den Einstellungsplan."
 speak_in spanish es "Buenos días a todos. Hoy vamos a hablar del presupuesto del próximo año y del plan de contratación."
 
+# A two-speaker dialogue with its reference turns (dialogue.rttm), for the diarization tests.
+../.venv/bin/python ../benchmarks/dialogues.py . --speakers 2 --minutes 1 --seed 3 --name dialogue --ogg
+
 ls -l

@@ -193,6 +193,10 @@ def test_image_when_read_then_lambda_base_model_baked_and_handler_importable():
     assert 'ARG WHISPERQ_MODELS="tiny.en base"' in dockerfile
     assert "HF_HUB_OFFLINE=1" in dockerfile
     assert "resolve_ct2_model('tiny.en'" in dockerfile  # the build fails if the weights are not in the image
+    # The speaker encoder's weights: the same wheel as make venv installs, loaded once at build time.
+    [pin] = [line.split(":=")[1].strip() for line in (ROOT / "Makefile").read_text().splitlines()
+             if line.startswith("RESEMBLYZER :=")]
+    assert f"pip install --no-cache-dir --no-deps {pin}" in dockerfile and "VoiceEncoder()" in dockerfile
     [cmd] = [line for line in dockerfile.splitlines() if line.startswith("CMD")]
     module, _, attribute = cmd.split('"')[1].rpartition(".")
     import importlib

@@ -69,7 +69,7 @@ def record_completion(context: WorkerContext, job: Job) -> None:
 
 
 def run_stats(context: WorkerContext, transcript: Transcript, duration_s: float, transcribe_s: float,
-              **timings: float) -> RunStats:
+              diarized: stages.Diarized | None = None, **timings: float) -> RunStats:
     """What a run that made `transcript` records: the audio, the engine, this worker, its stage times."""
     return RunStats(
         audio_duration_s=round(duration_s, 3),
@@ -81,4 +81,6 @@ def run_stats(context: WorkerContext, transcript: Transcript, duration_s: float,
         cold_start=context.take_cold_start(),
         language=transcript.language,
         language_probability=transcript.language_probability,
+        speakers=len(transcript.speakers) if diarized is not None else None,
+        diarization=diarized.note if diarized is not None else None,
     ).with_timings(timings)

@@ -21,6 +21,7 @@ from whisperq.core.errors import WhisperqError
 from whisperq.core.jobs import iso, utc_now
 from whisperq.faults import Injector
 from whisperq.tracing import Log
+from whisperq.transcriber.diarizers import Diarizer, load_diarizer
 from whisperq.transcriber.engines import Engine
 from whisperq.transcriber.messages import Delivery
 
@@ -155,6 +156,14 @@ class WorkerContext:
         # When this worker's model was ready (the engine is loaded before the context is built).
         self.model_ready_at = iso(utc_now())
         self._cold = True  # until this worker finished its first job
+        self._diarizer: Diarizer | None = None
+
+    @property
+    def diarizer(self) -> Diarizer:
+        """The speaker encoder, loaded on this worker's first diarized job (most workers never need it)."""
+        if self._diarizer is None:
+            self._diarizer = load_diarizer()
+        return self._diarizer
 
     @property
     def lease_s(self) -> int:

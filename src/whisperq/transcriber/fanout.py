@@ -32,6 +32,7 @@ from whisperq.tracing import stage
 from whisperq.transcriber import audio, completion, stages
 from whisperq.transcriber.attempts import Attempt, ChunkLessor, MergeLessor
 from whisperq.transcriber.context import WorkerContext
+from whisperq.transcriber.diarizers import SpeechEmbeddings
 from whisperq.transcriber.messages import Delivery
 
 MESSAGES_PER_SEND = 10  # SQS's batch limit
@@ -158,11 +159,20 @@ class FanOut:
         context.speed.record(fetched.duration_s, transcribe_s)
         if context.faults is not None:
             context.faults.maybe_crash()  # a worker killed mid-chunk: the chunk leased, its result not written
-        result = shift(transcript, message.chunk.start_s)
+        result = shift(transcript, message.chunk.start_s).to_dict()
+        if options.diarize:
+            # The merge clusters every chunk's speech at once: one set of speakers for the whole file.
+            embeddings, embed_s = stages.embed_speech(context.diarizer, fetched.samples, notes)
+            embeddings = embeddings.shifted(message.chunk.start_s)
+            owned = [message.chunk.owns(float(s), float(e)) for s, e in zip(embeddings.starts, embeddings.ends,
+                                                                              strict=True)]
+            embeddings = SpeechEmbeddings(embeddings.starts[owned], embeddings.ends[owned], embeddings.vectors[owned])
+            result |= {"speech": embeddings.to_dict(), "embedS": round(embed_s, 4)}
+            transcribe_s += embed_s
         assert job.fanout is not None and job.fanout.chunk_plan_id
         with stage("upload", **notes):
             context.blobs.put_text(chunk_result_key(job.job_id, job.fanout.chunk_plan_id, index, attempt.held.id),
-                                   json.dumps(result.to_dict()), "application/json")
+                                   json.dumps(result), "application/json")
         return transcribe_s
 
     # --- merge --------------------------------------------------------------------------------
@@ -183,10 +193,11 @@ class FanOut:
             with attempt.heartbeat():
                 if claimed.result_key:  # merged and committed by a worker that died before it finished
                     return completion.publish(context, attempt, claimed, "completed:merged")
-                transcript, merge_s = self._merged(claimed)
+                transcript, merge_s, diarized, diarize_s = self._merged(claimed)
                 assert claimed.fanout is not None
+                timings = {"diarize_s": diarize_s} if diarized is not None else {}
                 run = completion.run_stats(context, transcript, transcript.duration_s,
-                                           claimed.fanout.chunks_transcribe_s or 0.0)
+                                           claimed.fanout.chunks_transcribe_s or 0.0, diarized, **timings)
                 committed = completion.commit(context, attempt, claimed.job_id, transcript, run, Timeline(
                     transcribed_at=iso(utc_now()), model_ready_at=context.model_ready_at))
                 if isinstance(committed, str):
@@ -195,8 +206,9 @@ class FanOut:
         except Exception as exc:
             return attempt.ended_by(exc, "the merge of the chunks failed")
 
-    def _merged(self, job: Job) -> tuple[Transcript, float]:
-        """The chunks' results, each the one its counted lease wrote, merged in order; and the seconds it took."""
+    def _merged(self, job: Job) -> tuple[Transcript, float, stages.Diarized | None, float]:
+        """The chunks' results, each the one its counted lease wrote, merged in order; the seconds it took;
+        for a diarized job, its speakers (the chunks' speech clustered at once) and the seconds they took."""
         context, job_id = self.context, job.job_id
         assert job.fanout is not None and job.fanout.chunk_plan_id
         started = time.perf_counter()
@@ -206,10 +218,17 @@ class FanOut:
             missing = [chunk.index for chunk in plan if chunk.index not in done_by]
             if missing:
                 raise TransientError(f"chunks {missing} of job {job_id} are not done yet")
-            pieces = [(chunk, Transcript.from_dict(json.loads(context.blobs.get_text(
-                chunk_result_key(job_id, job.fanout.chunk_plan_id, chunk.index, done_by[chunk.index])))))
-                for chunk in plan]
+            results = [json.loads(context.blobs.get_text(chunk_result_key(
+                job_id, job.fanout.chunk_plan_id, chunk.index, done_by[chunk.index]))) for chunk in plan]
+            pieces = [(chunk, Transcript.from_dict(result)) for chunk, result in zip(plan, results, strict=True)]
             options = TranscribeOptions.from_api(job.options, context.engine.model_name)
             duration_s = job.run.audio_duration_s or pieces[-1][0].end_s
             transcript = merge(pieces, duration_s, keep_words=options.word_timestamps)
-        return transcript, time.perf_counter() - started
+        merge_s = time.perf_counter() - started
+        if not options.diarize:
+            return transcript, merge_s, None, 0.0
+        speech = SpeechEmbeddings.joined([SpeechEmbeddings.from_dict(r["speech"]) for r in results if "speech" in r])
+        diarized = stages.label_speakers(context.diarizer, transcript, speech, options.speaker_hints,
+                                         context.notes(job_id))
+        embed_s = sum(float(r.get("embedS") or 0.0) for r in results)
+        return diarized.transcript, merge_s, diarized, embed_s + diarized.cluster_s

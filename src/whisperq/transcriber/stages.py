@@ -18,10 +18,12 @@ from whisperq.core.audio import AUDIO_CONTENT_TYPES
 from whisperq.core.errors import PermanentJobError
 from whisperq.core.keys import transcript_key
 from whisperq.core.options import TranscribeOptions
+from whisperq.core.speakers import SpeakerHints, assign
 from whisperq.core.transcript import Transcript
 from whisperq.faults import Injector
 from whisperq.tracing import stage
 from whisperq.transcriber import audio
+from whisperq.transcriber.diarizers import Diarizer, SpeechEmbeddings
 from whisperq.transcriber.engines import Engine
 
 SILENCE_PEAK = 10 ** (-60 / 20)  # -60 dBFS: below any recording's noise floor
@@ -96,6 +98,37 @@ def transcribe(engine: Engine, samples: np.ndarray, options: TranscribeOptions, 
         if faults is not None:
             time.sleep(faults.extra_delay_s())
     return transcript, time.perf_counter() - started
+
+
+def embed_speech(diarizer: Diarizer, samples: np.ndarray, notes: dict[str, Any]) -> tuple[SpeechEmbeddings, float]:
+    """The speaker embeddings of `samples`' speech and the seconds they took (traced as `diarize`)."""
+    started = time.perf_counter()
+    with stage("diarize", **notes):
+        embeddings = SpeechEmbeddings.empty() if is_silent(samples) else diarizer.embed(samples)
+    return embeddings, time.perf_counter() - started
+
+
+@dataclass(frozen=True)
+class Diarized:
+    """A transcript with its speakers, and what the job records of how they were found."""
+
+    transcript: Transcript
+    cluster_s: float
+    note: str | None  # why nobody was labelled, when nobody was
+
+
+def label_speakers(diarizer: Diarizer, transcript: Transcript, embeddings: SpeechEmbeddings, hints: SpeakerHints,
+                   notes: dict[str, Any]) -> Diarized:
+    """The transcript with a speaker on each segment and word, from the embeddings of the whole recording."""
+    started = time.perf_counter()
+    with stage("cluster-speakers", **notes):
+        turns = diarizer.cluster(embeddings, hints)
+        labelled = assign(transcript, turns)
+    note = None
+    if not turns:
+        note = ("no speech long enough to tell speakers apart (each voice needs a quarter second or more)"
+                if transcript.segments else "no speech was heard, so no speaker was labelled")
+    return Diarized(labelled, time.perf_counter() - started, note)
 
 
 def write_outputs(blobs: Blobs, job_id: str, transcript: Transcript, notes: dict[str, Any],

@@ -147,9 +147,15 @@ class WholeFile:
         notes = context.notes(job.job_id)
         transcript, transcribe_s = stages.transcribe(context.engine, fetched.samples, options, notes, context.faults)
         context.speed.record(fetched.duration_s, transcribe_s)
+        timings = dict(fetched.timings)
+        diarized: stages.Diarized | None = None
+        if options.diarize:
+            embeddings, embed_s = stages.embed_speech(context.diarizer, fetched.samples, notes)
+            diarized = stages.label_speakers(context.diarizer, transcript, embeddings, options.speaker_hints, notes)
+            transcript, timings["diarize_s"] = diarized.transcript, embed_s + diarized.cluster_s
         if context.faults is not None:
             context.faults.maybe_crash()  # mid-batch: the job taken, its transcript not yet written
-        run = completion.run_stats(context, transcript, fetched.duration_s, transcribe_s, **fetched.timings)
+        run = completion.run_stats(context, transcript, fetched.duration_s, transcribe_s, diarized, **timings)
         committed = completion.commit(context, attempt, job.job_id, transcript, run, Timeline(
             transcribed_at=iso(utc_now()), model_ready_at=context.model_ready_at))
         if isinstance(committed, str):
