@@ -70,6 +70,17 @@ def test_openai_sdk_when_word_timestamps_then_words_in_order_that_spell_the_text
 
 
 @pytest.mark.filterwarnings("ignore:deprecated:DeprecationWarning")  # translations, in openai 3.x
+def test_openai_sdk_when_diarized_json_then_openai_segments_with_speakers_a_and_b(ai):
+    with open(EXAMPLES / "dialogue.ogg", "rb") as audio:
+        answer = ai.audio.transcriptions.create(model="gpt-4o-transcribe-diarize", file=audio,
+                                                response_format="diarized_json", chunking_strategy="auto")
+    assert answer.task == "transcribe" and answer.duration == pytest.approx(63.9, abs=0.5)
+    assert {segment.speaker for segment in answer.segments} == {"A", "B"}
+    assert answer.segments[0].speaker == "A" and answer.segments[0].type == "transcript.text.segment"
+    assert [s.start for s in answer.segments] == sorted(s.start for s in answer.segments)
+    assert normalised(" ".join(s.text for s in answer.segments)) == normalised(answer.text)
+
+
 def test_openai_sdk_when_translating_with_an_english_only_model_then_400_and_no_job(ai, sdk):
     before = len(sdk.list_jobs(limit=100)["jobs"])
     with open(MEETING, "rb") as audio, pytest.raises(openai.BadRequestError) as refused:
@@ -108,8 +119,10 @@ def test_openai_sdk_when_over_size_then_413_pointing_to_post_jobs(ai, twin):
     assert response.status_code == 413 and "POST /jobs" in response.json()["error"]["message"]
 
 
-def test_openai_sdk_when_models_listed_then_whisper_1_and_the_deployed_model(ai):
-    assert [model.id for model in ai.models.list()] == ["whisper-1", "tiny.en"]
+def test_openai_sdk_when_models_listed_then_whisper_1_the_deployed_model_and_the_diarizing_name(ai):
+    models = ai.models.list().data
+    assert [model.id for model in models] == ["whisper-1", "tiny.en", "gpt-4o-transcribe-diarize"]
+    assert all("diarized_json" in model.model_extra["response_formats"] for model in models)
     assert ai.models.retrieve("tiny.en").owned_by == "whisperq"
     with pytest.raises(openai.NotFoundError):
         ai.models.retrieve("gpt-4o-transcribe")

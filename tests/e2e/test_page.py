@@ -86,6 +86,23 @@ def test_page_when_audio_dropped_then_progress_transcript_player_and_downloads(b
     assert serious_violations(page) == []
 
 
+def test_page_when_speakers_labelled_then_a_colour_each_and_renamable_in_the_view(browser, twin, shots):
+    page = open_page(browser, twin[1])
+    page.check("#diarize")
+    page.set_input_files("#files", str(EXAMPLES / "dialogue.ogg"))
+    card = page.locator("#uploads article").first
+    expect(card.locator(".status")).to_have_text("COMPLETED", timeout=120_000)
+    expect(card.locator(".meta")).to_contain_text("2 speakers")
+    tags = card.locator("ol.segments .speaker")
+    expect(tags.first).to_have_text("SPEAKER_00", timeout=10_000)
+    assert set(tags.all_inner_texts()) == {"SPEAKER_00", "SPEAKER_01"}
+    assert card.locator(".speaker.voice-0").count() and card.locator(".speaker.voice-1").count()
+    card.get_by_label("name for SPEAKER_00").fill("Ada")
+    assert set(tags.all_inner_texts()) == {"Ada", "SPEAKER_01"}
+    page.screenshot(path=str(shots / "speakers.png"), full_page=True)
+    assert serious_violations(page) == []
+
+
 def test_page_when_file_is_not_audio_then_its_failed_reason_and_the_operator_view_shows_it(browser, twin, shots):
     page = open_page(browser, twin[1])
     noise = random.Random(5).randbytes(6000)

@@ -29,6 +29,17 @@ def test_transcribe_when_speech_then_transcript_on_stdout_and_progress_on_stderr
     assert "COMPLETED" in result.stderr and "COMPLETED" not in result.stdout
 
 
+def test_transcribe_when_diarize_then_each_line_names_its_speaker_and_the_json_counts_them(twin):
+    state_dir, _ = twin
+    result = run_cli(state_dir, "transcribe", "--speakers", "2", str(EXAMPLES / "dialogue.ogg"), timeout_s=180)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) >= 5 and all(line.startswith(("[SPEAKER_00] ", "[SPEAKER_01] ")) for line in lines), lines
+    assert {line.split("]")[0] for line in lines} == {"[SPEAKER_00", "[SPEAKER_01"}
+    both = run_cli(state_dir, "transcribe", "--speakers", "2", "--max-speakers", "3", str(EXAMPLES / "dialogue.ogg"))
+    assert both.returncode == 2 and "not both" in both.stderr
+
+
 def test_transcribe_when_every_container_format_then_every_transcript(twin):
     state_dir, _ = twin
     files = [str(EXAMPLES / f"meeting.{ext}") for ext in ("flac", "mp3", "m4a", "ogg")]

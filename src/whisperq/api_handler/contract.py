@@ -211,6 +211,8 @@ class Queues(View):
 class OpenAIModel(BaseModel):
     id: str
     object: Literal["model"]
+    response_formats: list[str] = Field(description="whisperq's addition: the response formats it answers in "
+                                                    "(diarized_json labels the speakers)")
 
 
 class OpenAIModels(BaseModel):
@@ -227,7 +229,8 @@ class TranscriptionForm(BaseModel):
     model_config = ConfigDict(title="TranscriptionForm")
 
     file: bytes = Field(description="the audio (wav, flac, mp3, m4a, ogg, webm)")
-    model: str = Field(description="whisper-1, or the deployment's model (GET /v1/models)")
+    model: str = Field(description="whisper-1, or the deployment's model (GET /v1/models); "
+                                   "gpt-4o-transcribe-diarize is accepted as well, for diarized_json")
     prompt: str | None = None
     response_format: Literal[RESPONSE_FORMATS] = "json"  # type: ignore[valid-type]
     temperature: float | None = Field(None, ge=0, le=1)

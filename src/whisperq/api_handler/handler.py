@@ -303,7 +303,7 @@ def openai_models() -> dict[str, Any]:
                                                                     e404="no such model here")})
 def openai_model(model: str) -> Response[Any]:
     owner()
-    if model not in (openai_compat.OPENAI_MODEL, service().settings.model):
+    if model not in (openai_compat.OPENAI_MODEL, openai_compat.OPENAI_DIARIZE_MODEL, service().settings.model):
         return error_response(404, "model_not_found", f"the model {model!r} does not exist here", "model")
     return json_response(200, openai_compat.model_info(model, STARTED))
 

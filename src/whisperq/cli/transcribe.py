@@ -29,8 +29,9 @@ DEFAULT_WAIT_TIMEOUT_S = 1800.0
 FORMATS = click.Choice(list(WRITERS))
 
 
-def _options(language: str | None, translate: bool, word_timestamps: bool, prompt: str | None) -> dict[str, Any]:
-    options: dict[str, Any] = {}
+def _options(language: str | None, translate: bool, word_timestamps: bool, prompt: str | None,
+             speakers: dict[str, Any]) -> dict[str, Any]:
+    options: dict[str, Any] = dict(speakers)
     if language:
         options["language"] = language
     if translate:
@@ -40,6 +41,15 @@ def _options(language: str | None, translate: bool, word_timestamps: bool, promp
     if prompt:
         options["initialPrompt"] = prompt
     return options
+
+
+def _speakers(diarize: bool, count: int | None, least: int | None, most: int | None) -> dict[str, Any]:
+    """The diarization options: any speaker count given turns diarization on."""
+    hints = {"numSpeakers": count, "minSpeakers": least, "maxSpeakers": most}
+    hints = {name: value for name, value in hints.items() if value is not None}
+    if count is not None and (least is not None or most is not None):
+        raise CliError("give --speakers, or --min-speakers and --max-speakers, not both", EXIT_USAGE)
+    return {"diarize": True, **hints} if diarize or hints else {}
 
 
 class Reporter:
@@ -237,6 +247,13 @@ def _interrupted(obj: Context, runs: list[FileRun], fmt: str) -> None:
 @click.option("--translate", is_flag=True, help="Translate into English (multilingual models).")
 @click.option("--word-timestamps", is_flag=True, help="Word timings in the json, srt and vtt outputs.")
 @click.option("--prompt", help="Initial prompt: names and jargon the audio uses.")
+@click.option("--diarize", is_flag=True,
+              help="Label who speaks when: [SPEAKER_00] before each line (txt, srt), <v SPEAKER_00> (vtt), a speaker "
+                   "column (tsv), speaker on every segment and word (json).")
+@click.option("--speakers", "num_speakers", type=click.IntRange(1, 20),
+              help="With --diarize (implied): exactly this many speakers.")
+@click.option("--min-speakers", type=click.IntRange(1, 20), help="With --diarize (implied): at least this many.")
+@click.option("--max-speakers", type=click.IntRange(1, 20), help="With --diarize (implied): at most this many.")
 @click.option("--no-wait", is_flag=True, help="Upload and print the job ids; do not wait.")
 @click.option("--concurrency", type=click.IntRange(1, 16), default=2, show_default=True,
               help="Files uploaded and waited on at once.")
@@ -249,7 +266,8 @@ def _interrupted(obj: Context, runs: list[FileRun], fmt: str) -> None:
 @click.option("--dry-run", is_flag=True, help="s3://bucket/prefix/ only: list the objects; submit nothing.")
 @click.pass_obj
 def transcribe(obj: Context, files: tuple[str, ...], fmt: str, out_dir: str | None, overwrite: bool,
-               language: str | None, translate: bool, word_timestamps: bool, prompt: str | None, no_wait: bool,
+               language: str | None, translate: bool, word_timestamps: bool, prompt: str | None, diarize: bool,
+               num_speakers: int | None, min_speakers: int | None, max_speakers: int | None, no_wait: bool,
                concurrency: int, timeout_s: float, as_json: bool, manifest_path: str | None, dry_run: bool) -> None:
     """Transcribe audio FILES and print (or save) their transcripts. A FILE is a local file (uploaded), an
     s3://bucket/key object or an https:// URL (the service copies or fetches it; nothing goes through
@@ -260,11 +278,12 @@ def transcribe(obj: Context, files: tuple[str, ...], fmt: str, out_dir: str | No
     (plain transcripts when piped); files that failed are listed at the end with their reasons."""
     from whisperq.cli import bulk
 
+    speakers = _speakers(diarize, num_speakers, min_speakers, max_speakers)
     prefixes = [f for f in files if bulk.is_prefix(f)]
     if prefixes:
         if len(files) > 1:
             raise CliError("give one s3://bucket/prefix/ alone (its objects are the files)", EXIT_USAGE)
-        bulk.run_bulk(obj, obj.client(), prefixes[0], _options(language, translate, word_timestamps, prompt),
+        bulk.run_bulk(obj, obj.client(), prefixes[0], _options(language, translate, word_timestamps, prompt, speakers),
                       concurrency, manifest_path, dry_run, not no_wait, timeout_s, out_dir, fmt, overwrite, as_json)
         return
     if manifest_path or dry_run:
@@ -275,7 +294,7 @@ def transcribe(obj: Context, files: tuple[str, ...], fmt: str, out_dir: str | No
         targets = list(out_targets(files, out_dir, fmt, overwrite))
         Path(out_dir).mkdir(parents=True, exist_ok=True)
     client = obj.client()
-    options = _options(language, translate, word_timestamps, prompt)
+    options = _options(language, translate, word_timestamps, prompt, speakers)
     runs = [FileRun(path, target) for path, target in zip(files, targets, strict=True)]
     lock = threading.Lock()
     save = functools.partial(_save, obj, client, fmt, overwrite, lock)

@@ -61,6 +61,12 @@ class Job(dict[str, Any]):
         return self.details.get("language")
 
     @property
+    def speakers(self) -> int | None:
+        """How many voices a diarized job told apart (None: the job was not diarized)."""
+        count = self.details.get("speakers")
+        return None if count is None else int(count)
+
+    @property
     def chunks(self) -> tuple[int, int] | None:
         """(done, total) for a long file fanned out across workers, else None."""
         details = self.details

@@ -18,7 +18,9 @@ from whisperq.core.writers import WRITERS
 
 # The name every OpenAI client sends; here it means "the model this deployment runs".
 OPENAI_MODEL = "whisper-1"
-RESPONSE_FORMATS = ("json", "text", "srt", "verbose_json", "vtt")
+# OpenAI's diarizing model's name; here, the deployment's model with speakers labelled.
+OPENAI_DIARIZE_MODEL = "gpt-4o-transcribe-diarize"
+RESPONSE_FORMATS = ("json", "text", "srt", "verbose_json", "vtt", "diarized_json")
 GRANULARITIES = ("word", "segment")
 TRANSCRIBE_FIELDS = frozenset({"file", "model", "language", "prompt", "response_format", "temperature",
                                "timestamp_granularities[]", "timestamp_granularities", "stream", "chunking_strategy",
@@ -72,9 +74,10 @@ def parse_request(fields: dict[str, list[Any]], task: str, model: str) -> AudioR
     wanted_model = _one(fields, "model")
     if not wanted_model:
         raise OpenAIRequestError("you must provide a model parameter", "model")
-    if wanted_model not in (OPENAI_MODEL, model):
+    if wanted_model not in (OPENAI_MODEL, OPENAI_DIARIZE_MODEL, model):
         raise OpenAIRequestError(f"model {wanted_model!r} does not exist here; this deployment runs {model!r} "
-                                 f"(also accepted as {OPENAI_MODEL!r})", "model", "model_not_found")
+                                 f"(also accepted as {OPENAI_MODEL!r}, and as {OPENAI_DIARIZE_MODEL!r} for "
+                                 "diarized_json)", "model", "model_not_found")
     if _one(fields, "stream") not in (None, "false", "False"):
         raise OpenAIRequestError("streaming is not supported; omit stream", "stream")
     response_format = _one(fields, "response_format") or "json"
@@ -85,6 +88,8 @@ def parse_request(fields: dict[str, list[Any]], task: str, model: str) -> AudioR
     if bad:
         raise OpenAIRequestError(f"timestamp_granularities must be word and/or segment, not {bad[0]!r}",
                                  "timestamp_granularities")
+    if response_format == "diarized_json" and task != "transcribe":
+        raise OpenAIRequestError("diarized_json is for transcriptions, not translations", "response_format")
     if granularities and response_format != "verbose_json":
         raise OpenAIRequestError("timestamp_granularities needs response_format verbose_json",
                                  "timestamp_granularities")
@@ -110,6 +115,8 @@ def parse_request(fields: dict[str, list[Any]], task: str, model: str) -> AudioR
         options["temperature"] = value if value > 0 else None
     if "word" in granularities:
         options["wordTimestamps"] = True
+    if response_format == "diarized_json":
+        options["diarize"] = True
     return AudioRequest(task, str(filename or "audio"), audio, response_format, "word" in granularities,
                         "segment" in granularities or not granularities, options)
 
@@ -124,6 +131,8 @@ def render(request: AudioRequest, transcript: Transcript) -> tuple[str, str]:
         return "text/plain; charset=utf-8", transcript.text + "\n"
     if fmt in ("srt", "vtt"):
         return "text/plain; charset=utf-8", WRITERS[fmt](transcript)
+    if fmt == "diarized_json":
+        return "application/json", json.dumps(diarized(transcript) | {"usage": usage}, ensure_ascii=False)
     body: dict[str, Any] = {
         "task": "translate" if request.task == "translate" else "transcribe",
         "language": "english" if request.task == "translate" else LANGUAGES.get(transcript.language,
@@ -145,15 +154,37 @@ def render(request: AudioRequest, transcript: Transcript) -> tuple[str, str]:
     return "application/json", json.dumps(body, ensure_ascii=False)
 
 
+def speaker_letter(label: str | None, order: dict[str, str]) -> str:
+    """OpenAI's speaker names: A, B, ... Z, then AA, AB ... in the order the voices are first heard."""
+    if label not in order:
+        index = len(order)
+        order[str(label)] = chr(65 + index) if index < 26 else chr(64 + index // 26) + chr(65 + index % 26)
+    return order[str(label)]
+
+
+def diarized(transcript: Transcript) -> dict[str, Any]:
+    """OpenAI's diarized_json: the text, and segments each with its speaker (A, B, ...)."""
+    order: dict[str, str] = {}
+    segments = [{"type": "transcript.text.segment", "id": f"seg_{seg.id}", "start": round(seg.start, 3),
+                 "end": round(seg.end, 3), "text": seg.text.strip(), "speaker": speaker_letter(seg.speaker, order)}
+                for seg in transcript.segments if seg.text.strip()]
+    return {"task": "transcribe", "duration": round(transcript.duration_s, 3), "text": transcript.text,
+            "segments": segments}
+
+
 def error_body(message: str, kind: str, code: str | None, param: str | None = None) -> str:
     """OpenAI's error object, with whisperq's `code` and `message` where its own clients read them."""
     return json.dumps({"error": {"message": message, "type": kind, "param": param, "code": code}})
 
 
 def models(model: str, created: int) -> dict[str, Any]:
-    """GET /v1/models: the deployment's model, under its own name and as whisper-1."""
-    return {"object": "list", "data": [model_info(name, created) for name in (OPENAI_MODEL, model)]}
+    """GET /v1/models: the deployment's model, under its own name, as whisper-1 and as OpenAI's diarizing
+    model's name; each says the response formats it answers in (diarized_json: speakers labelled)."""
+    return {"object": "list", "data": [model_info(name, created) for name in (OPENAI_MODEL, model,
+                                                                              OPENAI_DIARIZE_MODEL)]}
 
 
 def model_info(name: str, created: int) -> dict[str, Any]:
-    return {"id": name, "object": "model", "created": created, "owned_by": "whisperq"}
+    # `response_formats` is whisperq's own addition to OpenAI's model object (clients ignore what they do not know).
+    return {"id": name, "object": "model", "created": created, "owned_by": "whisperq",
+            "response_formats": list(RESPONSE_FORMATS)}

@@ -65,6 +65,8 @@ function describe(job) {
   if (d.chunks) parts.push(`${d.chunksDone || 0} of ${d.chunks} chunks done`);
   if (d.queueWaitS !== undefined) parts.push(`waited ${d.queueWaitS.toFixed(1)} s in the queue`);
   if (d.realTimeFactor) parts.push(`${d.realTimeFactor}x real time`);
+  if (d.speakers !== undefined) parts.push(`${d.speakers} speaker${d.speakers === 1 ? "" : "s"}` +
+    (d.diarizeS !== undefined ? ` (told apart in ${d.diarizeS.toFixed(1)} s)` : ""));
   if (d.language) parts.push(`language ${d.language}` +
     (d.languageProbability !== undefined ? ` (${Math.round(d.languageProbability * 100)}% sure)` : ""));
   return parts.join(" · ");
@@ -108,20 +110,32 @@ class FileCard {
     const player = this.file ? el("audio", { controls: "", src: URL.createObjectURL(this.file),
       "aria-label": "the audio" }) : null;
     let segments = [];
+    let speakers = [];
     try {
       const response = await fetch(urls.json);
-      segments = (await response.json()).segments || [];
+      const data = await response.json();
+      segments = data.segments || [];
+      speakers = (data.speakers || []).map((speaker) => speaker.label);
     } catch (err) {
       this.body.replaceChildren(downloads, el("p", { class: "error",
         text: "The transcript is ready but could not be shown here; download it instead." }));
       return;
     }
+    // A diarized transcript: a colour per speaker, and a name field each that renames its tags in the view.
+    const voice = (label) => `voice-${speakers.indexOf(label) % 8}`;
+    const tag = (label) => el("span", { class: `speaker ${voice(label)}`, "data-speaker": label, text: label });
     const list = el("ol", { class: "segments", "aria-label": "transcript" }, ...segments.map((segment) =>
       el("li", {}, el("button", { type: "button", text: clock(segment.start),
         "aria-label": `play from ${clock(segment.start)}`,
         onclick: () => { if (player) { player.currentTime = segment.start; player.play().catch(() => {}); } } }),
+      segment.speaker ? tag(segment.speaker) : null,
       document.createTextNode(segment.text.trim()))));
-    this.body.replaceChildren(player, list, downloads);
+    const names = speakers.length ? el("p", { class: "speakers", "aria-label": "speakers" }, ...speakers.map((label) =>
+      el("label", {}, `${label} `, el("input", { type: "text", class: voice(label), value: label,
+        "aria-label": `name for ${label}`,
+        oninput: (event) => list.querySelectorAll(`[data-speaker="${label}"]`).forEach((node) => {
+          node.textContent = event.target.value.trim() || label; }) })))) : null;
+    this.body.replaceChildren(player, names, list, downloads);
   }
 }
 
@@ -156,6 +170,7 @@ function chosenOptions() {
   const options = {};
   if ($("language").value.trim()) options.language = $("language").value.trim().toLowerCase();
   if ($("words").checked) options.wordTimestamps = true;
+  if ($("diarize").checked) options.diarize = true;
   return options;
 }
 
