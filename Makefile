@@ -17,7 +17,8 @@ OPENAI_WHISPER := openai-whisper==20250625
 # so it goes in without its dependencies (transcriber/diarizers/voice_encoder.py reads the weights).
 RESEMBLYZER := resemblyzer==0.1.4
 
-.PHONY: help venv browser demo test test-unit test-integration test-e2e lint lint-infra deploy examples clean
+.PHONY: help venv browser demo test test-unit test-integration test-e2e lint lint-infra deploy examples \
+	benchmark-diarization clean
 
 help:
 	@echo "make demo   - create .venv, start the local twin, transcribe examples/meeting.wav, stop"
@@ -87,6 +88,12 @@ deploy: venv
 
 examples:
 	bash scripts/make_examples.sh
+
+# The diarization benchmark (docs/diarization.md): pyannote.metrics for the error rate, espeak-ng and sox
+# for the dialogues (apt-get install espeak-ng sox); results to docs/benchmarks/diarization.json.
+benchmark-diarization: venv
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[bench]'
+	$(BIN)/python benchmarks/diarization.py --out docs/benchmarks/diarization.json
 
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) tests/browser/node_modules .pytest_cache .ruff_cache src/*.egg-info .aws-sam

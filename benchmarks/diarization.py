@@ -1,8 +1,8 @@
 """Diarization, measured: the error rate on dialogues with known turns, one long dialogue whole and fanned
 out, what it adds to a tiny.en job's time, and a worker's memory with the encoder loaded.
 
-    .venv/bin/pip install -e '.[bench]'          # pyannote.metrics (DER); never needed by make test
-    .venv/bin/python benchmarks/diarization.py benchmarks/.dialogues --out docs/benchmarks/diarization.json
+    make benchmark-diarization      # = pip install -e '.[bench]' (pyannote.metrics) and:
+    .venv/bin/python benchmarks/diarization.py [benchmarks/.dialogues] --out docs/benchmarks/diarization.json
 
 Makes the dialogues first if they are not there (benchmarks/dialogues.py: espeak-ng and sox): the set of
 2, 3 and 4 speakers (two of each, ~2.5 min) and one 12-minute three-speaker dialogue. DER is pyannote.metrics'

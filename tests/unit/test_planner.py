@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 from click.testing import CliRunner
@@ -35,10 +36,21 @@ def test_planner_when_simulating_the_twins_own_runs_then_drain_and_p95_within_15
 
 def test_calibration_when_read_then_every_figure_comes_from_a_committed_file():
     figures = calibration.calibrate(DOCS)
-    assert set(figures) == {"rtf_per_thread", "thread_speedup", "overhead_s", "cold_start_s", "split_s_per_audio_s"}
+    assert set(figures) == {"rtf_per_thread", "thread_speedup", "overhead_s", "cold_start_s", "split_s_per_audio_s",
+                            "diarize_added"}
+    assert 0.05 < figures["diarize_added"].value < 0.2  # measured: diarization against tiny.en's transcription
     assert 0.2 < figures["thread_speedup"].value < 2.5  # measured: two threads against one
     assert 5 < figures["rtf_per_thread"].value < 60 and 0 < figures["overhead_s"].value < 2
     assert all(".json" in f.source or "run-" in f.source for f in figures.values())
+
+
+def test_plan_when_every_job_is_diarized_then_the_work_and_its_cost_grow_by_the_measured_share():
+    figures = calibration.calibrate(DOCS)
+    arrivals = [(float(i), 120.0) for i in range(200)]
+    plain = Pipeline(fanout_min_duration_s=0, rtf_per_thread=20.0, diarize_added=figures["diarize_added"].value)
+    diarized = simulate(arrivals, replace(plain, diarized_share=1.0))
+    base = simulate(arrivals, plain)
+    assert diarized.busy_s == pytest.approx(base.busy_s * (1 + figures["diarize_added"].value), rel=0.05)
 
 
 def test_esm_when_a_burst_arrives_then_5_at_once_then_300_more_a_minute_up_to_the_cap():

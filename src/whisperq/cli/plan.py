@@ -48,7 +48,8 @@ def run_plan(arrivals: list[tuple[float, float]], pipeline: Pipeline, prices: Pr
         "fannedOut": outcome.fanned_out, "chunks": outcome.chunks, "attempts": outcome.attempts,
         "cost": cost(outcome, pipeline, prices),
         "pipeline": {"maxConcurrency": pipeline.cap, "memoryMb": pipeline.memory_mb, "vcpus": round(pipeline.vcpus, 2),
-                     "threads": pipeline.threads, "rtf": round(pipeline.rtf, 1), "failureRate": pipeline.failure_rate},
+                     "threads": pipeline.threads, "rtf": round(pipeline.rtf, 1), "failureRate": pipeline.failure_rate,
+                     "diarizedShare": pipeline.diarized_share},
         "simulatedInS": round(time.perf_counter() - started, 2),
     }
 
@@ -69,6 +70,8 @@ def run_plan(arrivals: list[tuple[float, float]], pipeline: Pipeline, prices: Pr
 @click.option("--failure-rate", type=click.FloatRange(0, 1), default=0.0, show_default=True,
               help="Share of attempts that fail (and come back after the visibility timeout).")
 @click.option("--fanout-min-duration", "fanout_min_duration_s", type=float, help="Default: queue_config.")
+@click.option("--diarized", "diarized_share", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="The share of jobs that ask for speakers (diarization's measured time is added to theirs).")
 @click.option("--chunk", "chunk_s", type=float, help="Chunk length in seconds (default: queue_config).")
 @click.option("--sweep-concurrency", help="Comma-separated caps to compare, e.g. 50,100,200.")
 @click.option("--sweep-memory", help="Comma-separated memory sizes in MB to compare, e.g. 1769,3008,5307.")
@@ -79,8 +82,9 @@ def run_plan(arrivals: list[tuple[float, float]], pipeline: Pipeline, prices: Pr
 @click.pass_obj
 def plan(obj: Context, jobs_per_day: int, hours: float, burst: str | None, trace_file: str | None, mix: str,
          max_concurrency: int | None, reserved_concurrency: int | None, memory_mb: int, failure_rate: float,
-         fanout_min_duration_s: float | None, chunk_s: float | None, sweep_concurrency: str | None,
-         sweep_memory: str | None, plot: str | None, show_calibration: bool, seed: int, as_json: bool) -> None:
+         fanout_min_duration_s: float | None, diarized_share: float, chunk_s: float | None,
+         sweep_concurrency: str | None, sweep_memory: str | None, plot: str | None, show_calibration: bool, seed: int,
+         as_json: bool) -> None:
     """Simulate the AWS pipeline under a load: drain time, latency percentiles, peak concurrency, dead
     letters, and cost per audio hour. The engine's speed and the per-job overhead come from this
     project's committed measurements (--calibration shows which)."""
@@ -104,7 +108,7 @@ def plan(obj: Context, jobs_per_day: int, hours: float, burst: str | None, trace
         raise click.UsageError("no jobs to plan: give --jobs-per-day, --burst or --trace")
     pipeline = _pipeline(figures, max_concurrency=max_concurrency, reserved_concurrency=reserved_concurrency,
                          memory_mb=memory_mb, failure_rate=failure_rate, fanout_min_duration_s=fanout_min_duration_s,
-                         chunk_s=chunk_s)
+                         chunk_s=chunk_s, diarized_share=diarized_share)
     sweep = [("max_concurrency", int(v)) for v in (sweep_concurrency or "").split(",") if v] + \
             [("memory_mb", int(v)) for v in (sweep_memory or "").split(",") if v]
     if sweep_memory and max_concurrency is None:

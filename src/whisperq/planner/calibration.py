@@ -17,6 +17,7 @@ OVERHEAD_RUN = "performance/runs/overhead-burst/run-01"
 ENGINES = "benchmarks/engines.json"
 FANOUT = "benchmarks/fanout.json"
 THREADS = "benchmarks/threads.json"
+DIARIZATION = "benchmarks/diarization.json"
 # Not measured here (the twin has no Lambda runtime): the runtime's own start before the model loads.
 RUNTIME_INIT_S = 1.0
 
@@ -33,7 +34,8 @@ def summary(docs: Path, run: str) -> dict[str, Any]:
 
 
 def calibrate(docs: Path = DOCS) -> dict[str, Figure]:
-    """rtf_per_thread, thread_speedup, overhead_s, cold_start_s, split_s_per_audio_s from the committed results; each
+    """rtf_per_thread, thread_speedup, overhead_s, cold_start_s, split_s_per_audio_s, diarize_added from the committed
+    results; each
     source names its files as paths from the repository's root (docs/...)."""
     where = docs.relative_to(ROOT).as_posix() + "/" if docs.is_relative_to(ROOT) else f"{docs}/"
 
@@ -52,6 +54,8 @@ def calibrate(docs: Path = DOCS) -> dict[str, Figure]:
     [alone] = [r for r in fanout["latency"] if r["fanout"] and r["workers"] == 1]
     job = alone["jobs"][0]
     split_s = max(0.0, alone["wallS"] - job["transcribeS"] - job["chunks"] * overhead_s) / job["audioS"]
+    speakers = json.loads((docs / DIARIZATION).read_text(encoding="utf-8"))["speed"]
+    added = statistics.mean((r["embedS"] + r["clusterS"]) / r["transcribeS"] for r in speakers)
     return {
         "rtf_per_thread": Figure("rtf_per_thread", round(rtf, 2),
                                  f"mean meanRealTimeFactor of {', '.join(map(at, EFFICIENCY_RUNS))} (tiny.en, int8, "
@@ -68,4 +72,8 @@ def calibrate(docs: Path = DOCS) -> dict[str, Figure]:
         "split_s_per_audio_s": Figure("split_s_per_audio_s", round(split_s, 5),
                                       f"{at(FANOUT)}: the 1-worker fan-out of {job['audioS']:.0f} s: (wallS - "
                                       "transcribeS - chunks x overhead_s) / audioS"),
+        "diarize_added": Figure("diarize_added", round(added, 3),
+                                f"{at(DIARIZATION)}: mean (embedS + clusterS) / transcribeS of "
+                                f"{', '.join(r['file'] for r in speakers)} (tiny.en, beam 5, word timestamps, "
+                                "1 thread)"),
     }

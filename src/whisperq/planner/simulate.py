@@ -47,6 +47,8 @@ class Pipeline:
     chunk_s: float = 30.0  # the shortest chunk (queue_config's default)
     split_s_per_audio_s: float = 0.004  # decode + VAD + FLAC encoding of the whole file (calibrated)
     merge_s: float = 0.5
+    diarized_share: float = 0.0  # the share of jobs that ask for speakers
+    diarize_added: float = 0.0  # diarization's seconds per second of transcription (calibrated)
     ramp: bool = True  # False: every worker polls from the start (the local twin)
 
     @property
@@ -63,6 +65,11 @@ class Pipeline:
         vCPU each thread gets (under 1,769 MB, a fraction of one)."""
         speed = self.rtf_per_thread * (1.0 if self.threads == 1 else self.thread_speedup)
         return speed * min(1.0, self.vcpus / self.threads)
+
+    @property
+    def work_rtf(self) -> float:
+        """Audio seconds per wall second with diarization's share of the work counted in."""
+        return self.rtf / (1.0 + self.diarized_share * self.diarize_added)
 
     @property
     def cap(self) -> int:
@@ -125,7 +132,7 @@ class _Simulation:
     def __init__(self, arrivals: list[tuple[float, float]], pipeline: Pipeline, seed: int):
         self.pipeline = pipeline
         self.chooser = random.Random(seed)
-        self.rtf, self.cap = pipeline.rtf, pipeline.cap
+        self.rtf, self.cap = pipeline.work_rtf, pipeline.cap
         self.events: list[tuple[float, int, int, Any]] = []
         self.sequence = 0
         self.visible: deque[_Message] = deque()
