@@ -10,7 +10,7 @@ import pytest
 
 from whisperq.core.errors import InvalidRequest
 from whisperq.core.options import TranscribeOptions
-from whisperq.core.speakers import SpeakerHints, SpeakerTurn, assign, relabel, totals
+from whisperq.core.speakers import SpeakerHints, SpeakerTurn, assign, totals
 from whisperq.core.transcript import Segment, Speaker, Transcript, Word
 from whisperq.core.writers import WRITERS
 from whisperq.transcriber.diarizers import SpeechEmbeddings
@@ -67,10 +67,15 @@ def test_assign_when_no_turns_then_no_speakers_and_text_unchanged():
     assert out.speakers == () and out.segments[0].speaker is None and out.text == "hi"
 
 
-def test_relabel_when_clusters_named_arbitrarily_then_numbered_by_first_appearance():
-    turns = relabel([SpeakerTurn(3.0, 4.0, "b"), SpeakerTurn(0.0, 1.0, "z"), SpeakerTurn(1.5, 2.0, "b")])
-    assert [(t.start, t.speaker) for t in turns] == [(0.0, "SPEAKER_00"), (1.5, "SPEAKER_01"), (3.0, "SPEAKER_01")]
-    assert totals(turns) == (Speaker("SPEAKER_00", 1.0), Speaker("SPEAKER_01", 1.5))
+def test_assign_when_clusters_named_arbitrarily_then_numbered_by_the_words_and_unheard_voices_dropped():
+    turns = [SpeakerTurn(0.0, 0.5, "c"), SpeakerTurn(1.0, 2.0, "z"), SpeakerTurn(3.0, 4.0, "b"),
+             SpeakerTurn(5.0, 6.0, "z")]
+    given = transcript(Segment(0, 1.0, 6.0, " one two", -0.1, 0.0, words((" one", 1.1, 1.9), (" two", 3.1, 3.9))))
+    out = assign(given, turns)  # "c" (a blip before any word) was heard in no word
+    assert [(s.text, s.speaker) for s in out.segments] == [(" one", "SPEAKER_00"), (" two", "SPEAKER_01")]
+    assert [w.speaker for s in out.segments for w in s.words] == ["SPEAKER_00", "SPEAKER_01"]
+    assert out.speakers == (Speaker("SPEAKER_00", 2.0), Speaker("SPEAKER_01", 1.0))
+    assert totals([SpeakerTurn(0.0, 1.0, "a"), SpeakerTurn(2.0, 2.5, "a")]) == (Speaker("a", 1.5),)
 
 
 def test_transcript_when_diarized_then_round_trips_and_undiarized_json_has_no_speaker_keys():
@@ -194,6 +199,26 @@ def test_openai_diarized_json_when_rendered_then_segments_with_speakers_a_b_in_o
         ("seg_0", "A", "transcript.text.segment"), ("seg_1", "B", "transcript.text.segment")]
     order: dict[str, str] = {}
     assert [speaker_letter(f"SPEAKER_{i:02d}", order) for i in (0, 1, 0, *range(2, 28))][-2:] == ["AA", "AB"]
+    # Segments nobody was heard in share one letter of their own; a voice keeps its letter.
+    order = {}
+    assert [speaker_letter(name, order) for name in (None, None, "SPEAKER_00", None)] == ["A", "A", "B", "A"]
     fields = {"file": [("a.wav", b"RIFF")], "model": ["gpt-4o-transcribe-diarize"],
               "response_format": ["diarized_json"]}
     assert parse_request(fields, "transcribe", "tiny.en").options["diarize"] is True
+
+
+def test_cluster_when_a_piece_has_no_usable_embedding_then_it_takes_its_neighbours_voice():
+    vectors, durations, truth = voices([40.0, 40.0], seed=8)
+    vectors[3] = 0.0
+    vectors[7] = np.nan
+    labels = cluster(vectors, durations, SpeakerHints())
+    assert labels[3] == labels[2] or labels[3] == labels[4]
+    assert labels[7] in (labels[6], labels[8]) and len(set(labels.tolist())) == 2
+    assert set(cluster(np.zeros((3, 256), np.float32), np.ones(3), SpeakerHints()).tolist()) == {0}
+
+
+def test_cluster_when_at_least_more_than_eight_asked_then_that_many():
+    vectors, durations, _ = voices([20.0] * 10, seed=9)
+    assert len(set(cluster(vectors, durations, SpeakerHints(least=10)).tolist())) == 10
+    few, few_durations, _ = voices([4.0], seed=10)  # two pieces
+    assert len(set(cluster(few, few_durations, SpeakerHints(count=5)).tolist())) <= 2

@@ -155,11 +155,13 @@ def render(request: AudioRequest, transcript: Transcript) -> tuple[str, str]:
 
 
 def speaker_letter(label: str | None, order: dict[str, str]) -> str:
-    """OpenAI's speaker names: A, B, ... Z, then AA, AB ... in the order the voices are first heard."""
-    if label not in order:
+    """OpenAI's speaker names: A, B, ... Z, then AA, AB ... in the order the voices are first heard (a
+    segment nobody was heard in, a pause far from any turn, gets one letter of its own for all of them)."""
+    key = label or ""
+    if key not in order:
         index = len(order)
-        order[str(label)] = chr(65 + index) if index < 26 else chr(64 + index // 26) + chr(65 + index % 26)
-    return order[str(label)]
+        order[key] = chr(65 + index) if index < 26 else chr(64 + index // 26) + chr(65 + index % 26)
+    return order[key]
 
 
 def diarized(transcript: Transcript) -> dict[str, Any]:

@@ -93,9 +93,15 @@ def assign(transcript: Transcript, turns: Sequence[SpeakerTurn]) -> Transcript:
     for segment in transcript.segments:
         for part in _split(segment, timeline):
             segments.append(replace(part, id=len(segments)))
-    heard = {s.speaker for s in segments if s.speaker}
-    speakers = tuple(s for s in totals(turns) if s.label in heard or not segments)
-    return replace(transcript, segments=tuple(segments), speakers=speakers)
+    # Only the voices the transcript's words were heard in, renumbered in the order the words come.
+    names: dict[str, str] = {}
+    for segment in segments:
+        if segment.speaker:
+            names.setdefault(segment.speaker, label(len(names)))
+    segments = [replace(s, speaker=names.get(s.speaker or ""), words=tuple(
+        replace(w, speaker=names.get(w.speaker or "")) for w in s.words)) for s in segments]
+    kept = [replace(t, speaker=names[t.speaker]) for t in turns if t.speaker in names]
+    return replace(transcript, segments=tuple(segments), speakers=totals(kept))
 
 
 def _split(segment: Segment, timeline: _Timeline) -> list[Segment]:

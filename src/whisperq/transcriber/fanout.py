@@ -168,7 +168,6 @@ class FanOut:
                                                                               strict=True)]
             embeddings = SpeechEmbeddings(embeddings.starts[owned], embeddings.ends[owned], embeddings.vectors[owned])
             result |= {"speech": embeddings.to_dict(), "embedS": round(embed_s, 4)}
-            transcribe_s += embed_s
         assert job.fanout is not None and job.fanout.chunk_plan_id
         with stage("upload", **notes):
             context.blobs.put_text(chunk_result_key(job.job_id, job.fanout.chunk_plan_id, index, attempt.held.id),

@@ -21,6 +21,10 @@ from whisperq.transcriber.context import WorkerContext
 from whisperq.transcriber.fanout import FanOut
 from whisperq.transcriber.messages import Delivery
 
+# A diarized job's work against its transcription alone: measured 1.10-1.16 on tiny.en
+# (docs/benchmarks/diarization.json), with room for a slower encoder run.
+DIARIZE_MARGIN = 1.25
+
 
 class WholeFile:
     """Turns one S3 upload event into a transcript (or into chunks, through FanOut)."""
@@ -84,7 +88,7 @@ class WholeFile:
             return completion.publish(context, attempt, job, "completed")
         options = TranscribeOptions.from_api(job.options, context.engine.model_name)
         fetched = self._fetch(job.job_id, event)
-        cut, chunk_s = self._cut(job, fetched, attempt.delivery)
+        cut, chunk_s = self._cut(job, fetched, attempt.delivery, options.diarize)
         if cut is Cut.FAN_OUT:
             return self.fanout.split(job, attempt, fetched, chunk_s)
         if cut is Cut.WAIT:
@@ -122,14 +126,15 @@ class WholeFile:
         except WhisperqError as exc:
             self.context.log.warning("could not delete a refused object", extra={"key": event.key, "error": str(exc)})
 
-    def _cut(self, job: Job, fetched: stages.Fetched, delivery: Delivery) -> tuple[Cut, float]:
+    def _cut(self, job: Job, fetched: stages.Fetched, delivery: Delivery, diarize: bool) -> tuple[Cut, float]:
         """Whole or cut, and when cut, the chunks' length (see core.fanout.chunk_count)."""
         config = self.context.settings.queue
         if job.fanout is not None:
             return Cut.FAN_OUT, config.chunk_s  # an earlier attempt recorded a plan: finish that split
         can_split = self.context.queue.can_send(delivery) and not stages.is_silent(fetched.samples)
         budget = Budget(
-            duration_s=fetched.duration_s, expected_s=self.context.speed.expected_s(fetched.duration_s),
+            duration_s=fetched.duration_s,
+            expected_s=self.context.speed.expected_s(fetched.duration_s) * (DIARIZE_MARGIN if diarize else 1.0),
             time_left_s=delivery.time_left_s(config.function_timeout_s),
             function_timeout_s=config.function_timeout_s, fanout_min_duration_s=config.fanout_min_duration_s,
             chunk_s=config.chunk_s, can_split=can_split,

@@ -101,7 +101,19 @@ def cluster(vectors: np.ndarray, durations_s: np.ndarray, hints: SpeakerHints) -
     count = len(vectors)
     if count == 0:
         return np.zeros(0, dtype=int)
-    most = min(hints.count or hints.most or DEFAULT_MOST, count)
+    usable = np.isfinite(vectors).all(axis=1) & (np.linalg.norm(np.nan_to_num(vectors), axis=1) > 1e-6)
+    if not usable.all():
+        # A piece with no usable embedding (digital silence, a broken sample) takes its neighbour's voice.
+        if not usable.any():
+            return np.zeros(count, dtype=int)
+        labels = np.full(count, -1)
+        labels[usable] = cluster(vectors[usable], durations_s[usable], hints)
+        for index in range(count):
+            if labels[index] < 0:
+                near = np.flatnonzero(usable)
+                labels[index] = labels[near[np.argmin(np.abs(near - index))]]
+        return _dense(labels)
+    most = min(hints.count or hints.most or max(DEFAULT_MOST, hints.least), count)
     if count == 1 or most == 1:
         return np.zeros(count, dtype=int)
     sample = np.linspace(0, count - 1, min(count, MAX_LINKED)).round().astype(int)

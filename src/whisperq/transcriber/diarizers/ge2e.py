@@ -84,7 +84,7 @@ class Ge2eDiarizer:
         for start, end, speaker in zip(starts, ends, speakers, strict=True):
             name = label(int(speaker))
             if turns and turns[-1].speaker == name and start - turns[-1].end < TURN_GAP_S:
-                turns[-1] = SpeakerTurn(turns[-1].start, round(float(end), 3), name)
+                turns[-1] = SpeakerTurn(turns[-1].start, max(turns[-1].end, round(float(end), 3)), name)
             else:
                 turns.append(SpeakerTurn(round(float(start), 3), round(float(end), 3), name))
         return turns
