@@ -131,3 +131,36 @@ def test_calibration_when_shown_then_every_path_it_cites_exists():
     cited = [word.strip(",:();'") for figure in json.loads(result.stdout).values()
              for word in figure["source"].split() if word.startswith("docs/")]
     assert len(cited) >= 4 and all((ROOT / path).exists() for path in cited), cited
+
+
+def test_models_when_profiled_then_tiny_and_base_measured_and_the_rest_estimates_that_say_so():
+    from whisperq.planner.models import profiles
+
+    known = profiles(DOCS)
+    assert set(known) == {"tiny.en", "base", "small", "medium", "large-v3", "large-v3-turbo", "distil-large-v3"}
+    assert known["tiny.en"].measured and known["base"].measured and 0.4 < known["base"].speed < 0.9
+    estimates = [p for p in known.values() if not p.measured]
+    assert all(p.source.startswith("estimate (") and "parameters" in p.source for p in estimates)
+    # Bigger is slower, heavier and needs a bigger function (never more than Lambda's 10,240 MB).
+    order = ["tiny.en", "base", "small", "medium", "large-v3"]
+    assert [known[m].speed for m in order] == sorted((known[m].speed for m in order), reverse=True)
+    assert [known[m].function_memory_mb for m in order] == sorted(known[m].function_memory_mb for m in order)
+    assert known["large-v3"].function_memory_mb == 10240 and known["tiny.en"].function_memory_mb == 3008
+
+
+def test_plan_when_a_model_is_named_then_its_speed_memory_and_the_longest_file_one_invocation_takes_whole():
+    def plan(model: str) -> dict:
+        result = CliRunner().invoke(cli, ["plan", "--model", model, "--jobs-per-day", "500", "--json"])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+    tiny, small, large = plan("tiny.en"), plan("small"), plan("large-v3")
+    assert tiny["pipeline"]["rtf"] > small["pipeline"]["rtf"] > large["pipeline"]["rtf"]
+    assert large["pipeline"]["memoryMb"] == 10240
+    assert tiny["cost"]["perAudioHour"] < small["cost"]["perAudioHour"] < large["cost"]["perAudioHour"]
+    # Fan-out is what lets a large model finish an hour-long file: whole, one invocation takes minutes of audio.
+    assert large["pipeline"]["wholeFileLimitS"] < 3600 < tiny["pipeline"]["wholeFileLimitS"]
+    shown = CliRunner().invoke(cli, ["plan", "--calibration", "--model", "large-v3"])
+    assert shown.exit_code == 0 and "estimate (" in shown.output and "large-v3" in shown.output
+    unknown = CliRunner().invoke(cli, ["plan", "--model", "whisper-9"])
+    assert unknown.exit_code == 2 and "tiny.en, base, small" in unknown.output

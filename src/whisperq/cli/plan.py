@@ -13,7 +13,7 @@ import click
 from whisperq import queue_config
 from whisperq.cli.app import Context, cli
 from whisperq.core.capacity import FUNCTION_MEMORY_MB
-from whisperq.planner import calibration, load
+from whisperq.planner import calibration, load, models
 from whisperq.planner.costs import Prices, cost
 from whisperq.planner.simulate import Pipeline, simulate
 
@@ -27,6 +27,22 @@ def _values(figures: dict[str, calibration.Figure]) -> dict[str, Any]:
 def _with(pipeline: Pipeline, name: str, value: Any) -> Pipeline:
     changes: dict[str, Any] = {name: value}
     return replace(pipeline, **changes)
+
+
+def _model_figures(figures: dict[str, calibration.Figure],
+                   profile: models.ModelProfile) -> dict[str, calibration.Figure]:
+    """The engine's figures for another model than tiny.en: its speed against tiny.en's, its load time."""
+    if profile.name == "tiny.en":
+        return {}
+    rtf = figures["rtf_per_thread"]
+    return {
+        "rtf_per_thread": calibration.Figure("rtf_per_thread", round(rtf.value * profile.speed, 3),
+                                             f"tiny.en's {rtf.value} x {profile.name}'s speed against it, "
+                                             f"{profile.speed} ({profile.source})"),
+        "cold_start_s": calibration.Figure("cold_start_s", round(calibration.RUNTIME_INIT_S + profile.load_s, 2),
+                                           f"{calibration.RUNTIME_INIT_S} s for Lambda's runtime + {profile.name}'s "
+                                           f"load, {profile.load_s} s ({profile.source})"),
+    }
 
 
 def _pipeline(figures: dict[str, calibration.Figure], **settings: Any) -> Pipeline:
@@ -49,7 +65,9 @@ def run_plan(arrivals: list[tuple[float, float]], pipeline: Pipeline, prices: Pr
         "cost": cost(outcome, pipeline, prices),
         "pipeline": {"maxConcurrency": pipeline.cap, "memoryMb": pipeline.memory_mb, "vcpus": round(pipeline.vcpus, 2),
                      "threads": pipeline.threads, "rtf": round(pipeline.rtf, 1), "failureRate": pipeline.failure_rate,
-                     "diarizedShare": pipeline.diarized_share},
+                     "diarizedShare": pipeline.diarized_share,
+                     # The longest file one invocation transcribes whole; longer ones must fan out.
+                     "wholeFileLimitS": round(pipeline.rtf * queue_config.load(target="aws").function_timeout_s)},
         "simulatedInS": round(time.perf_counter() - started, 2),
     }
 
@@ -65,8 +83,11 @@ def run_plan(arrivals: list[tuple[float, float]], pipeline: Pipeline, prices: Pr
               help="Audio durations in seconds and their share of jobs.")
 @click.option("--max-concurrency", type=click.IntRange(2, 1000), help="MaximumConcurrency (default: the template's).")
 @click.option("--reserved-concurrency", type=click.IntRange(1))
-@click.option("--memory-mb", type=click.IntRange(128, 10240), default=TEMPLATE_MEMORY_MB, show_default=True,
-              help="The transcriber function's memory (the template's TranscriberMemoryMb by default).")
+@click.option("--model", default="tiny.en", show_default=True,
+              help="The Whisper model the function runs: tiny.en and base measured here, small, medium, large-v3, "
+                   "large-v3-turbo and distil-large-v3 estimated (--calibration --model NAME says from what).")
+@click.option("--memory-mb", type=click.IntRange(128, 10240), default=None,
+              help=f"Function memory (default: the model's own size, {TEMPLATE_MEMORY_MB} MB for tiny.en and base).")
 @click.option("--failure-rate", type=click.FloatRange(0, 1), default=0.0, show_default=True,
               help="Share of attempts that fail (and come back after the visibility timeout).")
 @click.option("--fanout-min-duration", "fanout_min_duration_s", type=float, help="Default: queue_config.")
@@ -81,7 +102,8 @@ def run_plan(arrivals: list[tuple[float, float]], pipeline: Pipeline, prices: Pr
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
 def plan(obj: Context, jobs_per_day: int, hours: float, burst: str | None, trace_file: str | None, mix: str,
-         max_concurrency: int | None, reserved_concurrency: int | None, memory_mb: int, failure_rate: float,
+         max_concurrency: int | None, reserved_concurrency: int | None, model: str, memory_mb: int | None,
+         failure_rate: float,
          fanout_min_duration_s: float | None, diarized_share: float, chunk_s: float | None,
          sweep_concurrency: str | None, sweep_memory: str | None, plot: str | None, show_calibration: bool, seed: int,
          as_json: bool) -> None:
@@ -89,10 +111,16 @@ def plan(obj: Context, jobs_per_day: int, hours: float, burst: str | None, trace
     letters, and cost per audio hour. The engine's speed and the per-job overhead come from this
     project's committed measurements (--calibration shows which)."""
     figures = calibration.calibrate()
+    known = models.profiles(calibration.DOCS)
+    if model not in known:
+        raise click.UsageError(f"--model {model!r} is not one the planner knows: {', '.join(known)}")
+    profile = known[model]
     if show_calibration:
+        figures = {**figures, **_model_figures(figures, profile)}
         obj.emit({name: {"value": f.value, "source": f.source} for name, f in figures.items()}, as_json,
                  "\n".join(f"{f.name} = {f.value}\n    from {f.source}" for f in figures.values()))
         return
+    memory_mb = memory_mb or profile.function_memory_mb
     chooser = random.Random(seed)
     durations = load.parse_mix(mix)
     if trace_file:
@@ -106,7 +134,8 @@ def plan(obj: Context, jobs_per_day: int, hours: float, burst: str | None, trace
                                                  durations, chooser))
     if not arrivals:
         raise click.UsageError("no jobs to plan: give --jobs-per-day, --burst or --trace")
-    pipeline = _pipeline(figures, max_concurrency=max_concurrency, reserved_concurrency=reserved_concurrency,
+    pipeline = _pipeline({**figures, **_model_figures(figures, profile)}, max_concurrency=max_concurrency,
+                         reserved_concurrency=reserved_concurrency,
                          memory_mb=memory_mb, failure_rate=failure_rate, fanout_min_duration_s=fanout_min_duration_s,
                          chunk_s=chunk_s, diarized_share=diarized_share)
     sweep = [("max_concurrency", int(v)) for v in (sweep_concurrency or "").split(",") if v] + \
