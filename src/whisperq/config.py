@@ -14,6 +14,7 @@ from typing import Any
 
 from whisperq import constants, queue_config
 from whisperq.core.errors import ConfigError
+from whisperq.core.tiers import Tiers
 from whisperq.queue_config import QueueConfig
 
 ENGINES = ("faster-whisper", "openai-whisper", "synthetic")
@@ -38,6 +39,7 @@ ENV_VARS: dict[str, str] = {
     "job_retention_days": constants.JOB_RETENTION_DAYS,
     "engine": constants.ENGINE,
     "model": constants.MODEL,
+    "models": constants.MODELS,
     "compute_type": constants.COMPUTE_TYPE,
     "cpu_threads": constants.CPU_THREADS,
     "engine_batch_size": constants.ENGINE_BATCH_SIZE,
@@ -84,7 +86,10 @@ class Settings:
     max_audio_duration_s: int = 4 * 3600
     job_retention_days: int = 90  # job records expire (DynamoDB TTL) this long after creation
     engine: str = "faster-whisper"
-    model: str = "tiny.en"
+    model: str = "tiny.en"  # the default model (whisper-1 on the OpenAI route); a worker's: its tier's
+    # The deployment's models besides `model`, comma-separated: each runs on a tier of its own (its queue, DLQ
+    # and function; core/tiers.py). Empty: `model` alone.
+    models: str = ""
     compute_type: str = "int8"
     # The engine's threads; 0: follow the function (core/capacity.engine_threads: on Lambda its memory's
     # vCPUs, on the twin the machine's cores shared among its workers, elsewhere this machine's cores).
@@ -202,6 +207,10 @@ class Settings:
             problems.append("pre-signed URLs cannot live longer than 7 days (604800 s)")
         problems.extend(self._source_problems())
         try:
+            self.tiers  # noqa: B018 - checked for its error
+        except ConfigError as exc:
+            problems.append(f"{constants.MODELS}: {exc.message}")
+        try:
             from whisperq.faults import FaultSpec
 
             FaultSpec.parse(self.faults)
@@ -227,6 +236,11 @@ class Settings:
             problems.append("inbox_output_prefix must not be inside inbox_prefix (its transcripts would be dropped "
                             "files too)")
         return problems
+
+    @property
+    def tiers(self) -> Tiers:
+        """The deployment's model tiers, the default model's first."""
+        return Tiers.of(self.model, (name.strip() for name in self.models.split(",") if name.strip()))
 
     @property
     def inbox(self) -> str:

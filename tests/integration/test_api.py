@@ -34,12 +34,12 @@ def test_post_upload_when_valid_then_201_job_uploading_and_presigned_put(call, s
     # The size is signed with the type: S3 refuses a body of any other size (an upload is bounded).
     assert body["uploadHeaders"] == {"Content-Type": "audio/wav",
                                      "Content-Length": str((EXAMPLES / "meeting.wav").stat().st_size)}
-    assert f"audio/{body['jobId']}/meeting.wav" in body["uploadUrl"]
+    assert f"audio/tiny-en/{body['jobId']}/meeting.wav" in body["uploadUrl"]
     assert stack.jobs.get(body["jobId"]).status.value == "UPLOADING"
     data = (EXAMPLES / "meeting.wav").read_bytes()
     put = requests.put(body["uploadUrl"], data=data, headers=body["uploadHeaders"], timeout=30)
     assert put.status_code == 200
-    assert stack.blobs.head(f"audio/{body['jobId']}/meeting.wav").size_bytes == len(data)
+    assert stack.blobs.head(f"audio/tiny-en/{body['jobId']}/meeting.wav").size_bytes == len(data)
 
 
 def test_status_when_audio_arrived_then_queued(call, stack):

@@ -161,7 +161,7 @@ def test_upload_catalogue(case: Upload, stack, worker):
         assert case.reason in text if case.reason else text.strip() == "", text
         assert len(transcripts_of(stack, job.job_id)) == 5
         # The key keeps the filename, under the job's own prefix.
-        assert job.audio_key == f"audio/{job.job_id}/{case.filename}"
+        assert job.audio_key == f"audio/tiny-en/{job.job_id}/{case.filename}"
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ import requests
 from aws_lambda_powertools import Logger
 
 from tests.conftest import EXAMPLES
-from tests.integration.conftest import BOB, post_form
+from tests.integration.conftest import ALICE, BOB, post_form
 from whisperq.api_handler import handler as api
 from whisperq.api_handler import service as service_module
 from whisperq.api_handler.service import JobService
@@ -32,7 +32,7 @@ def test_create_job_when_valid_then_pre_signed_post_that_uploads_and_transcribes
     assert status == 201 and created["status"] == "UPLOADING"
     upload = created["upload"]
     assert upload["method"] == "POST" and upload["fields"]["Content-Type"] == "audio/wav"
-    assert upload["fields"]["key"] == f"audio/{created['jobId']}/meeting.wav"
+    assert upload["fields"]["key"] == f"audio/tiny-en/{created['jobId']}/meeting.wav"
     assert upload["maxBytes"] == stack.settings.max_upload_bytes
     policy = json.loads(__import__("base64").b64decode(upload["fields"]["policy"]))
     assert ["content-length-range", 1, stack.settings.max_upload_bytes] in policy["conditions"]
@@ -109,7 +109,7 @@ def test_cancel_when_queued_then_cancelled_files_deleted_and_worker_skips(call, 
     post_form(created, (EXAMPLES / "meeting.wav").read_bytes())
     status, job, _ = call("DELETE", f"/jobs/{job_id}", template="/jobs/{job_id}")
     assert status == 200 and job["status"] == "CANCELLED"
-    assert stack.blobs.head(f"audio/{job_id}/meeting.wav") is None
+    assert stack.blobs.head(f"audio/tiny-en/{job_id}/meeting.wav") is None
     assert transcriber() == {"batchItemFailures": []}
     assert stack.jobs.get(job_id).status is JobStatus.CANCELLED
     assert stack.blobs.head(f"transcripts/{job_id}/{job_id}.txt") is None
@@ -296,3 +296,42 @@ def test_callback_when_an_attempt_outlived_its_function_then_no_fifth_attempt_an
     finally:
         receiver.close()
     assert receiver.requests == []
+
+
+def test_create_job_when_model_named_then_its_tier_and_an_unknown_one_a_400_listing_the_models(stack, settings):
+    """A job asks for one of the deployment's models: its audio goes under that tier's prefix (whose
+    events reach that tier's queue) and the job records model and tier; another model is a 400 that
+    names the deployment's models, and no job is left behind."""
+    from whisperq.aws.provision import provision
+
+    two = replace(settings, models="base")
+    provision(stack.clients, two)
+    service = JobService(two, stack.jobs, stack.blobs, allow_private_callbacks=True)
+    api.reset(service)
+    try:
+        event = json.loads((EXAMPLES.parent / "tests" / "events" / "api_post_upload.json").read_text())
+        event.update(httpMethod="POST", path="/jobs", resource="/jobs", queryStringParameters=None)
+        event["requestContext"]["identity"]["apiKeyId"] = ALICE
+
+        def create(body):
+            event["body"] = json.dumps(body)
+            response = api.handler(event, LocalLambdaContext("whisperq-api"))
+            return response["statusCode"], json.loads(response["body"])
+
+        status, created = create({"filename": "f.ogg", "contentType": "audio/ogg", "model": "base",
+                                  "options": {"language": "fr"}})
+        assert status == 201 and (created["model"], created["tier"]) == ("base", "base")
+        assert created["upload"]["fields"]["key"] == f"audio/base/{created['jobId']}/f.ogg"
+        assert stack.jobs.get(created["jobId"]).tier_model == "base"
+        status, default = create({"filename": "m.wav", "contentType": "audio/wav"})
+        assert status == 201 and (default["model"], default["tier"]) == ("tiny.en", "tiny-en")
+        before = len(service.list(ALICE, limit=100)["jobs"])
+        status, refused = create({"filename": "m.wav", "contentType": "audio/wav", "model": "large-v3"})
+        assert status == 400 and "tiny.en, base" in refused["error"]["message"], refused
+        # The model's own rules: tiny.en (English-only) refuses French, base takes it.
+        status, english_only = create({"filename": "m.wav", "contentType": "audio/wav", "model": "tiny.en",
+                                       "options": {"language": "fr"}})
+        assert status == 400 and "English-only" in english_only["error"]["message"]
+        assert len(service.list(ALICE, limit=100)["jobs"]) == before
+    finally:
+        api.reset()

@@ -13,6 +13,7 @@ from aws_lambda_powertools import Logger
 
 from tests.conftest import EXAMPLES, normalised
 from whisperq.api_handler.service import JobService
+from whisperq.aws.provision import provision
 from whisperq.core.errors import InvalidRequest
 from whisperq.core.jobs import JobStatus
 from whisperq.local.esm import lambda_record
@@ -36,6 +37,7 @@ def base_engine(model_cache):
 def base(stack, base_engine):
     """A deployment whose model is base: its API accepts languages and translation."""
     settings = replace(stack.settings, model="base")
+    provision(stack.clients, settings)  # its uploads (audio/base/) notify the deployment's queue
     function.reset(function.build_runtime(settings, stack.clients, base_engine, Logger(service="t"),
                                           sleep=lambda s: None))
     service = JobService(settings, stack.jobs, stack.blobs)

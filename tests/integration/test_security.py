@@ -66,9 +66,10 @@ def test_presigned_put_when_checked_like_s3_then_valid_only_for_its_object_metho
     now = datetime.now(UTC)
     assert sigv4_query_check(url, "PUT", headers, secret, now) == "valid"
     # Another object: the job's own key is signed, so a neighbour (or a path escape) is refused.
-    other = url.replace(f"/audio/{created['jobId']}/meeting.wav", f"/audio/{created['jobId']}/other.wav")
+    own = f"/audio/tiny-en/{created['jobId']}"
+    other = url.replace(f"{own}/meeting.wav", f"{own}/other.wav")
     assert other != url and sigv4_query_check(other, "PUT", headers, secret, now) == "bad signature"
-    escaped = url.replace(f"/audio/{created['jobId']}/meeting.wav", "/transcripts/x/x.txt")
+    escaped = url.replace(f"/audio/tiny-en/{created['jobId']}/meeting.wav", "/transcripts/x/x.txt")
     assert sigv4_query_check(escaped, "PUT", headers, secret, now) == "bad signature"
     # Another method or content type.
     assert sigv4_query_check(url, "GET", headers, secret, now) == "bad signature"
@@ -90,7 +91,7 @@ def test_presigned_post_when_decoded_then_one_exact_key_one_type_bounded_size_an
     fields = created["upload"]["fields"]
     policy = json.loads(base64.b64decode(fields["policy"]))
     conditions = policy["conditions"]
-    assert {"key": f"audio/{created['jobId']}/meeting.wav"} in conditions  # exact, not starts-with
+    assert {"key": f"audio/tiny-en/{created['jobId']}/meeting.wav"} in conditions  # exact, not starts-with
     assert not any(isinstance(c, list) and c[0] == "starts-with" and c[1] == "$key" for c in conditions)
     assert {"Content-Type": "audio/wav"} in conditions
     assert ["content-length-range", 1, stack.settings.max_upload_bytes] in conditions

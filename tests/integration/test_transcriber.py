@@ -103,7 +103,7 @@ def test_handler_when_multipart_upload_sends_two_events_then_one_attempt(stack, 
     created = stack.service.create_upload({"filename": "meeting.wav", "contentType": "audio/wav",
                                            "contentLength": (EXAMPLES / "meeting.wav").stat().st_size})
     job_id = created["jobId"]
-    key = f"audio/{job_id}/meeting.wav"
+    key = f"audio/tiny-en/{job_id}/meeting.wav"
     s3 = stack.clients.s3
     upload = s3.create_multipart_upload(Bucket=stack.settings.bucket, Key=key, ContentType="audio/wav")
     part = s3.upload_part(Bucket=stack.settings.bucket, Key=key, UploadId=upload["UploadId"], PartNumber=1,
@@ -210,8 +210,8 @@ def test_handler_when_lease_expired_then_new_attempt_takes_over_and_completes(st
 
 def test_handler_when_test_event_unknown_job_or_foreign_key_then_acked(stack, invoke):
     unknown = "6248633d-1631-41f1-9fa2-547eb5e6415a"
-    stack.blobs.put_text(f"audio/{unknown}/x.wav", "RIFF", "audio/wav")
-    stack.blobs.put_text("audio/not-a-job/x.wav", "RIFF", "audio/wav")
+    stack.blobs.put_text(f"audio/tiny-en/{unknown}/x.wav", "RIFF", "audio/wav")
+    stack.blobs.put_text("audio/tiny-en/not-a-job/x.wav", "RIFF", "audio/wav")
     messages = stack.receive_all(2)
     test_event = stack.queue.send(json.dumps({"Service": "Amazon S3", "Event": "s3:TestEvent"}))
     messages += [m for m in stack.queue.receive(10, 1) if m.message_id == test_event]

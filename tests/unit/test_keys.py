@@ -29,14 +29,19 @@ def test_clean_filename_when_unsafe_then_invalid_request(bad):
 
 
 def test_audio_key_round_trips_to_job_id():
-    key = audio_key(JOB, "my file.wav")
-    assert key == f"audio/{JOB}/my file.wav"
+    key = audio_key(JOB, "my file.wav", "tiny-en")
+    assert key == f"audio/tiny-en/{JOB}/my file.wav"
     assert job_id_from_audio_key(key) == JOB
+
+
+def test_audio_key_before_tiers_still_names_its_job():
+    assert job_id_from_audio_key(f"audio/{JOB}/a.wav") == JOB
 
 
 @pytest.mark.parametrize(
     "key", ["transcripts/x/y.txt", f"audio/{JOB}", f"audio/{JOB}/", "audio/not-a-uuid/a.wav",
-            f"audio/{JOB}/nested/a.wav", "other/a.wav"]
+            f"audio/{JOB}/nested/a.wav", f"audio/tiny-en/{JOB}/nested/a.wav", f"audio/tiny-en/{JOB}/",
+            "other/a.wav"]
 )
 def test_job_id_from_audio_key_when_foreign_then_none(key):
     assert job_id_from_audio_key(key) is None

@@ -52,6 +52,11 @@ CallbackUrl = Annotated[Text, Field(max_length=MAX_URL_CHARS, json_schema_extra=
                                                 "COMPLETED or FAILED")]
 
 
+ModelName = Annotated[Text, Field(min_length=1, max_length=96,
+                                   description="one of the deployment's models (GET /v1/models), each run by "
+                                               "workers of its own; default: the deployment's default model")]
+
+
 class CreateJob(Model):
     """POST /jobs: a job, and a pre-signed POST form to upload its audio with."""
 
@@ -64,6 +69,7 @@ class CreateJob(Model):
 
     filename: Filename
     content_type: ContentType
+    model: ModelName | None = None
     options: Options | None = None
     callback_url: CallbackUrl | None = None
 
@@ -81,6 +87,7 @@ class CreateFromSource(Model):
     filename: Filename | None = Field(None, description="default: the key's or the URL's last part")
     content_type: ContentType | None = Field(None, description="default: the object's type when it is audio, else "
                                                                "from the file name")
+    model: ModelName | None = None
     options: Options | None = None
     callback_url: CallbackUrl | None = None
 
@@ -122,6 +129,9 @@ class Job(View):
     updated_at: str = Field(json_schema_extra={"format": "date-time"})
     attempts: int = Field(ge=0)
     options: Options
+    model: str | None = Field(None, description="the model it runs on (absent on jobs made before tiers)")
+    tier: str | None = Field(None, description="the tier whose queue and workers run it: audio/<tier>/ holds its "
+                                               "audio")
     callback_url: str | None = None
     source: str | None = Field(None, description="where its audio came from (s3://... or a URL); absent when it "
                                                  "was uploaded")
@@ -213,6 +223,13 @@ class OpenAIModel(BaseModel):
     object: Literal["model"]
     response_formats: list[str] = Field(description="whisperq's addition: the response formats it answers in "
                                                     "(diarized_json labels the speakers)")
+    languages: list[str] | str = Field(description="whisperq's addition: ['en'] for an English-only model")
+    sizeMb: float | None = Field(None, description="whisperq's addition: its weights' size")
+    realTime: float | None = Field(None, description="whisperq's addition: audio seconds transcribed a second "
+                                                     "on one thread, beam 5")
+    speedSource: str | None = Field(None, description="whisperq's addition: measured here, or an estimate")
+    default: bool = Field(description="whisperq's addition: the model whisper-1 stands for")
+    aliasOf: str | None = Field(None, description="whisperq's addition: the model an alias runs")
 
 
 class OpenAIModels(BaseModel):

@@ -295,7 +295,7 @@ def openai_translations(key: IdempotencyKey = None) -> Response[Any]:
          responses={**ok(200, OpenAIModels, "OpenAI's model list"), **errors()})
 def openai_models() -> dict[str, Any]:
     owner()
-    return openai_compat.models(service().settings.model, STARTED)
+    return openai_compat.models(service().settings.tiers.models, STARTED)
 
 
 @app.get("/v1/models/<model>", operation_id="openaiModel", summary="one model",
@@ -303,9 +303,11 @@ def openai_models() -> dict[str, Any]:
                                                                     e404="no such model here")})
 def openai_model(model: str) -> Response[Any]:
     owner()
-    if model not in (openai_compat.OPENAI_MODEL, openai_compat.OPENAI_DIARIZE_MODEL, service().settings.model):
-        return error_response(404, "model_not_found", f"the model {model!r} does not exist here", "model")
-    return json_response(200, openai_compat.model_info(model, STARTED))
+    served = service().settings.tiers.models
+    if model not in (openai_compat.OPENAI_MODEL, openai_compat.OPENAI_DIARIZE_MODEL, *served):
+        return error_response(404, "model_not_found", f"the model {model!r} does not exist here; its models: "
+                                                      f"{', '.join(served)}", "model")
+    return json_response(200, openai_compat.model_info(model, STARTED, served))
 
 
 def request_id() -> str:

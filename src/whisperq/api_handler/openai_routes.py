@@ -84,7 +84,7 @@ class OpenAIRoutes:
 
     def audio(self, fields: dict, owner: str, task: str, idempotency_key: str | None) -> Answer:
         """POST /v1/audio/transcriptions (task "transcribe") and /v1/audio/translations ("translate")."""
-        request = parse_request(fields, task, self.jobs.settings.model)
+        request = parse_request(fields, task, self.jobs.settings.tiers.models)
         if len(request.audio) > self.max_bytes:
             raise FileTooLarge(
                 f"the file is {len(request.audio)} bytes; this route takes at most {self.max_bytes} (the API "
@@ -100,8 +100,10 @@ class OpenAIRoutes:
                 f"this API key already has {self.slots.per_key} request(s) waiting on the synchronous routes; send "
                 f"this one again in a few seconds, or use POST /jobs for many files (no wait held)")
         try:
-            job = self.jobs.create_with_audio({"filename": request.filename, "contentType": content_type,
-                                               "options": request.options}, owner, request.audio, idempotency_key)
+            body = {"filename": request.filename, "contentType": content_type, "options": request.options}
+            if request.model is not None:
+                body["model"] = request.model
+            job = self.jobs.create_with_audio(body, owner, request.audio, idempotency_key)
             self._wait(job, idempotency_key is not None)
             return Answer(*render(request, self._transcript(job.job_id)), job.job_id)
         finally:

@@ -60,21 +60,23 @@ class JobService:
         self.jobs = jobs
         self.blobs = blobs
         self.allow_private_callbacks = allow_private_callbacks
-        self._queue: Queue | None = None
+        self._queues: dict[str, Queue] = {}
 
-    @property
-    def queue(self) -> Queue:
-        """The transcription queue (looked up once): a fetch of audio by URL is queued there for a worker."""
-        if self._queue is None:
-            self._queue = Queue.by_name(self.jobs.clients, self.settings.queue_name)
-        return self._queue
+    def queue(self, tier: str | None) -> Queue:
+        """A tier's transcription queue (looked up once): a fetch of audio by URL is queued there for one of
+        its workers."""
+        chosen = self.settings.tiers.by_id(tier or "") or self.settings.tiers.default
+        if chosen.id not in self._queues:
+            self._queues[chosen.id] = Queue.by_name(self.jobs.clients, chosen.queue_name(self.settings.queue_name))
+        return self._queues[chosen.id]
 
     # --- creating ------------------------------------------------------------------------
     def _new_job(self, request: CreateJob | CreateFromSource, owner: str, idempotency_key: str | None = None,
                  audio: bytes | None = None, filename: str | None = None, content_type: str | None = None) -> Job:
         """A new job in UPLOADING from a checked request (`filename`, `content_type`: what a source's
         request left out, found)."""
-        options = TranscribeOptions.from_api(request.options, self.settings.model)
+        tier = self.settings.tiers.for_model(request.model)
+        options = TranscribeOptions.from_api(request.options, tier.model)
         callback_url = None
         if request.callback_url is not None:
             callback_url = validate_callback_url(request.callback_url, self.allow_private_callbacks)
@@ -89,8 +91,8 @@ class JobService:
         now = iso(utc_now())
         sent = request.sent()
         return Job(job_id=job_id, status=JobStatus.UPLOADING, filename=filename, content_type=content_type,
-                   audio_key=audio_key(job_id, filename), created_at=now, updated_at=now, owner=owner,
-                   options=options.to_api(), callback_url=callback_url,
+                   audio_key=audio_key(job_id, filename, tier.id), created_at=now, updated_at=now, owner=owner,
+                   tier=tier.id, tier_model=tier.model, options=options.to_api(), callback_url=callback_url,
                    idempotency_key=idempotency_key,
                    # What the request asks for, audio included when it came with it: the same key with
                    # other audio under the same name is another request (409), not a replay.
@@ -189,7 +191,8 @@ class JobService:
                     self.blobs.copy_in(source.bucket, source.key, job.audio_key, job.content_type,
                                        info.etag if info is not None else None)
                 else:
-                    self.queue.send(fetch_message(job.job_id))  # a fetch that runs twice stores the same audio
+                    # A fetch that runs twice stores the same audio.
+                    self.queue(job.tier).send(fetch_message(job.job_id))
             except PermanentJobError as exc:  # the source's doing (gone, changed): the caller's to fix
                 self.jobs.fail_without_audio(job.job_id, f"the audio could not be copied: {exc.message}")
                 raise SourceRefused(exc.message) from exc
@@ -307,6 +310,8 @@ class JobService:
             "attempts": job.attempts,
             "options": dict(job.options) or TranscribeOptions().to_api(),
         }
+        if job.tier_model:
+            view["model"], view["tier"] = job.tier_model, job.tier
         if job.callback_url:
             view["callbackUrl"] = job.callback_url
         if job.source:

@@ -6,7 +6,7 @@ resources. Every step is idempotent: provisioning twice changes nothing."""
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -15,7 +15,6 @@ from whisperq.aws.clients import Clients
 from whisperq.aws.errors import error_code
 from whisperq.aws.jobs_table import OPEN_ATTRIBUTE, OPEN_INDEX, OWNER_INDEX
 from whisperq.config import Settings
-from whisperq.core.keys import AUDIO_PREFIX
 
 JOBS_BY_OWNER_INDEX = OWNER_INDEX
 JOB_TTL_ATTRIBUTE = "expiresAt"
@@ -32,6 +31,12 @@ class Resources:
     dlq_arn: str
     callbacks_queue_url: str = ""
     callbacks_queue_arn: str = ""
+    # Each model tier's queue and DLQ (URLs and ARNs, by the names above), by tier id; the default tier's
+    # are queue_url ... dlq_arn.
+    tiers: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def tier(self, tier: str) -> dict[str, str]:
+        return self.tiers[tier]
 
     def to_dict(self) -> dict[str, str]:
         return asdict(self)
@@ -43,30 +48,37 @@ CALLBACKS_QUEUE = {"VisibilityTimeout": "30", "MessageRetentionPeriod": "86400"}
 
 
 def provision(clients: Clients, settings: Settings) -> Resources:
-    """Bucket with an ObjectCreated notification (prefix audio/, and the drop folder's) to the queue, queue +
-    DLQ with a redrive policy, the callbacks' queue, the jobs table and the chunks table."""
-    queues = _queues(clients, settings)
-    create_bucket(clients, settings.bucket, settings.region)
-    _notify(clients, settings, queues["queue_arn"])
-    _tables(clients, settings)
-    return Resources(settings.bucket, settings.table, settings.chunks_table, **queues)
-
-
-def _queues(clients: Clients, settings: Settings) -> dict[str, str]:
-    """The queue, its DLQ and the callbacks' queue (URLs and ARNs, by Resources' names); the queue lets
-    the bucket send to it."""
-    sqs, config = clients.sqs, settings.queue
-
-    def arn_of(url: str) -> str:
-        return str(sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"])
-
-    dlq_url = sqs.create_queue(QueueName=settings.dlq_name, Attributes=config.dlq_attributes())["QueueUrl"]
+    """Bucket with an ObjectCreated notification per model tier (prefix audio/<tier>/, to the tier's queue;
+    the drop folder's to the default tier's), a queue + DLQ with a redrive policy per tier, the callbacks'
+    queue, the jobs table and the chunks table."""
+    tiers = {tier.id: _tier_queues(clients, settings, tier.queue_name(settings.queue_name),
+                                   tier.dlq_name(settings.queue_name, settings.dlq_name)) | {"model": tier.model}
+             for tier in settings.tiers}
+    sqs = clients.sqs
     callbacks_url = sqs.create_queue(QueueName=settings.callbacks_queue_name, Attributes=CALLBACKS_QUEUE)["QueueUrl"]
-    queue_url = sqs.create_queue(QueueName=settings.queue_name)["QueueUrl"]
+    create_bucket(clients, settings.bucket, settings.region)
+    _notify(clients, settings, {tier: queues["queue_arn"] for tier, queues in tiers.items()})
+    _tables(clients, settings)
+    default = tiers[settings.tiers.default.id]
+    return Resources(settings.bucket, settings.table, settings.chunks_table, default["queue_url"],
+                     default["queue_arn"], default["dlq_url"], default["dlq_arn"], callbacks_url,
+                     _arn_of(clients, callbacks_url), tiers)
+
+
+def _arn_of(clients: Clients, url: str) -> str:
+    attributes = clients.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]
+    return str(attributes["QueueArn"])
+
+
+def _tier_queues(clients: Clients, settings: Settings, queue_name: str, dlq_name: str) -> dict[str, str]:
+    """One tier's queue and DLQ (URLs and ARNs, by Resources' names); the queue lets the bucket send to it."""
+    sqs, config = clients.sqs, settings.queue
+    dlq_url = sqs.create_queue(QueueName=dlq_name, Attributes=config.dlq_attributes())["QueueUrl"]
+    queue_url = sqs.create_queue(QueueName=queue_name)["QueueUrl"]
     # Set (rather than create with) the attributes so that a second provisioning with other
     # values updates the queue instead of failing with QueueAlreadyExists.
-    sqs.set_queue_attributes(QueueUrl=queue_url, Attributes=config.queue_attributes(arn_of(dlq_url)))
-    queue_arn = arn_of(queue_url)
+    sqs.set_queue_attributes(QueueUrl=queue_url, Attributes=config.queue_attributes(_arn_of(clients, dlq_url)))
+    queue_arn = _arn_of(clients, queue_url)
     policy = {
         "Version": "2012-10-17",
         "Statement": [
@@ -81,16 +93,17 @@ def _queues(clients: Clients, settings: Settings) -> dict[str, str]:
         ],
     }
     sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"Policy": json.dumps(policy)})
-    return {"queue_url": queue_url, "queue_arn": queue_arn, "dlq_url": dlq_url, "dlq_arn": arn_of(dlq_url),
-            "callbacks_queue_url": callbacks_url, "callbacks_queue_arn": arn_of(callbacks_url)}
+    return {"queue_url": queue_url, "queue_arn": queue_arn, "dlq_url": dlq_url, "dlq_arn": _arn_of(clients, dlq_url)}
 
 
-def _notify(clients: Clients, settings: Settings, queue_arn: str) -> None:
-    """Setting the notification makes S3 send an s3:TestEvent to the queue, as AWS does. Uploads (audio/)
-    and, when the drop folder is on, files dropped under its prefix go to the same queue."""
-    prefixes = {"whisperq-audio-uploaded": AUDIO_PREFIX}
+def _notify(clients: Clients, settings: Settings, queue_arns: dict[str, str]) -> None:
+    """Setting the notification makes S3 send an s3:TestEvent to each queue, as AWS does. Uploads under a
+    tier's prefix (audio/<tier>/) go to its queue; when the drop folder is on, files dropped under its
+    prefix go to the default tier's. (S3 refuses overlapping prefixes: audio/ itself is no rule's.)"""
+    rules = [(f"whisperq-audio-uploaded-{tier.id}", tier.audio_prefix, queue_arns[tier.id])
+             for tier in settings.tiers]
     if settings.inbox:
-        prefixes["whisperq-inbox-dropped"] = settings.inbox
+        rules.append(("whisperq-inbox-dropped", settings.inbox, queue_arns[settings.tiers.default.id]))
     clients.s3.put_bucket_notification_configuration(
         Bucket=settings.bucket,
         NotificationConfiguration={
@@ -101,7 +114,7 @@ def _notify(clients: Clients, settings: Settings, queue_arn: str) -> None:
                     "Events": ["s3:ObjectCreated:*"],
                     "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": prefix}]}},
                 }
-                for name, prefix in prefixes.items()
+                for name, prefix, queue_arn in rules
             ]
         },
     )

@@ -187,6 +187,8 @@ class Job:
     error: str | None = None
     owner: str = DEFAULT_OWNER  # the API key whose job it is
     options: Mapping[str, object] = field(default_factory=dict)  # the API's form, validated at creation
+    tier: str | None = None  # the model tier that runs it (core/tiers.py): its audio's prefix, its queue
+    tier_model: str | None = None  # the model it asked for (the run's `model` says what transcribed it)
     callback_url: str | None = None
     callback_status: str | None = None
     source: str | None = None  # where its audio came from (s3://bucket/key, a URL); None: uploaded

@@ -1,4 +1,5 @@
-"""The S3 key scheme: audio/<jobId>/<filename> in, transcripts/<jobId>/<jobId>.<fmt> out."""
+"""The S3 key scheme: audio/<tier>/<jobId>/<filename> in (a tier per model: core/tiers.py),
+transcripts/<jobId>/<jobId>.<fmt> out."""
 
 from __future__ import annotations
 
@@ -30,20 +31,21 @@ def clean_filename(filename: object) -> str:
     return name
 
 
-def audio_key(job_id: str, filename: str) -> str:
-    """The key a job's audio is uploaded to."""
-    return f"{AUDIO_PREFIX}{job_id}/{clean_filename(filename)}"
+def audio_key(job_id: str, filename: str, tier: str) -> str:
+    """The key a job's audio is uploaded to, under its tier's prefix (whose S3 events go to its queue)."""
+    return f"{AUDIO_PREFIX}{tier}/{job_id}/{clean_filename(filename)}"
 
 
 def job_id_from_audio_key(key: str) -> str | None:
-    """The job id in an audio key, or None when the key is not one of ours."""
+    """The job id in an audio key (audio/<tier>/<jobId>/<file>; audio/<jobId>/<file> before tiers), or None
+    when the key is not one of ours."""
     if not key.startswith(AUDIO_PREFIX):
         return None
     parts = key[len(AUDIO_PREFIX) :].split("/")
-    if len(parts) != 2 or not parts[1]:
+    if len(parts) not in (2, 3) or not all(parts):
         return None
     try:
-        return validate_job_id(parts[0])
+        return validate_job_id(parts[-2])
     except InvalidRequest:
         return None
 

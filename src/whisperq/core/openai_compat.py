@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from whisperq.core import model_facts
 from whisperq.core.errors import InvalidRequest
 from whisperq.core.languages import LANGUAGES
 from whisperq.core.transcript import Transcript
@@ -49,6 +51,7 @@ class AudioRequest:
     words: bool
     segments: bool
     options: dict[str, Any]  # the job's options, as POST /jobs takes them
+    model: str | None = None  # one of the deployment's models by name; None: its default (whisper-1)
 
 
 def _one(fields: dict[str, list[Any]], name: str) -> Any:
@@ -58,9 +61,11 @@ def _one(fields: dict[str, list[Any]], name: str) -> Any:
     return values[0] if values else None
 
 
-def parse_request(fields: dict[str, list[Any]], task: str, model: str) -> AudioRequest:
+def parse_request(fields: dict[str, list[Any]], task: str, models: str | Sequence[str]) -> AudioRequest:
     """Check the form OpenAI's clients send: `fields` maps a field name to its values (text, or
-    (filename, bytes) for the file). `model`: the model this deployment runs."""
+    (filename, bytes) for the file). `models`: the deployment's models, its default first (whisper-1 and
+    OpenAI's diarizing model's name mean the default)."""
+    served = (models,) if isinstance(models, str) else tuple(models)
     allowed = TRANSCRIBE_FIELDS if task == "transcribe" else TRANSLATE_FIELDS
     unknown = sorted(set(fields) - allowed)
     if unknown:
@@ -74,10 +79,11 @@ def parse_request(fields: dict[str, list[Any]], task: str, model: str) -> AudioR
     wanted_model = _one(fields, "model")
     if not wanted_model:
         raise OpenAIRequestError("you must provide a model parameter", "model")
-    if wanted_model not in (OPENAI_MODEL, OPENAI_DIARIZE_MODEL, model):
-        raise OpenAIRequestError(f"model {wanted_model!r} does not exist here; this deployment runs {model!r} "
-                                 f"(also accepted as {OPENAI_MODEL!r}, and as {OPENAI_DIARIZE_MODEL!r} for "
-                                 "diarized_json)", "model", "model_not_found")
+    if wanted_model not in (OPENAI_MODEL, OPENAI_DIARIZE_MODEL, *served):
+        raise OpenAIRequestError(f"model {wanted_model!r} does not exist here; this deployment runs "
+                                 f"{', '.join(repr(m) for m in served)} (its default {served[0]!r} also as "
+                                 f"{OPENAI_MODEL!r}, and as {OPENAI_DIARIZE_MODEL!r} for diarized_json)", "model",
+                                 "model_not_found")
     if _one(fields, "stream") not in (None, "false", "False"):
         raise OpenAIRequestError("streaming is not supported; omit stream", "stream")
     response_format = _one(fields, "response_format") or "json"
@@ -118,7 +124,8 @@ def parse_request(fields: dict[str, list[Any]], task: str, model: str) -> AudioR
     if response_format == "diarized_json":
         options["diarize"] = True
     return AudioRequest(task, str(filename or "audio"), audio, response_format, "word" in granularities,
-                        "segment" in granularities or not granularities, options)
+                        "segment" in granularities or not granularities, options,
+                        wanted_model if wanted_model in served else None)
 
 
 def render(request: AudioRequest, transcript: Transcript) -> tuple[str, str]:
@@ -179,14 +186,20 @@ def error_body(message: str, kind: str, code: str | None, param: str | None = No
     return json.dumps({"error": {"message": message, "type": kind, "param": param, "code": code}})
 
 
-def models(model: str, created: int) -> dict[str, Any]:
-    """GET /v1/models: the deployment's model, under its own name, as whisper-1 and as OpenAI's diarizing
-    model's name; each says the response formats it answers in (diarized_json: speakers labelled)."""
-    return {"object": "list", "data": [model_info(name, created) for name in (OPENAI_MODEL, model,
-                                                                              OPENAI_DIARIZE_MODEL)]}
+def models(served: Sequence[str], created: int) -> dict[str, Any]:
+    """GET /v1/models: whisper-1 (the deployment's default model), each of its models under its own name,
+    and OpenAI's diarizing model's name (the default, speakers labelled)."""
+    names = (OPENAI_MODEL, *served, OPENAI_DIARIZE_MODEL)
+    return {"object": "list", "data": [model_info(name, created, served) for name in names]}
 
 
-def model_info(name: str, created: int) -> dict[str, Any]:
-    # `response_formats` is whisperq's own addition to OpenAI's model object (clients ignore what they do not know).
-    return {"id": name, "object": "model", "created": created, "owned_by": "whisperq",
-            "response_formats": list(RESPONSE_FORMATS)}
+def model_info(name: str, created: int, served: Sequence[str]) -> dict[str, Any]:
+    """One model as OpenAI describes it, and whisperq's additions (clients ignore what they do not know):
+    the response formats it answers in, its languages, size and speed (core/model_facts.py), whether it
+    is the default, and for an alias, the model it stands for."""
+    runs = served[0] if name in (OPENAI_MODEL, OPENAI_DIARIZE_MODEL) else name
+    info = {"id": name, "object": "model", "created": created, "owned_by": "whisperq",
+            "response_formats": list(RESPONSE_FORMATS), **model_facts.describe(runs), "default": runs == served[0]}
+    if runs != name:
+        info["aliasOf"] = runs
+    return info

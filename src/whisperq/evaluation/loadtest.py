@@ -27,9 +27,11 @@ from whisperq.aws.jobs_table import JobsTable
 from whisperq.aws.queues import Queue
 from whisperq.aws.traces import Traces
 from whisperq.client import Client
+from whisperq.config import Settings
 from whisperq.core.audio import content_type_for
 from whisperq.core.jobs import Job, JobStatus, iso, new_job_id, parse_iso, utc_now
 from whisperq.core.keys import audio_key
+from whisperq.core.tiers import tier_id
 from whisperq.evaluation.probe import Probe, percentile
 from whisperq.evaluation.probe import summary as probe_summary
 
@@ -95,8 +97,9 @@ class LoadTest:
     def __init__(self, spec: LoadSpec, out_dir: Path, api: Client | None, jobs: JobsTable, blobs: Blobs,
                  queue: Queue, dlq: Queue, config: dict[str, Any], log: Any = None, owner: str = "loadtest",
                  traces: Traces | None = None, trace_filter: str | None = None, faults: Any = None,
-                 memory: Callable[[], dict[str, float]] | None = None):
+                 memory: Callable[[], dict[str, float]] | None = None, tier: str = tier_id(Settings.model)):
         self.spec = spec.validate()
+        self.tier = tier  # direct jobs: the tier whose prefix their audio is put under
         # Whose jobs these are in the owner index: the API key's id, or "loadtest" for direct jobs.
         self.owner = "loadtest" if spec.direct else owner
         self.out_dir = out_dir
@@ -156,7 +159,7 @@ class LoadTest:
         if self.spec.direct:
             job_id = new_job_id()
             now = iso(utc_now())
-            key = audio_key(job_id, name)
+            key = audio_key(job_id, name, self.tier)
             self.jobs.create(Job(job_id, JobStatus.UPLOADING, name, content_type, key, now, now,
                                  owner=self.owner, expires_at=int(time.time()) + 86400))
             record = JobRecord(job_id, name, submitted, kind=kind)

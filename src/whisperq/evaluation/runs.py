@@ -41,7 +41,8 @@ def run(spec: LoadSpec, out_dir: Path, target: Target, log: Any, faults: Any = N
     test = LoadTest(spec, out_dir, target.api, JobsTable(clients, settings.table), Blobs(clients, settings.bucket),
                     queue, dlq, target.config, log=log, owner=target.owner, traces=Traces(clients),
                     trace_filter=target.trace_filter, faults=faults,
-                    memory=target.twin.memory_mib if target.twin is not None else None)
+                    memory=target.twin.memory_mib if target.twin is not None else None,
+                    tier=settings.tiers.default.id)
     if faults is None:
         return test.run()
     from whisperq.evaluation import chaos

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from whisperq.core import model_facts
 from whisperq.core.errors import ConfigError
 from whisperq.transcriber.model_manifest import (
     ModelEntry,
@@ -203,5 +204,8 @@ def catalogue(directory: Path, default: str) -> list[dict[str, Any]]:
     for row in rows.values():
         english = row["name"].endswith(".en") or (row["repo"] or "").endswith(".en")
         row["languages"] = "English" if english else "99 languages"
+        facts = model_facts.FACTS.get(row["name"])
+        row["realTime"] = facts.real_time if facts else None
+        row["speedSource"] = facts.to_dict()["speedSource"] if facts else None
         row["default"] = row["name"] == default
     return list(rows.values())

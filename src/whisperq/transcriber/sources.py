@@ -141,8 +141,11 @@ class Inbox:
         version = event.version_id or event.sequencer or event.etag or ""
         job_id = inbox_job_id(event.bucket, event.key, version)
         now = iso(utc_now())
+        # Dropped files run on the default model: its tier's queue is the one the drop folder notifies.
+        tier = settings.tiers.default
         job = Job(job_id=job_id, status=JobStatus.UPLOADING, filename=filename, content_type=content_type,
-                  audio_key=audio_key(job_id, filename), created_at=now, updated_at=now, owner=settings.inbox_owner,
+                  audio_key=audio_key(job_id, filename, tier.id), created_at=now, updated_at=now,
+                  owner=settings.inbox_owner, tier=tier.id, tier_model=tier.model,
                   options=TranscribeOptions().to_api(), source=f"{S3_SCHEME}{event.bucket}/{event.key}",
                   outputs_stem=outputs_stem(event.key, settings.inbox, settings.inbox_output_prefix),
                   expires_at=int(time.time()) + settings.job_retention_days * 86400)
