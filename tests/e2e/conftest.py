@@ -33,12 +33,12 @@ def run_cli(state_dir: Path, *args: str, timeout_s: float = 120, env: dict | Non
     )
 
 
-def start_twin(state_dir: Path, extra_env: dict | None = None, timeout_s: float = 120):
+def start_twin(state_dir: Path, extra_env: dict | None = None, timeout_s: float = 120, args: tuple[str, ...] = ()):
     env = {**os.environ, **FAST_RECOVERY, **(extra_env or {}), "PYTHONUNBUFFERED": "1"}
     state_dir.mkdir(parents=True, exist_ok=True)
     output = open(state_dir / "terminal.txt", "w")  # noqa: SIM115 - a file, not a pipe nobody reads
     process = subprocess.Popen(
-        [*WHISPERQ, "--state-dir", str(state_dir), "local", "up"], stdout=output,
+        [*WHISPERQ, "--state-dir", str(state_dir), "local", "up", *args], stdout=output,
         stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True,
     )
     deadline = time.monotonic() + timeout_s

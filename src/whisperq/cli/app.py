@@ -46,7 +46,7 @@ class Context:
             EXIT_UNREACHABLE,
         )
 
-    def client(self) -> Client:
+    def client(self, model: str | None = None) -> Client:
         url = self.api_url()
         if not url.startswith(("http://", "https://")):
             raise CliError(f"--api-url {url!r} has no scheme: give the whole URL, e.g. http://{url}", EXIT_USAGE)
@@ -54,7 +54,7 @@ class Context:
         if not key and not self._api_url:
             running = self.twin()
             key = running.get("apiKey") if running else None  # the twin's own key
-        return Client(url, api_key=key)
+        return Client(url, api_key=key, model=model)
 
     def emit(self, data: Any, as_json: bool, human: Any = None) -> None:
         """Print data: JSON when asked (or when stdout is not a terminal and there is no plain form),

@@ -17,19 +17,36 @@ def _store(directory: str | None) -> Path:
 @cli.group(invoke_without_command=True)
 @click.option("--dir", "directory", type=click.Path(file_okay=False),
               help="The model store (default: WHISPERQ_CACHE_DIR, ~/.cache/whisperq).")
+@click.option("--api", "from_api", is_flag=True,
+              help="The models the running twin or stack serves (GET /v1/models), each on a tier of its own.")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
-def models(ctx: click.Context, directory: str | None, as_json: bool) -> None:
-    """The models this deployment can run: the bundled ones and those fetched into its store."""
+def models(ctx: click.Context, directory: str | None, from_api: bool, as_json: bool) -> None:
+    """The models this deployment can run: the bundled ones and those fetched into its store (speed: audio
+    seconds a second on one thread at beam 5, measured or estimated), or with --api those it serves."""
     if ctx.invoked_subcommand is not None:
         return
     from whisperq.transcriber.model_store import catalogue
 
     obj: Context = ctx.obj
+    if from_api:
+        served = [m for m in obj.client().models() if "aliasOf" not in m]
+        obj.emit(served, as_json, "\n".join(
+            f"{m['id']:<36} {_languages(m['languages']):<14} {_speed(m.get('realTime'))}"
+            f"{'  (default, whisper-1)' if m.get('default') else ''}" for m in served))
+        return
     rows = catalogue(_store(directory), Settings.from_env().model)
-    text = "\n".join(f"{r['name']:<36} {r['source']:<9} {r['languages']:<14} {r['sizeMb']:>8.1f} MB"
-                     f"{'  (default)' if r['default'] else ''}" for r in rows)
+    text = "\n".join(f"{r['name']:<36} {r['source']:<9} {r['languages']:<14} {r['sizeMb']:>8.1f} MB  "
+                     f"{_speed(r['realTime'])}{'  (default)' if r['default'] else ''}" for r in rows)
     obj.emit(rows, as_json, text)
+
+
+def _speed(real_time: float | None) -> str:
+    return f"{real_time:>6.1f}x real time" if real_time else "     speed unknown"
+
+
+def _languages(languages: object) -> str:
+    return "English" if languages == ["en"] else "99 languages"
 
 
 @models.command("fetch")

@@ -45,15 +45,30 @@ def _dlq(obj: Context) -> Any:
     from whisperq.aws.dlq import DeadLetterQueue
     from whisperq.aws.jobs_table import JobsTable
     from whisperq.aws.queues import Queue
+    from whisperq.core.tiers import Tier
 
     settings, clients = operator_target(obj)
-    return DeadLetterQueue(clients, Queue.by_name(clients, settings.dlq_name),
-                           Queue.by_name(clients, settings.queue_name), JobsTable(clients, settings.table))
+    queue, dead = settings.queue_name, settings.dlq_name
+    model = click.get_current_context().meta.get(DLQ_MODEL)
+    if model:  # another tier's: its queue and DLQ are named after it (core/tiers.py)
+        running = obj.twin()
+        default = running["model"] if running and not obj.endpoint_url else settings.model
+        tier = Tier(model, default=model == default)
+        queue, dead = tier.queue_name(settings.queue_name), tier.dlq_name(settings.queue_name, settings.dlq_name)
+    return DeadLetterQueue(clients, Queue.by_name(clients, dead), Queue.by_name(clients, queue),
+                           JobsTable(clients, settings.table))
+
+
+DLQ_MODEL = "whisperq.dlq.model"
 
 
 @cli.group()
-def dlq() -> None:
-    """Inspect, replay and purge the dead-letter queue (uploads that failed maxReceiveCount times)."""
+@click.option("--model", help="The dead letters of this model's tier (default: the default model's).")
+@click.pass_context
+def dlq(ctx: click.Context, model: str | None) -> None:
+    """Inspect, replay and purge the dead-letter queue (uploads that failed maxReceiveCount times); each
+    model tier has its own (--model)."""
+    ctx.meta[DLQ_MODEL] = model
 
 
 @dlq.command("list")

@@ -254,6 +254,8 @@ def _interrupted(obj: Context, runs: list[FileRun], fmt: str) -> None:
               help="With --diarize (implied): exactly this many speakers.")
 @click.option("--min-speakers", type=click.IntRange(1, 20), help="With --diarize (implied): at least this many.")
 @click.option("--max-speakers", type=click.IntRange(1, 20), help="With --diarize (implied): at most this many.")
+@click.option("--model", help="One of the deployment's models (`whisperq models --api` lists them; default: its "
+                              "default), run by that model's own workers.")
 @click.option("--no-wait", is_flag=True, help="Upload and print the job ids; do not wait.")
 @click.option("--concurrency", type=click.IntRange(1, 16), default=2, show_default=True,
               help="Files uploaded and waited on at once.")
@@ -267,7 +269,8 @@ def _interrupted(obj: Context, runs: list[FileRun], fmt: str) -> None:
 @click.pass_obj
 def transcribe(obj: Context, files: tuple[str, ...], fmt: str, out_dir: str | None, overwrite: bool,
                language: str | None, translate: bool, word_timestamps: bool, prompt: str | None, diarize: bool,
-               num_speakers: int | None, min_speakers: int | None, max_speakers: int | None, no_wait: bool,
+               num_speakers: int | None, min_speakers: int | None, max_speakers: int | None, model: str | None,
+               no_wait: bool,
                concurrency: int, timeout_s: float, as_json: bool, manifest_path: str | None, dry_run: bool) -> None:
     """Transcribe audio FILES and print (or save) their transcripts. A FILE is a local file (uploaded), an
     s3://bucket/key object or an https:// URL (the service copies or fetches it; nothing goes through
@@ -283,8 +286,9 @@ def transcribe(obj: Context, files: tuple[str, ...], fmt: str, out_dir: str | No
     if prefixes:
         if len(files) > 1:
             raise CliError("give one s3://bucket/prefix/ alone (its objects are the files)", EXIT_USAGE)
-        bulk.run_bulk(obj, obj.client(), prefixes[0], _options(language, translate, word_timestamps, prompt, speakers),
-                      concurrency, manifest_path, dry_run, not no_wait, timeout_s, out_dir, fmt, overwrite, as_json)
+        bulk.run_bulk(obj, obj.client(model), prefixes[0],
+                      _options(language, translate, word_timestamps, prompt, speakers), concurrency,
+                      manifest_path, dry_run, not no_wait, timeout_s, out_dir, fmt, overwrite, as_json)
         return
     if manifest_path or dry_run:
         raise CliError("--manifest and --dry-run go with an s3://bucket/prefix/", EXIT_USAGE)
@@ -293,7 +297,7 @@ def transcribe(obj: Context, files: tuple[str, ...], fmt: str, out_dir: str | No
     if out_dir and not no_wait and not as_json:
         targets = list(out_targets(files, out_dir, fmt, overwrite))
         Path(out_dir).mkdir(parents=True, exist_ok=True)
-    client = obj.client()
+    client = obj.client(model)
     options = _options(language, translate, word_timestamps, prompt, speakers)
     runs = [FileRun(path, target) for path, target in zip(files, targets, strict=True)]
     lock = threading.Lock()

@@ -22,6 +22,15 @@ from whisperq.local import memory, state
 
 
 # --- the local twin --------------------------------------------------------------------------
+def _models_environ(models: str | None) -> dict[str, str]:
+    """--models tiny.en,base: the first is the default model (WHISPERQ_MODEL), all are the deployment's."""
+    names = [name.strip() for name in (models or "").split(",") if name.strip()]
+    if not names:
+        return {}
+    return {constants.MODEL: names[0], constants.MODELS: ",".join(names)}
+
+
+
 @cli.group()
 def local() -> None:
     """Run the local twin of the pipeline (moto server, API front, Whisper workers) on 127.0.0.1."""
@@ -30,11 +39,15 @@ def local() -> None:
 @local.command("up")
 @click.option("--port", type=int, default=0, show_default=True, help="API port (0: any free port).")
 @click.option("--workers", type=int, default=None,
-              help="Worker processes (default: queue_config max_concurrency).")
+              help="Worker processes for each model (default: queue_config max_concurrency).")
+@click.option("--models", default=None, metavar="MODEL,...",
+              help="The models to serve, the default first (whisper-1 on the OpenAI route), each on a worker "
+                   "pool and queue of its own, e.g. tiny.en,base (default: WHISPERQ_MODEL alone).")
 @click.option("--extra-api-key", "extra_api_keys", multiple=True, envvar="WHISPERQ_LOCAL_EXTRA_API_KEYS",
               help="Accept this API key too (a second client); repeatable.")
 @click.pass_obj
-def local_up(obj: Context, port: int, workers: int | None, extra_api_keys: tuple[str, ...]) -> None:
+def local_up(obj: Context, port: int, workers: int | None, models: str | None,
+             extra_api_keys: tuple[str, ...]) -> None:
     """Start the twin in the foreground; Ctrl-C or SIGTERM stops everything it started."""
     from whisperq.local.twin import Twin, TwinAlreadyRunning
 
@@ -44,7 +57,8 @@ def local_up(obj: Context, port: int, workers: int | None, extra_api_keys: tuple
         nonlocal stop_requested
         stop_requested = True
 
-    twin = Twin(api_port=port, state_directory=obj.state_dir, workers=workers, extra_api_keys=list(extra_api_keys))
+    twin = Twin(api_port=port, state_directory=obj.state_dir, workers=workers, extra_api_keys=list(extra_api_keys),
+                environ=_models_environ(models))
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         obj.err.print("starting the local twin (moto server, resources, API front, workers)...")
@@ -59,8 +73,10 @@ def local_up(obj: Context, port: int, workers: int | None, extra_api_keys: tuple
             "whisperq local twin is up",
             f"  API        {twin.api_url}  (the CLI finds it and its key; `whisperq local env` prints both)",
             f"  AWS (moto) {twin.endpoint_url}  (DynamoDB: {twin.dynamodb_endpoint_url})",
-            f"  workers    {twin.worker_count} x {settings.engine} {settings.model} "
-            f"(batch {q.batch_size}, window {q.max_batching_window_s} s, "
+            *(f"  workers    {twin.worker_count // len(settings.tiers)} x {settings.engine} {tier.model} "
+              f"(queue {tier.queue_name(settings.queue_name)}{', default' if tier.default else ''})"
+              for tier in settings.tiers),
+            f"  queues     (batch {q.batch_size}, window {q.max_batching_window_s} s, "
             f"visibility {q.visibility_timeout_s} s, maxReceiveCount {q.max_receive_count})",
             f"  sources    s3://{', s3://'.join(settings.granted_buckets) or '(none granted)'}  "
             f"(stand-in for your own bucket); drop folder s3://{settings.bucket}/{settings.inbox or '(off)'}",

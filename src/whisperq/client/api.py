@@ -61,6 +61,11 @@ class Job(dict[str, Any]):
         return self.details.get("language")
 
     @property
+    def model(self) -> str | None:
+        """The model it asked for (its tier's); `details["model"]` says what transcribed it."""
+        return self.get("model")
+
+    @property
     def speakers(self) -> int | None:
         """How many voices a diarized job told apart (None: the job was not diarized)."""
         count = self.details.get("speakers")
@@ -108,10 +113,12 @@ class Client:
 
     def __init__(self, api_url: str, api_key: str | None = None, *, timeout_s: float = 30.0, retries: int = 3,
                  backoff_s: float = 0.5, session: requests.Session | None = None,
-                 sleep: Callable[[float], None] = time.sleep):
+                 sleep: Callable[[float], None] = time.sleep, model: str | None = None):
         """`retries`: how often a request answered 429, 502, 503 or 504 is sent again, with exponential
-        backoff (a create with the same Idempotency-Key, so never a second job)."""
+        backoff (a create with the same Idempotency-Key, so never a second job). `model`: the model every
+        job this client creates asks for, unless a call names one (None: the deployment's default)."""
         self.base_url = api_url.rstrip("/")
+        self.model = model
         self.timeout_s = timeout_s
         self.retries = retries
         self.backoff_s = backoff_s
@@ -162,22 +169,27 @@ class Client:
         return payload if isinstance(payload, dict) else {"value": payload}
 
     # --- jobs ----------------------------------------------------------------------------
+    def _body(self, body: dict[str, Any], model: str | None) -> dict[str, Any]:
+        if model or self.model:
+            body["model"] = model or self.model
+        return body
+
     def create_upload(self, filename: str, content_type: str | None = None, options: Options = None, *,
-                      size_bytes: int) -> dict[str, Any]:
+                      size_bytes: int, model: str | None = None) -> dict[str, Any]:
         """A job waiting for its audio, and where to PUT it (`uploadUrl`, `uploadHeaders`): a URL signed for
-        a body of exactly `size_bytes`."""
-        body: dict[str, Any] = {"filename": filename, "contentType": content_type or content_type_for(filename),
-                                "contentLength": size_bytes}
+        a body of exactly `size_bytes`. `model`: one of the deployment's models (`models()`)."""
+        body = self._body({"filename": filename, "contentType": content_type or content_type_for(filename),
+                           "contentLength": size_bytes}, model)
         if options:
             body["options"] = _options(options)
         # One key for this create and every retry of it: a lost answer never makes a second job.
         return self._request("POST", "/upload", json=body, headers={"Idempotency-Key": str(uuid.uuid4())})
 
     def create_job(self, filename: str, content_type: str | None = None, options: Options = None,
-                   callback_url: str | None = None) -> Job:
+                   callback_url: str | None = None, model: str | None = None) -> Job:
         """A job waiting for its audio (`POST /jobs`), with `upload`: a pre-signed POST form whose
         policy S3 enforces (this key, this content type, the size limit)."""
-        body: dict[str, Any] = {"filename": filename, "contentType": content_type or content_type_for(filename)}
+        body = self._body({"filename": filename, "contentType": content_type or content_type_for(filename)}, model)
         if options:
             body["options"] = _options(options)
         if callback_url:
@@ -186,12 +198,12 @@ class Client:
 
     def create_job_from(self, source: str, options: Options = None, *, filename: str | None = None,
                         content_type: str | None = None, callback_url: str | None = None,
-                        idempotency_key: str | None = None) -> Job:
+                        idempotency_key: str | None = None, model: str | None = None) -> Job:
         """A job whose audio is already somewhere (`POST /jobs` with `source`): `s3://bucket/key` in a bucket
         granted to the deployment (copied server-side, no byte through this machine), or an `https://` URL
         (fetched by a worker). The name and type default to the key's or URL's. Give `idempotency_key` to
         make a create sent again (a resumed bulk run) find the job it made."""
-        body: dict[str, Any] = {"source": source}
+        body = self._body({"source": source}, model)
         if filename:
             body["filename"] = filename
         if content_type:
@@ -232,13 +244,15 @@ class Client:
             raise ServiceError(f"upload of {what} was refused by storage (HTTP {response.status_code}): "
                                f"{response.text[:300]}", response.status_code)
 
-    def submit(self, path: str, options: Options = None, on_progress: Callable[[int], None] | None = None) -> Job:
+    def submit(self, path: str, options: Options = None, on_progress: Callable[[int], None] | None = None,
+               model: str | None = None) -> Job:
         """Create a job for the file at `path` and upload it; the job as it stands after the upload. An
         empty file or one of a type the service does not take is refused before any job is made."""
         content_type_for(path)
         if os.path.getsize(path) == 0:
             raise InvalidRequestError(f"{path} is empty (0 bytes): nothing to transcribe", code="empty_file")
-        created = self.create_upload(os.path.basename(path), None, options, size_bytes=os.path.getsize(path))
+        created = self.create_upload(os.path.basename(path), None, options, size_bytes=os.path.getsize(path),
+                                     model=model)
         self.upload(created, path, on_progress)
         return self.get(created["jobId"])
 
@@ -267,12 +281,18 @@ class Client:
             time.sleep(poll_s)
 
     def transcribe(self, path: str, options: Options = None, timeout_s: float = 1800.0,
-                   on_update: Callable[[Job], None] | None = None, poll_s: float = 0.5) -> Job:
+                   on_update: Callable[[Job], None] | None = None, poll_s: float = 0.5,
+                   model: str | None = None) -> Job:
         """Submit, wait, and return the COMPLETED job; JobFailed (with the job) if it ended otherwise."""
-        job = self.wait(self.submit(path, options).job_id, timeout_s, on_update, poll_s)
+        job = self.wait(self.submit(path, options, model=model).job_id, timeout_s, on_update, poll_s)
         if job.status != "COMPLETED":
             raise JobFailed(job)
         return job
+
+    def models(self) -> list[dict[str, Any]]:
+        """The deployment's models (GET /v1/models), with their languages, size and speed; `default` marks
+        the one a job gets without `model`."""
+        return list(self._request("GET", "/v1/models").get("data") or [])
 
     def list_jobs(self, status: str | None = None, limit: int = 20, cursor: str | None = None) -> dict[str, Any]:
         """One page: {"jobs": [...], "nextCursor": ...}, newest first."""

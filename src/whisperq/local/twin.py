@@ -25,6 +25,7 @@ from whisperq.aws.traces import Traces
 from whisperq.config import Settings
 from whisperq.core.capacity import FUNCTION_MEMORY_MB, LAMBDA_MEMORY_ENV, engine_threads
 from whisperq.core.errors import ExitCode, WhisperqError
+from whisperq.core.tiers import Tier
 from whisperq.local import api_process, esm, memory, moto_process, state, xray
 from whisperq.local.senders import CallbackSenders
 from whisperq.transcriber import reaper
@@ -59,7 +60,7 @@ class Twin:
 
     api_port: int = 0
     state_directory: Path | None = None  # None: a private twin that writes no state file
-    workers: int | None = None  # None: queue_config.max_concurrency
+    workers: int | None = None  # for each model tier; None: queue_config.max_concurrency
     worker_ready_timeout_s: float = 180.0
     stop_grace_s: float = 30.0
     environ: dict[str, str] = field(default_factory=dict)
@@ -75,6 +76,7 @@ class Twin:
         self._collector: xray.Collector | None = None
         self._api_url = ""
         self._workers: list[Any] = []
+        self._worker_tiers: list[Tier] = []  # the tier each worker (by index) serves
         self._ready: Any = None
         self.settings: Settings | None = None
         self.resources: Resources | None = None
@@ -309,13 +311,16 @@ class Twin:
         )
 
     def _start_workers(self) -> None:
+        """A pool of workers for each model tier, each polling its tier's queue with its tier's model (as
+        each tier is a function of its own in AWS)."""
         assert self.settings is not None and self.resources is not None
         count = self.workers or self.settings.queue.max_concurrency
         self._ready = self._ctx.Queue()
         with self._workers_lock:
-            for index in range(count):
+            self._worker_tiers = [tier for tier in self.settings.tiers for _ in range(count)]
+            for index in range(len(self._worker_tiers)):
                 self._workers.append(self._spawn_worker(index))
-        waiting = set(range(count))
+        waiting = set(range(len(self._worker_tiers)))
         deadline = time.monotonic() + self.worker_ready_timeout_s
         while waiting:
             try:
@@ -329,13 +334,20 @@ class Twin:
             waiting.discard(index)
 
     def _spawn_worker(self, index: int) -> Any:
-        assert self.resources is not None
+        assert self.resources is not None and self.settings is not None
+        tier = self._worker_tiers[index]
+        queues = self.resources.tier(tier.id)
+        function = TRANSCRIBER_FUNCTION if tier.default else f"{TRANSCRIBER_FUNCTION}-{tier.id}"
+        env = {**self._child_env, **xray.lambda_environment(function, self.xray_daemon_address),
+               # Its tier's function: its model, its queues (the template sets the same for each tier).
+               constants.MODEL: tier.model, constants.MODELS: "",
+               constants.QUEUE_NAME: tier.queue_name(self.settings.queue_name),
+               constants.DLQ_NAME: tier.dlq_name(self.settings.queue_name, self.settings.dlq_name)}
         process = self._ctx.Process(
             target=esm.worker_main,
-            args=(index, {**self._child_env, **xray.lambda_environment(TRANSCRIBER_FUNCTION, self.xray_daemon_address)},
-                  self.resources.queue_url, self.resources.queue_arn, TRANSCRIBER_FUNCTION, os.getpid(), self._ready,
+            args=(index, env, queues["queue_url"], queues["queue_arn"], function, os.getpid(), self._ready,
                   self.log_path),
-            name=f"whisperq-worker-{index}",
+            name=f"whisperq-worker-{index}" if tier.default else f"whisperq-worker-{tier.id}-{index}",
             daemon=False,
         )
         process.start()
@@ -393,6 +405,8 @@ class Twin:
             "workers": len(self._workers),
             "engine": self.settings.engine,
             "model": self.settings.model,
+            "tiers": {tier.id: {"model": tier.model, "default": tier.default,
+                                "workers": self._worker_tiers.count(tier)} for tier in self.settings.tiers},
             "engineThreads": self.engine_threads,
             "queueConfig": self.settings.queue.to_dict(),
             "sourceBuckets": list(self.settings.granted_buckets),

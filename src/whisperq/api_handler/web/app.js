@@ -166,6 +166,23 @@ function upload(form, file, onProgress) {
   });
 }
 
+// The deployment's models (GET /v1/models), each run by workers of its own; the choice shows when there are several.
+async function loadModels() {
+  if (!apiKey()) return;
+  let listed;
+  try { listed = await api("v1/models"); } catch (err) { return; }
+  const models = listed.data.filter((m) => !m.aliasOf);
+  $("model").replaceChildren(...models.map((m) => el("option", { value: m.id,
+    text: `${m.id}${m.realTime ? ` (${m.realTime}x real time)` : ""}${m.default ? " - default" : ""}` })));
+  const chosen = models.find((m) => m.default);
+  if (chosen) $("model").value = chosen.id;
+  $("model-choice").hidden = models.length < 2;
+}
+
+function chosenModel() {
+  return $("model-choice").hidden || !$("model").value ? {} : { model: $("model").value };
+}
+
 function chosenOptions() {
   const options = {};
   if ($("language").value.trim()) options.language = $("language").value.trim().toLowerCase();
@@ -179,7 +196,7 @@ async function transcribeSource(source) {
   const card = new FileCard(source.split("?")[0].split("/").pop() || source, null);
   card.status.textContent = "creating";
   try {
-    const job = await api("jobs", { method: "POST", body: JSON.stringify({ source, options: chosenOptions() }) });
+    const job = await api("jobs", { method: "POST", body: JSON.stringify({ source, ...chosenModel(), options: chosenOptions() }) });
     card.bar.value = 0;
     await follow(card, job.jobId);
   } catch (err) {
@@ -194,7 +211,7 @@ async function transcribe(file) {
   const options = chosenOptions();
   try {
     const job = await api("jobs", { method: "POST", body: JSON.stringify({ filename: file.name, contentType: type,
-      options }) });
+      ...chosenModel(), options }) });
     card.status.textContent = "uploading";
     await upload(job.upload, file, (share) => {
       card.bar.value = share;
@@ -262,6 +279,7 @@ $("key-form").addEventListener("submit", (event) => {
   say("");
   refreshJobs();
   refreshOps();
+  loadModels();
 });
 $("api-key").value = apiKey();
 $("source-form").addEventListener("submit", (event) => {
@@ -283,6 +301,7 @@ drop.addEventListener("drop", (event) => {
 $("status-filter").addEventListener("change", refreshJobs);
 $("refresh-jobs").addEventListener("click", refreshJobs);
 if (!apiKey()) say("Enter your API key to start.");
+loadModels();
 refreshJobs();
 refreshOps();
 setInterval(refreshOps, 3000);
