@@ -72,9 +72,10 @@ def test_bucket_when_read_then_private_encrypted_tls_only_expiring_and_notifying
     bucket = resources["AudioBucket"]["Properties"]
     assert all(bucket["PublicAccessBlockConfiguration"].values())
     assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
-    notification, inbox = map(taken, bucket["NotificationConfiguration"]["QueueConfigurations"])
-    assert notification["Event"] == inbox["Event"] == "s3:ObjectCreated:*"
-    assert notification["Filter"]["S3Key"]["Rules"] == [{"Name": "prefix", "Value": "audio/"}]
+    notification, second, inbox = map(taken, bucket["NotificationConfiguration"]["QueueConfigurations"])
+    assert notification["Event"] == second["Event"] == inbox["Event"] == "s3:ObjectCreated:*"
+    # Each tier's uploads (audio/<tier>/): test_tier_names_... evaluates the prefixes.
+    assert "audio/${Tier}/" in str(notification["Filter"]["S3Key"]["Rules"])
     # The drop folder, when it is on: its own prefix, to the same queue.
     assert inbox["Filter"]["S3Key"]["Rules"] == [{"Name": "prefix", "Value": {"Ref": "InboxPrefix"}}]
     assert inbox["Queue"] == notification["Queue"]
@@ -156,7 +157,9 @@ def test_functions_when_read_then_traced_and_least_privilege(template, resources
                                                   ["Statement"])}
     assert api_statements["ReadGrantedSourceObjects"]["Action"] == "s3:GetObject"
     assert "SourceBuckets" in str(api_statements["ReadGrantedSourceObjects"]["Resource"])
-    assert api_statements["QueueTheFetchOfAudioByUrl"]["Resource"] == {"Fn::GetAtt": ["TranscriptionQueue", "Arn"]}
+    assert api_statements["QueueTheFetchOfAudioByUrl"]["Resource"] == [
+        {"Fn::GetAtt": ["TranscriptionQueue", "Arn"]},
+        {"Fn::If": ["HasSecondModel", {"Fn::GetAtt": ["SecondModelQueue", "Arn"]}, {"Ref": "AWS::NoValue"}]}]
     sends = [st for st in transcriber_statements if "sqs:SendMessage" in str(st["Action"])]
     # Its own queue (chunk messages) and the callbacks' queue (a final job's callback, for its sender).
     assert [st["Resource"] for st in sends] == [{"Fn::GetAtt": ["TranscriptionQueue", "Arn"]},
@@ -285,3 +288,87 @@ def test_planner_memory_default_when_compared_then_the_templates(template):
     from whisperq.cli.plan import TEMPLATE_MEMORY_MB
 
     assert default(template, "TranscriberMemoryMb") == TEMPLATE_MEMORY_MB
+
+
+def _evaluate(expression, parameters):
+    """The value of the intrinsic functions a tier id is built with (Ref, Fn::Join, Fn::Split, Fn::Sub)."""
+    if isinstance(expression, str):
+        return expression
+    if isinstance(expression, list):
+        return [_evaluate(item, parameters) for item in expression]
+    [(name, args)] = expression.items()
+    if name == "Ref":
+        return parameters[args]
+    if name == "Fn::Join":
+        return args[0].join(_evaluate(args[1], parameters))
+    if name == "Fn::Split":
+        return _evaluate(args[1], parameters).split(args[0])
+    if name == "Fn::Sub":
+        text, variables = (args, {}) if isinstance(args, str) else args
+        values = {**parameters, **{k: _evaluate(v, parameters) for k, v in variables.items()}}
+        for key, value in values.items():
+            text = text.replace("${" + key + "}", value)
+        return text
+    raise AssertionError(f"not evaluated here: {name}")
+
+
+@pytest.mark.parametrize("model", ["tiny.en", "large-v3-turbo", "Systran/faster-whisper-large-v3", "distil_v3"])
+def test_tier_names_when_evaluated_then_the_ones_the_service_derives(resources, model):
+    """The template turns a model's name into its tier's upload prefix and queue names as core/tiers.py
+    does: an upload under audio/<tier>/ reaches the queue of the function that runs its model."""
+    from whisperq.core.tiers import Tier
+
+    stack = "stack"
+    parameters = {"WhisperModel": model, "SecondModel": model, "AWS::StackName": stack}
+    rules = resources["AudioBucket"]["Properties"]["NotificationConfiguration"]["QueueConfigurations"]
+    default_prefix = rules[0]["Filter"]["S3Key"]["Rules"][0]["Value"]
+    second = taken(rules[1])
+    assert rules[0]["Queue"] == {"Fn::GetAtt": ["TranscriptionQueue", "Arn"]}
+    assert second["Queue"] == {"Fn::GetAtt": ["SecondModelQueue", "Arn"]}
+    assert _evaluate(default_prefix, parameters) == Tier(model, default=True).audio_prefix
+    assert _evaluate(second["Filter"]["S3Key"]["Rules"][0]["Value"], parameters) == Tier(model).audio_prefix
+    tier = Tier(model)
+    assert _evaluate(resources["SecondModelQueue"]["Properties"]["QueueName"], parameters) == \
+        tier.queue_name(f"{stack}-transcription")
+    assert _evaluate(resources["SecondModelDeadLetterQueue"]["Properties"]["QueueName"], parameters) == \
+        tier.dlq_name(f"{stack}-transcription", f"{stack}-transcription-dlq")
+
+
+def test_second_model_tier_when_read_then_its_own_queue_dlq_function_memory_and_cap(template, resources):
+    assert default(template, "SecondModel") == ""  # one tier unless asked
+    for name in ("SecondModelQueue", "SecondModelDeadLetterQueue", "SecondModelTranscriberFunction"):
+        assert resources[name]["Condition"] == "HasSecondModel"
+    queue = resources["SecondModelQueue"]["Properties"]
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["SecondModelDeadLetterQueue", "Arn"]}
+    function = resources["SecondModelTranscriberFunction"]["Properties"]
+    assert function["MemorySize"] == {"Ref": "SecondModelMemoryMb"}
+    assert function["Timeout"] == {"Ref": "SecondModelTimeoutS"}
+    env = function["Environment"]["Variables"]
+    assert env["WHISPERQ_MODEL"] == {"Ref": "SecondModel"}
+    assert env["WHISPERQ_QUEUE_NAME"] == {"Fn::GetAtt": ["SecondModelQueue", "QueueName"]}
+    assert env["WHISPERQ_DLQ_NAME"] == {"Fn::GetAtt": ["SecondModelDeadLetterQueue", "QueueName"]}
+    uploads = function["Events"]["Uploads"]["Properties"]
+    assert uploads["Queue"] == {"Fn::GetAtt": ["SecondModelQueue", "Arn"]}
+    assert uploads["ScalingConfig"]["MaximumConcurrency"] == {"Ref": "SecondModelMaxConcurrency"}
+    assert uploads["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    # The API knows both models (an unknown one is a 400 that lists them).
+    assert template["Globals"]["Function"]["Environment"]["Variables"]["WHISPERQ_MODELS"] == \
+        {"Fn::If": ["HasSecondModel", {"Ref": "SecondModel"}, ""]}
+    # The planner's memory for large-v3-turbo is the second tier's default.
+    from whisperq.planner.models import profiles
+
+    assert default(template, "SecondModelMemoryMb") == profiles(ROOT / "docs")["large-v3-turbo"].function_memory_mb
+
+
+def test_infra_lint_when_two_tiers_deployed_then_clean(tmp_path):
+    """cfn-lint and checkov over the template with its second tier on (SecondModel: large-v3-turbo)."""
+    text = TEMPLATE.read_text(encoding="utf-8")
+    marker = 'SecondModel:\n    Type: String\n    Default: ""'
+    assert marker in text
+    two = tmp_path / "template.yaml"
+    two.write_text(text.replace(marker, 'SecondModel:\n    Type: String\n    Default: large-v3-turbo'),
+                   encoding="utf-8")
+    result = subprocess.run(["bash", str(ROOT / "scripts" / "lint_infra.sh"), str(two)], capture_output=True,
+                            text=True, timeout=600, cwd=ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 failed" in result.stdout
