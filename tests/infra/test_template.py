@@ -347,6 +347,15 @@ def test_second_model_tier_when_read_then_its_own_queue_dlq_function_memory_and_
     assert env["WHISPERQ_MODEL"] == {"Ref": "SecondModel"}
     assert env["WHISPERQ_QUEUE_NAME"] == {"Fn::GetAtt": ["SecondModelQueue", "QueueName"]}
     assert env["WHISPERQ_DLQ_NAME"] == {"Fn::GetAtt": ["SecondModelDeadLetterQueue", "QueueName"]}
+    # It decides how to cut a file by its own timeout and concurrency cap, not the default tier's.
+    assert env["WHISPERQ_QUEUE_FUNCTION_TIMEOUT_S"] == {"Ref": "SecondModelTimeoutS"}
+    assert env["WHISPERQ_QUEUE_MAX_CONCURRENCY"] == {"Ref": "SecondModelMaxConcurrency"}
+    # Model names the template can turn into the tier ids core derives (only . and / are replaced).
+    for name in ("WhisperModel", "SecondModel"):
+        assert "+" not in template["Parameters"][name]["AllowedPattern"]
+    assert template["Rules"]["SecondModelIsAnotherModel"]["Assertions"][0]["Assert"] == \
+        {"Fn::Not": [{"Fn::Equals": [{"Ref": "SecondModel"}, {"Ref": "WhisperModel"}]}]}
+    assert resources["SecondModelDeadLettersAlarm"]["Condition"] == "HasSecondModel"
     uploads = function["Events"]["Uploads"]["Properties"]
     assert uploads["Queue"] == {"Fn::GetAtt": ["SecondModelQueue", "Arn"]}
     assert uploads["ScalingConfig"]["MaximumConcurrency"] == {"Ref": "SecondModelMaxConcurrency"}

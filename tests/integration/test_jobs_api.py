@@ -335,3 +335,47 @@ def test_create_job_when_model_named_then_its_tier_and_an_unknown_one_a_400_list
         assert len(service.list(ALICE, limit=100)["jobs"]) == before
     finally:
         api.reset()
+
+
+def test_job_from_before_tiers_when_its_upload_lands_then_its_event_is_sent_for_it(stack, settings):
+    """A job made before tiers has its audio at audio/<jobId>/<file>, a prefix no notification reaches any
+    more: when the API sees the upload, it sends the S3 event itself, to the default tier's queue."""
+    from whisperq.core.jobs import Job, iso, new_job_id, utc_now
+
+    service = JobService(settings, stack.jobs, stack.blobs)
+    job_id, now = new_job_id(), iso(utc_now())
+    stack.jobs.create(Job(job_id, JobStatus.UPLOADING, "m.wav", "audio/wav", f"audio/{job_id}/m.wav", now, now,
+                          owner=ALICE))
+    stack.blobs.put_bytes(f"audio/{job_id}/m.wav", (EXAMPLES / "meeting.wav").read_bytes(), "audio/wav")
+    assert service.status(job_id, ALICE)["status"] == "QUEUED"
+    [message] = stack.receive_all(1)
+    assert f"audio%2F{job_id}%2Fm.wav" in message.body or f"audio/{job_id}/m.wav" in message.body
+    # A job of a served tier is announced by S3 alone: nothing more is sent.
+    created = service.create_upload({"filename": "m.wav", "contentType": "audio/wav", "contentLength": 200986},
+                                    ALICE)
+    requests.put(created["uploadUrl"], data=(EXAMPLES / "meeting.wav").read_bytes(),
+                 headers=created["uploadHeaders"], timeout=30).raise_for_status()
+    assert service.status(created["jobId"], ALICE)["status"] == "QUEUED"
+    assert len(stack.receive_all(2, timeout_s=4)) == 1
+
+
+def test_create_when_sent_again_naming_the_default_model_then_the_same_job(stack, settings):
+    """Omitted, or named by its own name: one model, one request; another model is another request."""
+    from whisperq.aws.provision import provision
+    from whisperq.core.errors import Conflict
+
+    two = replace(settings, models="base")
+    provision(stack.clients, two)
+    service = JobService(two, stack.jobs, stack.blobs)
+    body = {"filename": "m.wav", "contentType": "audio/wav"}
+    first = service.create_job(body, ALICE, idempotency_key="k1")
+    again = service.create_job({**body, "model": "tiny.en"}, ALICE, idempotency_key="k1")
+    assert again["jobId"] == first["jobId"] and again["idempotentReplayed"] is True
+    with pytest.raises(Conflict):
+        service.create_job({**body, "model": "base"}, ALICE, idempotency_key="k1")
+    # The operator view counts each tier's queues.
+    from whisperq.api_handler.ops import Operations
+
+    view = Operations(two, stack.clients, stack.jobs).queues(ALICE)
+    assert set(view["tiers"]) == {"tiny-en", "base"} and view["tiers"]["base"]["model"] == "base"
+    assert view["tiers"]["tiny-en"]["queue"] == view["queue"] and view["tiers"]["base"]["deadLetters"]["visible"] == 0

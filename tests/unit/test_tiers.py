@@ -82,3 +82,13 @@ def test_model_facts_when_compared_then_the_benchmark_and_the_planner():
             assert facts.real_time == measured[name]
         else:  # the planner's estimate, against tiny.en's measured speed
             assert facts.real_time == pytest.approx(tiny * planned[name].speed, rel=0.01)
+
+
+def test_an_event_sent_for_a_key_when_parsed_then_the_key_a_notification_would_give():
+    from whisperq.aws.s3_events import object_created_body, parse_s3_notification
+
+    key = "audio/6248633d-1631-41f1-9fa2-547eb5e6415a/my café+1.wav"
+    [event] = parse_s3_notification(object_created_body("b", key, 12))
+    assert (event.bucket, event.key, event.size_bytes) == ("b", key, 12)
+    tiers = Tiers.of("tiny.en", ["base"])
+    assert not tiers.serves_key(key) and tiers.serves_key("audio/base/x/a.wav")

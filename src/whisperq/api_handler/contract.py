@@ -212,10 +212,18 @@ class Failure(View):
     error: str
 
 
-class Queues(View):
+class TierQueues(View):
+    model: str
     queue: Depth
     dead_letters: Depth
+
+
+class Queues(View):
+    queue: Depth = Field(description="the default model's tier")
+    dead_letters: Depth
     failures: list[Failure]
+    tiers: dict[str, TierQueues] | None = Field(None, description="every model tier's queues, by tier id, when the "
+                                                                  "deployment serves more than one model")
 
 
 class OpenAIModel(BaseModel):

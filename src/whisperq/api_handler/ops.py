@@ -19,25 +19,36 @@ class Operations:
         self.settings = settings
         self.clients = clients
         self.jobs = jobs
-        self._queues: tuple[Queue, Queue] | None = None
+        self._queues: dict[str, tuple[Queue, Queue]] = {}
 
-    def _queue_pair(self) -> tuple[Queue, Queue]:
-        if self._queues is None:  # looked up once per container
-            self._queues = (Queue.by_name(self.clients, self.settings.queue_name),
-                            Queue.by_name(self.clients, self.settings.dlq_name))
+    def _queue_pairs(self) -> dict[str, tuple[Queue, Queue]]:
+        """Each model tier's queue and DLQ, by tier id, the default's first (looked up once per container)."""
+        if not self._queues:
+            base, dead = self.settings.queue_name, self.settings.dlq_name
+            self._queues = {tier.id: (Queue.by_name(self.clients, tier.queue_name(base)),
+                                      Queue.by_name(self.clients, tier.dlq_name(base, dead)))
+                            for tier in self.settings.tiers}
         return self._queues
 
     def queues(self, owner: str) -> dict[str, Any]:
-        """GET /ops/queues: SQS's approximate counts, and this key's latest FAILED jobs with their reasons."""
-        queue, dlq = self._queue_pair()
+        """GET /ops/queues: SQS's approximate counts (the default tier's, and every tier's when there are
+        several), and this key's latest FAILED jobs with their reasons."""
+        pairs = self._queue_pairs()
+        depths = {tier: (_camel(queue.depth()), _camel(dlq.depth())) for tier, (queue, dlq) in pairs.items()}
+        queue, dead = depths[self.settings.tiers.default.id]
         failed, _ = self.jobs.list_by_owner(owner, RECENT_FAILURES, JobStatus.FAILED)
-        return {
-            "queue": _camel(queue.depth()),
-            "deadLetters": _camel(dlq.depth()),
+        view: dict[str, Any] = {
+            "queue": queue,
+            "deadLetters": dead,
             "failures": [{"jobId": job.job_id, "filename": job.filename, "error": job.error or "",
                           "failedAt": job.timeline.failed_at,
                           "deadLettered": job.dead_lettered} for job in failed],
         }
+        if len(depths) > 1:
+            models = {tier.id: tier.model for tier in self.settings.tiers}
+            view["tiers"] = {tier: {"model": models[tier], "queue": q, "deadLetters": d}
+                             for tier, (q, d) in depths.items()}
+        return view
 
 
 def _camel(depth: dict[str, int]) -> dict[str, int]:

@@ -22,6 +22,7 @@ from whisperq.api_handler.contract import (
 from whisperq.aws.blobs import Blobs, ObjectInfo
 from whisperq.aws.jobs_table import JobIdTaken, JobsTable
 from whisperq.aws.queues import Queue
+from whisperq.aws.s3_events import object_created_body
 from whisperq.config import Settings
 from whisperq.core.audio import AUDIO_CONTENT_TYPES, content_type_for
 from whisperq.core.callbacks import validate_callback_url
@@ -89,7 +90,11 @@ class JobService:
             # The same key (for the same API key) names the same job: a create sent again finds it.
             job_id = idempotent_job_id(owner, idempotency_key)
         now = iso(utc_now())
-        sent = request.sent()
+        # The model as resolved (omitted, whisper-1 and the default's own name are one request); the
+        # default's requests hash as they did before tiers.
+        sent = {name: value for name, value in request.sent().items() if name != "model"}
+        if not tier.default:
+            sent["model"] = tier.model
         return Job(job_id=job_id, status=JobStatus.UPLOADING, filename=filename, content_type=content_type,
                    audio_key=audio_key(job_id, filename, tier.id), created_at=now, updated_at=now, owner=owner,
                    tier=tier.id, tier_model=tier.model, options=options.to_api(), callback_url=callback_url,
@@ -128,8 +133,11 @@ class JobService:
                                  "WHISPERQ_MAX_UPLOAD_BYTES)")
         expires_in = self.settings.upload_url_expiry_s
         # Sign first: if signing fails, no job is left behind waiting for an upload.
+        signed = job.audio_key
         url = self.blobs.presign_put(job.audio_key, job.content_type, expires_in, size)
         job, replayed = self._store(job)
+        if job.audio_key != signed:  # a replay of a job made with another key (before tiers, another default)
+            url = self.blobs.presign_put(job.audio_key, job.content_type, expires_in, size)
         return {
             **({"idempotentReplayed": True} if replayed else {}),
             "jobId": job.job_id,
@@ -150,8 +158,12 @@ class JobService:
             return self.create_from_source(request, owner, idempotency_key)
         job = self._new_job(request, owner, idempotency_key)
         expires_in = self.settings.upload_url_expiry_s
+        signed = job.audio_key
         form = self.blobs.presign_post(job.audio_key, job.content_type, self.settings.max_upload_bytes, expires_in)
         job, replayed = self._store(job)
+        if job.audio_key != signed:  # a replay of a job made with another key (before tiers, another default)
+            form = self.blobs.presign_post(job.audio_key, job.content_type, self.settings.max_upload_bytes,
+                                           expires_in)
         view = self.describe(job)
         if replayed:
             view["idempotentReplayed"] = True
@@ -242,9 +254,16 @@ class JobService:
         if job.status is not JobStatus.UPLOADING:
             return job
         try:
-            if self.blobs.head(job.audio_key) is not None:
+            found = self.blobs.head(job.audio_key)
+            if found is not None:
                 # The upload landed and its S3 event is in the queue: say so, before a worker sees it.
-                return self.jobs.mark_queued(job.job_id)
+                queued = self.jobs.mark_queued(job.job_id)
+                if not self.settings.tiers.serves_key(job.audio_key):
+                    # Under a prefix no tier is notified for (a job made before tiers, or by a tier since
+                    # retired): its event is sent here, to its tier's queue, or the default's.
+                    self.queue(job.tier).send(object_created_body(self.settings.bucket, job.audio_key,
+                                                                  found.size_bytes))
+                return queued
             waited_s = (utc_now() - parse_iso(job.created_at)).total_seconds()
             if job.source and not job.source.startswith("s3://"):
                 # Its fetch waits in the queue (behind a flood, maybe) and ends the job itself; only a

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from urllib.parse import unquote_plus
+from urllib.parse import quote_plus, unquote_plus
 
 from aws_lambda_powertools.utilities.data_classes import S3Event
 
@@ -60,3 +60,12 @@ def first_key(body: str) -> str | None:
     except UnprocessableMessage:
         return None
     return events[0].key if events else None
+
+
+def object_created_body(bucket: str, key: str, size_bytes: int | None) -> str:
+    """An S3 ObjectCreated notification of one object, as S3 sends it to SQS (the key URL-encoded): what a
+    queue gets when an object arrives where no notification reaches."""
+    s3 = {"s3SchemaVersion": "1.0", "bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"},
+          "object": {"key": quote_plus(key), **({"size": size_bytes} if size_bytes is not None else {})}}
+    return json.dumps({"Records": [{"eventVersion": "2.1", "eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+                                    "s3": s3}]})

@@ -11,6 +11,7 @@ from whisperq import queue_config
 from whisperq.cli.app import Context, cli
 from whisperq.cli.errors import EXIT_NOT_FOUND, EXIT_UNREACHABLE, EXIT_USAGE, CliError
 from whisperq.config import Settings
+from whisperq.core.errors import WhisperqError
 
 
 def operator_target(obj: Context) -> tuple[Settings, Any]:
@@ -55,8 +56,15 @@ def _dlq(obj: Context) -> Any:
         default = running["model"] if running and not obj.endpoint_url else settings.model
         tier = Tier(model, default=model == default)
         queue, dead = tier.queue_name(settings.queue_name), tier.dlq_name(settings.queue_name, settings.dlq_name)
-    return DeadLetterQueue(clients, Queue.by_name(clients, dead), Queue.by_name(clients, queue),
-                           JobsTable(clients, settings.table))
+    try:
+        dead_letters = Queue.by_name(clients, dead)
+    except WhisperqError as exc:
+        if not model or "NonExistentQueue" not in exc.message and "does not exist" not in exc.message:
+            raise
+        raise CliError(f"no dead-letter queue {dead}: is {model!r} one of the deployment's models? (the default "
+                       f"model's is {settings.dlq_name}: set WHISPERQ_MODEL to the stack's default model, or leave "
+                       "--model out)", EXIT_NOT_FOUND) from None
+    return DeadLetterQueue(clients, dead_letters, Queue.by_name(clients, queue), JobsTable(clients, settings.table))
 
 
 DLQ_MODEL = "whisperq.dlq.model"

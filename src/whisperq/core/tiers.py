@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from whisperq.core.errors import ConfigError, InvalidRequest
 
 _UNFIT = re.compile(r"[^A-Za-z0-9_-]")
-MAX_TIER_CHARS = 40  # SQS names stop at 80 characters: the stack's name, "-transcription-", the id, "-dlq"
+# SQS names stop at 80 characters: the stack's name (up to 29), "-transcription-", the id, "-dlq".
+MAX_TIER_CHARS = 32
 
 
 def tier_id(model: str) -> str:
@@ -94,6 +95,10 @@ class Tiers:
                 return tier
         raise InvalidRequest(f"model {model!r} is not served by this deployment; its models: "
                              f"{', '.join(self.models)} (GET /v1/models lists them)")
+
+    def serves_key(self, key: str) -> bool:
+        """Whether an object at `key` notifies one of these tiers' queues (audio/<tier>/...)."""
+        return any(key.startswith(t.audio_prefix) for t in self.tiers)
 
     def by_id(self, tier: str) -> Tier | None:
         return next((t for t in self.tiers if t.id == tier), None)

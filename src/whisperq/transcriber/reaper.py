@@ -88,8 +88,10 @@ class Reaper:
         reason = call.why_stopped(what, queue.max_receive_count)
         if job.last_error:
             reason += f" (an earlier attempt failed with: {job.last_error})"
-        reason += (f". Its message is in the dead-letter queue; `whisperq dlq replay --job {job.job_id}` runs it "
-                   "again")
+        # Another tier's dead letters are in its own DLQ (core/tiers.py).
+        tier = f"--model {job.tier_model} " if job.tier and job.tier != self.settings.tiers.default.id else ""
+        reason += (f". Its message is in the dead-letter queue; `whisperq dlq {tier}replay --job {job.job_id}` "
+                   "runs it again")
         if call.timed_out:
             reason += f" (with a function timeout above {queue.function_timeout_s} s if it needs more time)"
         return reason

@@ -21,7 +21,7 @@ import tempfile
 import time
 
 from whisperq.aws.jobs_table import JobIdTaken
-from whisperq.aws.s3_events import ObjectEvent
+from whisperq.aws.s3_events import ObjectEvent, object_created_body
 from whisperq.core.audio import content_type_for
 from whisperq.core.errors import (
     InvalidRequest,
@@ -85,6 +85,9 @@ class Fetcher:
             raise TransientError(f"fetching {job.source}: {exc.message}") from exc
         context.metrics.add_metric("SourceFetches", "Count", 1)
         context.log.info("audio fetched", extra={"job_id": job_id, "bytes": size, "fetch_s": round(took_s, 3)})
+        if not settings.tiers.serves_key(job.audio_key) and context.queue.can_send(delivery):
+            # A job made before tiers: no notification reaches its key's prefix, so its event is sent here.
+            context.queue.send(delivery, [object_created_body(settings.bucket, job.audio_key, size)])
         return "fetched"
 
     def _fetch(self, job: Job, budget_s: float) -> tuple[int, float]:
