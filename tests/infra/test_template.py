@@ -173,13 +173,16 @@ def test_functions_when_read_then_traced_and_least_privilege(template, resources
 
 
 def test_alarms_when_read_then_cover_dead_letters_age_errors_and_throttles(resources):
-    alarms = {r["Properties"]["MetricName"]: r["Properties"] for r in resources.values()
-              if r["Type"] == "AWS::CloudWatch::Alarm"}
-    assert set(alarms) == {"ApproximateNumberOfMessagesVisible", "ApproximateAgeOfOldestMessage", "Errors",
-                           "Throttles"}
-    dead = alarms["ApproximateNumberOfMessagesVisible"]
-    assert dead["Dimensions"][0]["Value"] == {"Fn::GetAtt": ["DeadLetterQueue", "QueueName"]}
-    assert dead["Threshold"] == 0 and dead["ComparisonOperator"] == "GreaterThanThreshold"
+    alarms = {name: r["Properties"] for name, r in resources.items() if r["Type"] == "AWS::CloudWatch::Alarm"}
+    assert {a["MetricName"] for a in alarms.values()} == {"ApproximateNumberOfMessagesVisible",
+                                                          "ApproximateAgeOfOldestMessage", "Errors", "Throttles"}
+    # A dead-letter alarm for each tier's DLQ (the second's when there is one).
+    for alarm, queue in (("DeadLettersAlarm", "DeadLetterQueue"),
+                         ("SecondModelDeadLettersAlarm", "SecondModelDeadLetterQueue")):
+        dead = alarms[alarm]
+        assert dead["MetricName"] == "ApproximateNumberOfMessagesVisible"
+        assert dead["Dimensions"][0]["Value"] == {"Fn::GetAtt": [queue, "QueueName"]}
+        assert dead["Threshold"] == 0 and dead["ComparisonOperator"] == "GreaterThanThreshold"
 
 
 def test_every_checkov_suppression_when_read_then_has_a_reason(resources):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -25,7 +26,7 @@ from whisperq.aws.provision import Resources, provision
 from whisperq.aws.queues import Message, Queue
 from whisperq.config import Settings
 from whisperq.local import moto_patches
-from whisperq.local.esm import lambda_record
+from whisperq.local.esm import Poller, lambda_record
 from whisperq.local.lambda_context import LocalLambdaContext
 from whisperq.queue_config import QueueConfig
 from whisperq.transcriber import handler as function
@@ -225,3 +226,44 @@ def server(request):
     yield make
     for each in made:
         each.close()
+
+
+# --- the real tiny.en behind the event-source-mapping emulator (fan-out, diarization) --------------
+@pytest.fixture(scope="module")
+def engine():
+    """tiny.en on faster-whisper (int8, one thread), loaded once per module."""
+    from whisperq.transcriber.engines.faster import FasterWhisperEngine
+
+    return FasterWhisperEngine("tiny.en", "int8", 1)
+
+
+class Worker:
+    """The transcriber handler behind the event-source-mapping emulator's own invoke, on the test stack."""
+
+    def __init__(self, stack, engine, wrap_engine=None):
+        self.stack = stack
+        self.runtime = function.build_runtime(stack.settings, stack.clients, wrap_engine(engine) if wrap_engine
+                                              else engine, Logger(service="t"), sleep=lambda s: None)
+        function.reset(self.runtime)
+        self.poller = Poller(stack.queue, stack.resources.queue_arn, "us-east-1", 1, 0, 0, function.handler,
+                             "whisperq-transcriber", 900, sys.stderr)
+
+    def invoke(self, messages) -> tuple[int, int]:
+        return self.poller.invoke(messages)
+
+    def drain(self, limit: int = 60) -> int:
+        """Handle messages one at a time until the queue is empty; how many were handled."""
+        handled = 0
+        while handled < limit:
+            batch = self.stack.queue.receive(1, 0)
+            if not batch:
+                return handled
+            self.invoke(batch)
+            handled += 1
+        return handled
+
+
+@pytest.fixture
+def worker(stack, engine):
+    yield Worker(stack, engine)
+    function.reset()

@@ -12,15 +12,12 @@ import pytest
 import requests
 
 from tests.conftest import EXAMPLES
-from tests.integration.test_fanout import Worker
 from whisperq.core.jobs import JobStatus
 from whisperq.core.speakers import SpeakerHints, SpeakerTurn
-from whisperq.transcriber import handler as function
 from whisperq.transcriber.audio import SAMPLE_RATE, decode
 from whisperq.transcriber.diarizers import SpeechEmbeddings
 from whisperq.transcriber.diarizers.ge2e import Ge2eDiarizer
 from whisperq.transcriber.diarizers.voice_encoder import checkpoint_path
-from whisperq.transcriber.engines.faster import FasterWhisperEngine
 
 DIALOGUE = EXAMPLES / "dialogue.ogg"  # two espeak-ng voices, nine turns of 1.5 to 13.5 s, 64 s
 
@@ -112,21 +109,10 @@ def test_diarizer_when_chunks_embedded_apart_then_clustered_at_once_as_one_recor
 
 
 # --- diarized jobs on moto, with tiny.en ----------------------------------------------------------
-@pytest.fixture(scope="module")
-def engine():
-    return FasterWhisperEngine("tiny.en", "int8", 1)
-
-
 @pytest.fixture
 def queue_config(queue_config):
     # Fan out anything over 40 s into chunks of 20 s or more, with workers idle to take them.
     return replace(queue_config, fanout_min_duration_s=40, chunk_s=20, max_receive_count=2, max_concurrency=4)
-
-
-@pytest.fixture
-def worker(stack, engine):
-    yield Worker(stack, engine)
-    function.reset()
 
 
 def upload(stack, options: dict) -> str:

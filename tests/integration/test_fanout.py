@@ -5,68 +5,27 @@ merge, word timestamps. (The races of the delivery protocol are in test_delivery
 from __future__ import annotations
 
 import json
-import sys
 import time
 from dataclasses import replace
 
 import pytest
-from aws_lambda_powertools import Logger
 
 from tests.conftest import EXAMPLES, normalised
-from tests.integration.conftest import delivery_of
+from tests.integration.conftest import Worker, delivery_of
 from whisperq.aws.dlq import DeadLetterQueue
 from whisperq.core.fanout import Chunk, parse_chunk_message
 from whisperq.core.jobs import JobStatus
 from whisperq.core.keys import chunk_audio_key, chunk_plan_key, chunk_result_key
-from whisperq.local.esm import Poller
 from whisperq.transcriber import handler as function
-from whisperq.transcriber.engines.faster import FasterWhisperEngine
 
 PASSAGE = EXAMPLES / "passage.ogg"  # 123 s of espeak-ng speech, with its text in passage.txt
 BEAM_1 = {"beamSize": 1}
-
-
-@pytest.fixture(scope="module")
-def engine():
-    return FasterWhisperEngine("tiny.en", "int8", 1)
 
 
 @pytest.fixture
 def queue_config(queue_config):
     # Fan out anything over 40 s, no chunk under 20 s, six workers: the 123 s passage on an idle queue makes six.
     return replace(queue_config, fanout_min_duration_s=40, chunk_s=20, max_receive_count=2, max_concurrency=6)
-
-
-class Worker:
-    """The transcriber handler behind the event-source-mapping emulator's own invoke, on the test stack."""
-
-    def __init__(self, stack, engine, wrap_engine=None):
-        self.stack = stack
-        self.runtime = function.build_runtime(stack.settings, stack.clients, wrap_engine(engine) if wrap_engine
-                                              else engine, Logger(service="t"), sleep=lambda s: None)
-        function.reset(self.runtime)
-        self.poller = Poller(stack.queue, stack.resources.queue_arn, "us-east-1", 1, 0, 0, function.handler,
-                             "whisperq-transcriber", 900, sys.stderr)
-
-    def invoke(self, messages) -> tuple[int, int]:
-        return self.poller.invoke(messages)
-
-    def drain(self, limit: int = 60) -> int:
-        """Handle messages one at a time until the queue is empty; how many were handled."""
-        handled = 0
-        while handled < limit:
-            batch = self.stack.queue.receive(1, 0)
-            if not batch:
-                return handled
-            self.invoke(batch)
-            handled += 1
-        return handled
-
-
-@pytest.fixture
-def worker(stack, engine):
-    yield Worker(stack, engine)
-    function.reset()
 
 
 def upload(stack, options=None) -> str:
